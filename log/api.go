@@ -1,0 +1,48 @@
+package log
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors of the Log API, for errors.Is. Errors returned by Log
+// methods wrap one of these where one applies.
+var (
+	// ErrInvalidEntry: the entry is empty or larger than the entry cap.
+	// Nothing was written. Not retryable.
+	ErrInvalidEntry = errors.New("invalid entry")
+	// ErrPushback: the sequencing queue is full. Nothing was written;
+	// retry after a short delay (identical entries deduplicate, so a
+	// retry is always safe).
+	ErrPushback = errors.New("log is busy, retry later")
+	// ErrUnavailable: the log accepts no more writes, because it is
+	// shutting down or because a storage fault stopped the sequencer.
+	ErrUnavailable = errors.New("log is not accepting writes")
+	// ErrOutOfRange: an index or tree size beyond the published tree,
+	// or an impossible pair of sizes.
+	ErrOutOfRange = errors.New("out of range")
+	// ErrNotFound: no such entry, tile or bundle.
+	ErrNotFound = errors.New("not found")
+)
+
+// AddResult is the outcome of adding one entry.
+type AddResult struct {
+	// Index is the entry's index in the log.
+	Index uint64
+	// Duplicate is true if the same bytes were already in the log; Index
+	// is then the original index.
+	Duplicate bool
+}
+
+// Checkpoint is a published, signed checkpoint.
+type Checkpoint struct {
+	// Size is the tree size.
+	Size uint64
+	// Root is the RFC 6962 root hash of the tree of that size.
+	Root []byte
+	// Note is the C2SP tlog-checkpoint as a signed note, as served.
+	Note []byte
+}
+
+// Ensure the context import is used by the API surface below.
+var _ = context.Background

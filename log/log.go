@@ -1,0 +1,240 @@
+// Package log is provlog's log: admission of entries, the sequencer that
+// integrates them into an RFC 6962 Merkle tree, signed checkpoints, and the
+// reads (proofs, tiles, entries) served from what is durable.
+//
+// # Sequencing
+//
+// Add and AddBatch queue entries. One goroutine, the sequencer, owns the
+// tree: it takes a batch of queued requests (up to Config.BatchMaxEntries
+// entries, waiting at most Config.BatchMaxAge for more), and runs a round:
+//
+//  1. Hash the entries and look them up in the leaf-hash index: an entry
+//     already in the log (or earlier in the same batch) gets its original
+//     index. A lookup failure fails the batch; nothing was written.
+//  2. Append the new leaves to the compact range, collecting the hash tiles
+//     they change, compute the new root and sign a checkpoint over it. The
+//     checkpoint exists only in memory.
+//  3. Commit the entries, leaf-hash keys, tiles, tree state and checkpoint
+//     in one synced storage batch. A crash before the sync completes loses
+//     the round and its unreleased checkpoint together; after it, both are
+//     durable.
+//  4. Only now publish the checkpoint and return the indices to the callers.
+//
+// If step 3 fails, the round may or may not be on disk, so the sequencer
+// stops: every queued and later write fails with ErrUnavailable, no further
+// checkpoint is signed, and reads keep serving the last published state. A
+// restart recovers from whatever the store holds, through the same code
+// path as any start (Open reads the state and resumes). Since each round
+// extends the previous durable one, and a failure stops signing, no two
+// inconsistent checkpoints are ever signed.
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/provlog/provlog/merkle"
+	"github.com/provlog/provlog/storage"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// MaxEntrySizeLimit is the largest entry a log can hold: tlog-tiles entry
+// bundles prefix each entry with a uint16 length.
+const MaxEntrySizeLimit = 1<<16 - 1
+
+// Storage is what the log needs of its store.
+//
+// Commit must write the whole round atomically and must not return nil
+// before it is durable (synced); when it returns an error the round may or
+// may not be durable. ReadState must return the state of the last durable
+// round. Reads return storage.ErrNotFound (wrapped) for absent data.
+type Storage interface {
+	ReadState() (storage.State, error)
+	Commit(*storage.Round) error
+	LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error
+	Tile(level, index uint64) ([]byte, error)
+	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
+}
+
+// Config configures a Log. Zero values take the defaults given.
+type Config struct {
+	// Origin is the checkpoint origin; required. It must equal the
+	// signer's key name.
+	Origin string
+	// Signer signs checkpoints (Ed25519 note key); required.
+	Signer note.Signer
+	// MaxEntrySize caps entries in bytes. If zero, MaxEntrySizeLimit,
+	// which is also its maximum.
+	MaxEntrySize int
+	// BatchMaxEntries caps the entries of one round. If zero, 4096.
+	BatchMaxEntries int
+	// BatchMaxAge is how long a round waits for more entries after its
+	// first one. If zero, 1ms; negative means do not wait.
+	BatchMaxAge time.Duration
+	// QueueMaxEntries caps entries queued but not yet sequenced; beyond it
+	// writes fail fast with ErrPushback. If zero, 65536.
+	QueueMaxEntries int
+	// QueueMaxBytes caps the bytes of queued entries likewise. If zero,
+	// 256 MiB.
+	QueueMaxBytes int64
+	// Registerer receives the log's Prometheus metrics. If nil, they are
+	// not registered.
+	Registerer prometheus.Registerer
+	// Logger is the log's logger. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.Origin == "":
+		return errors.New("log config: Origin is empty")
+	case c.Signer == nil:
+		return errors.New("log config: Signer is nil")
+	case c.Signer.Name() != c.Origin:
+		return fmt.Errorf("log config: signer key name %q differs from origin %q", c.Signer.Name(), c.Origin)
+	case c.MaxEntrySize < 0 || c.MaxEntrySize > MaxEntrySizeLimit:
+		return fmt.Errorf("log config: MaxEntrySize %d, want 1..%d", c.MaxEntrySize, MaxEntrySizeLimit)
+	case c.BatchMaxEntries < 0 || c.QueueMaxEntries < 0 || c.QueueMaxBytes < 0:
+		return errors.New("log config: negative batch or queue limit")
+	}
+	if c.MaxEntrySize == 0 {
+		c.MaxEntrySize = MaxEntrySizeLimit
+	}
+	if c.BatchMaxEntries == 0 {
+		c.BatchMaxEntries = 4096
+	}
+	if c.BatchMaxAge == 0 {
+		c.BatchMaxAge = time.Millisecond
+	}
+	if c.QueueMaxEntries == 0 {
+		c.QueueMaxEntries = 65536
+	}
+	if c.QueueMaxBytes == 0 {
+		c.QueueMaxBytes = 256 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Log is a transparency log. Its methods are safe for concurrent use.
+type Log struct {
+	cfg     Config
+	store   Storage
+	metrics *metrics
+
+	// published is the latest published checkpoint; written only by the
+	// sequencer (and Open), read by anyone.
+	published atomic.Pointer[Checkpoint]
+
+	// queue carries requests to the sequencer. mu guards closing it:
+	// submitters hold mu.RLock while sending, Close holds mu.Lock to close.
+	mu          sync.RWMutex
+	closed      bool
+	queue       chan *request
+	queuedN     atomic.Int64 // entries in the queue
+	queuedBytes atomic.Int64 // their bytes
+
+	// fatal is set once by the sequencer when a commit fails.
+	fatal atomic.Pointer[error]
+
+	// Owned by the sequencer goroutine.
+	rng   *compact.Range
+	tiles *merkle.TileSet
+
+	done chan struct{} // closed when the sequencer has exited
+}
+
+var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+
+// Open resumes the log held by store (or starts an empty one) and starts its
+// sequencer. Close stops it. Open's cost does not depend on the log's size.
+func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	st, err := store.ReadState()
+	if err != nil {
+		return nil, fmt.Errorf("reading tree state: %w", err)
+	}
+	l := &Log{
+		cfg:     cfg,
+		store:   store,
+		metrics: newMetrics(cfg.Registerer),
+		queue:   make(chan *request, cfg.QueueMaxEntries),
+		done:    make(chan struct{}),
+	}
+	if l.rng, err = rangeFactory.NewRange(0, st.Size, st.Range); err != nil {
+		return nil, fmt.Errorf("tree state of size %d: %w", st.Size, err)
+	}
+	if l.tiles, err = merkle.NewTileSet(st.Size, store.Tile); err != nil {
+		return nil, fmt.Errorf("loading the rightmost tiles: %w", err)
+	}
+	root, err := l.root()
+	if err != nil {
+		return nil, err
+	}
+	cp := st.Checkpoint
+	if cp == nil { // a new log: sign the empty tree so readers have a checkpoint
+		if cp, err = l.sign(0, root); err != nil {
+			return nil, err
+		}
+	} else if err := l.checkStoredCheckpoint(cp, st.Size, root); err != nil {
+		return nil, err
+	}
+	l.publish(&Checkpoint{Size: st.Size, Root: root, Note: cp})
+	cfg.Logger.InfoContext(ctx, "log opened", "origin", cfg.Origin, "size", st.Size)
+	go l.sequence()
+	return l, nil
+}
+
+// Close stops accepting writes, sequences everything already queued (each
+// queued add is either committed and acknowledged or failed, never
+// acknowledged and lost), and waits for the sequencer to exit. The caller
+// closes the store afterwards.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.queue)
+	}
+	l.mu.Unlock()
+	<-l.done
+	if p := l.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Healthy returns nil while the log accepts writes, else the reason.
+func (l *Log) Healthy() error {
+	if p := l.fatal.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, *p)
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return fmt.Errorf("%w: shutting down", ErrUnavailable)
+	}
+	return nil
+}
+
+// MaxEntrySize returns the entry size cap in bytes.
+func (l *Log) MaxEntrySize() int { return l.cfg.MaxEntrySize }
+
+// Checkpoint returns the latest published checkpoint.
+func (l *Log) Checkpoint() Checkpoint { return *l.published.Load() }
+
+func (l *Log) publish(cp *Checkpoint) {
+	l.published.Store(cp)
+	l.metrics.treeSize.Set(float64(cp.Size))
+}

@@ -1,0 +1,137 @@
+package log
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/provlog/provlog/merkle"
+	"github.com/provlog/provlog/storage"
+)
+
+// Reads serve only what the published checkpoint covers: a reader never
+// sees an entry, tile or proof beyond the tree that has been signed and
+// published.
+
+// InclusionProof returns the RFC 6962 inclusion proof of entry index in the
+// tree of the given size; it needs index < size <= the published size.
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	if pub := l.Checkpoint().Size; size > pub {
+		return nil, fmt.Errorf("%w: tree size %d beyond published size %d", ErrOutOfRange, size, pub)
+	}
+	if index >= size {
+		return nil, fmt.Errorf("%w: index %d not in tree of size %d", ErrOutOfRange, index, size)
+	}
+	p, err := merkle.InclusionProof(index, size, l.store.Tile)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof for %d in %d: %w", index, size, err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof returns the RFC 6962 consistency proof between the trees
+// of sizes from and to; it needs from <= to <= the published size. The proof
+// from 0, or between equal sizes, is empty.
+func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if pub := l.Checkpoint().Size; to > pub {
+		return nil, fmt.Errorf("%w: tree size %d beyond published size %d", ErrOutOfRange, to, pub)
+	}
+	if from > to {
+		return nil, fmt.Errorf("%w: from size %d greater than to size %d", ErrOutOfRange, from, to)
+	}
+	p, err := merkle.ConsistencyProof(from, to, l.store.Tile)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof %d to %d: %w", from, to, err)
+	}
+	return p, nil
+}
+
+// IndexOf returns the index of the entry with the given RFC 6962 leaf hash,
+// or ErrNotFound if the published tree has no such entry.
+func (l *Log) IndexOf(ctx context.Context, leafHash []byte) (uint64, error) {
+	if len(leafHash) != merkle.HashSize {
+		return 0, fmt.Errorf("%w: leaf hash of %d bytes", ErrNotFound, len(leafHash))
+	}
+	idx, found := []uint64{0}, []bool{false}
+	if err := l.store.LookupLeaves([][]byte{leafHash}, idx, found); err != nil {
+		return 0, fmt.Errorf("looking up leaf hash: %w", err)
+	}
+	if !found[0] || idx[0] >= l.Checkpoint().Size {
+		return 0, fmt.Errorf("%w: no entry with leaf hash %x", ErrNotFound, leafHash)
+	}
+	return idx[0], nil
+}
+
+// Entries calls fn with each entry of [start, start+count) in order; the
+// range must lie within the published tree. The entry slice is valid only
+// during the call. An error from fn stops the iteration and is returned.
+func (l *Log) Entries(ctx context.Context, start, count uint64, fn func(index uint64, entry []byte) error) error {
+	if pub := l.Checkpoint().Size; start >= pub || count > pub-start {
+		return fmt.Errorf("%w: entries [%d, %d+%d) beyond published size %d", ErrOutOfRange, start, start, count, pub)
+	}
+	return l.store.Entries(start, count, func(i uint64, e []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(i, e)
+	})
+}
+
+// Tile returns the hashes of tlog-tiles tile (level, index) at the given
+// width (1..255 for a partial tile, 0 for the full tile), or ErrNotFound if
+// the published tree does not have the tile at that width.
+func (l *Log) Tile(ctx context.Context, level, index uint64, width uint8) ([]byte, error) {
+	w, err := l.tileWidth(merkle.TileID{Level: level, Index: index}, width)
+	if err != nil {
+		return nil, err
+	}
+	data, err := l.store.Tile(level, index)
+	if err != nil {
+		return nil, l.readErr(fmt.Sprintf("tile %d/%d", level, index), err)
+	}
+	if uint64(len(data)) < w*merkle.HashSize {
+		return nil, fmt.Errorf("tile %d/%d has %d bytes, want %d: %w", level, index, len(data), w*merkle.HashSize, storage.ErrCorrupt)
+	}
+	return data[:w*merkle.HashSize], nil
+}
+
+// EntryBundle returns tlog-tiles entry bundle index at the given width (as
+// for Tile): each entry as a big-endian uint16 length and its bytes.
+func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byte, error) {
+	w, err := l.tileWidth(merkle.TileID{Level: 0, Index: index}, width)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	err = l.store.Entries(index*merkle.TileWidth, w, func(_ uint64, e []byte) error {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+		b = append(b, e...)
+		return nil
+	})
+	if err != nil {
+		return nil, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
+	}
+	return b, nil
+}
+
+// tileWidth checks that the published tree has the tile at the requested
+// width (0 meaning full) and returns that width.
+func (l *Log) tileWidth(id merkle.TileID, width uint8) (uint64, error) {
+	want := uint64(width)
+	if want == 0 {
+		want = merkle.TileWidth
+	}
+	if have := id.Width(l.Checkpoint().Size); have < want {
+		return 0, fmt.Errorf("%w: tile %d/%d of width %d (published tree has width %d)", ErrNotFound, id.Level, id.Index, want, have)
+	}
+	return want, nil
+}
+
+func (l *Log) readErr(what string, err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		// The published tree has it, so the store must: report corruption.
+		return fmt.Errorf("%s missing from store: %w", what, storage.ErrCorrupt)
+	}
+	return fmt.Errorf("reading %s: %w", what, err)
+}

@@ -1,0 +1,71 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// LookupLeaves looks up leaf hashes in the leaf-hash index. For each hash it
+// sets found[i] and, if found, indices[i]. Both slices must have len(hashes).
+func (s *Store) LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error {
+	for i, h := range hashes {
+		v, err := s.get(leafKey(h))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			found[i] = false
+		case err != nil:
+			return err
+		case len(v) != 8:
+			return fmt.Errorf("leaf index value of %d bytes: %w", len(v), ErrCorrupt)
+		default:
+			found[i], indices[i] = true, binary.BigEndian.Uint64(v)
+		}
+	}
+	return nil
+}
+
+// Tile returns the stored hashes of a tile, or ErrNotFound.
+func (s *Store) Tile(level, index uint64) ([]byte, error) {
+	if level > 255 {
+		return nil, fmt.Errorf("tile level %d: %w", level, ErrNotFound)
+	}
+	return s.get(tileKey(level, index))
+}
+
+// Entries calls fn with each stored entry of [start, start+count) in order.
+// A missing entry is ErrCorrupt: the caller only asks for indices below the
+// stored size. The entry slice is valid only during the call.
+func (s *Store) Entries(start, count uint64, fn func(index uint64, entry []byte) error) error {
+	if count == 0 {
+		return nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(start), UpperBound: entryKey(start + count)})
+	if err != nil {
+		return fmt.Errorf("reading entries [%d, %d): %w", start, start+count, err)
+	}
+	defer it.Close()
+	want := start
+	for ok := it.First(); ok; ok = it.Next() {
+		if got := binary.BigEndian.Uint64(it.Key()[1:]); got != want {
+			return fmt.Errorf("entry %d missing (next stored is %d): %w", want, got, ErrCorrupt)
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("reading entry %d: %w", want, err)
+		}
+		if err := fn(want, v); err != nil {
+			return err
+		}
+		want++
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("reading entries [%d, %d): %w", start, start+count, err)
+	}
+	if want != start+count {
+		return fmt.Errorf("entry %d missing: %w", want, ErrCorrupt)
+	}
+	return nil
+}

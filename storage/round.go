@@ -1,0 +1,121 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// State is the tree state of a store: the size and the compact range
+// [0, Size) from which the sequencer continues, and the checkpoint signed
+// over it.
+type State struct {
+	// Size is the number of entries in the log.
+	Size uint64
+	// Range is the compact range [0, Size): one 32-byte hash per perfect
+	// subtree, as compact.Range.Hashes returns them.
+	Range [][]byte
+	// Checkpoint is the signed checkpoint over this tree, nil if Size is 0
+	// and none was signed yet.
+	Checkpoint []byte
+}
+
+// Tile is one hash tile to write.
+type Tile struct {
+	Level, Index uint64
+	// Hashes are the tile's hashes so far, 32 bytes each.
+	Hashes []byte
+}
+
+// Round is everything one sequencing round writes.
+type Round struct {
+	// Start is the index of Entries[0]; it must equal the stored size.
+	Start uint64
+	// Entries are the new entries, with their RFC 6962 leaf hashes.
+	Entries, LeafHashes [][]byte
+	// Tiles are the hash tiles the round changed.
+	Tiles []Tile
+	// State is the tree state after the round, its checkpoint included.
+	State State
+}
+
+// ReadState returns the stored tree state; the zero State for a new store.
+func (s *Store) ReadState() (State, error) {
+	v, err := s.get(keyState)
+	if errors.Is(err, ErrNotFound) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, err
+	}
+	st, err := decodeState(v)
+	if err != nil {
+		return State{}, err
+	}
+	if st.Size > 0 {
+		if st.Checkpoint, err = s.get(keyCheckpoint); err != nil {
+			return State{}, fmt.Errorf("reading checkpoint of tree size %d: %w", st.Size, err)
+		}
+	}
+	return st, nil
+}
+
+func encodeState(st State) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(st.Range)*hashSize), st.Size)
+	for _, h := range st.Range {
+		b = append(b, h...)
+	}
+	return b
+}
+
+func decodeState(v []byte) (State, error) {
+	if len(v) < 8 || (len(v)-8)%hashSize != 0 {
+		return State{}, fmt.Errorf("tree state of %d bytes: %w", len(v), ErrCorrupt)
+	}
+	st := State{Size: binary.BigEndian.Uint64(v)}
+	for h := v[8:]; len(h) > 0; h = h[hashSize:] {
+		st.Range = append(st.Range, h[:hashSize:hashSize])
+	}
+	return st, nil
+}
+
+// Commit writes a round in one Pebble batch and syncs it. When Commit
+// returns nil the round is durable. When it returns an error the round may
+// or may not be durable (a failed sync may follow a successful write): the
+// caller must stop writing and reopen, trusting only ReadState.
+func (s *Store) Commit(r *Round) error {
+	if len(r.Entries) != len(r.LeafHashes) || r.State.Size != r.Start+uint64(len(r.Entries)) {
+		return fmt.Errorf("malformed round: %d entries, %d leaf hashes, start %d, new size %d",
+			len(r.Entries), len(r.LeafHashes), r.Start, r.State.Size)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var idx [8]byte
+	for i, e := range r.Entries {
+		n := r.Start + uint64(i)
+		binary.BigEndian.PutUint64(idx[:], n)
+		if err := b.Set(entryKey(n), e, nil); err != nil {
+			return fmt.Errorf("batching entry %d: %w", n, err)
+		}
+		if err := b.Set(leafKey(r.LeafHashes[i]), idx[:], nil); err != nil {
+			return fmt.Errorf("batching leaf hash %d: %w", n, err)
+		}
+	}
+	for _, t := range r.Tiles {
+		if err := b.Set(tileKey(t.Level, t.Index), t.Hashes, nil); err != nil {
+			return fmt.Errorf("batching tile %d/%d: %w", t.Level, t.Index, err)
+		}
+	}
+	if err := b.Set(keyState, encodeState(r.State), nil); err != nil {
+		return fmt.Errorf("batching tree state: %w", err)
+	}
+	if err := b.Set(keyCheckpoint, r.State.Checkpoint, nil); err != nil {
+		return fmt.Errorf("batching checkpoint: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("committing round [%d, %d): %w", r.Start, r.State.Size, err)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+// Package storage is provlog's Pebble layout, and the only code that touches
+// Pebble.
+//
+// # Key schema
+//
+// Every key starts with a one-byte table prefix. Integers are big-endian so
+// that keys sort in index order.
+//
+//	'v'                         → schema version, uint32 (currently 1)
+//	'o'                         → the log's origin (checkpoint origin line)
+//	's'                         → tree state: size uint64 || compact range
+//	                              hashes (32 bytes each, as compact.Range.Hashes)
+//	'c'                         → the latest signed checkpoint (signed note)
+//	'e' || index uint64         → entry bytes
+//	'h' || leaf hash [32]byte   → index uint64 (the dedup and leaf-hash index)
+//	't' || level u8 || N uint64 → tlog-tiles hash tile: its hashes so far,
+//	                              32 bytes each; the rightmost tile of a level
+//	                              is rewritten as it grows, full tiles never
+//	                              change
+//
+// # Durability
+//
+// All the writes of one sequencing round — its entries, leaf-hash index
+// keys, changed tiles, the new tree state and the checkpoint signed over it —
+// go in one Pebble batch committed with Sync. Pebble applies a batch
+// atomically, so after a crash the store holds either all of a round or none
+// of it, and the tree state always describes exactly the entries and tiles
+// present. Reopening reads the state key and the rightmost tiles: its cost
+// does not depend on the size of the log.
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+const (
+	schemaVersion = 1
+	hashSize      = 32
+)
+
+var (
+	keyVersion    = []byte{'v'}
+	keyOrigin     = []byte{'o'}
+	keyState      = []byte{'s'}
+	keyCheckpoint = []byte{'c'}
+)
+
+// ErrNotFound is returned (wrapped) for an absent entry, tile or leaf hash.
+var ErrNotFound = errors.New("not found")
+
+// ErrCorrupt is returned (wrapped) when stored data cannot be decoded.
+var ErrCorrupt = errors.New("corrupt store")
+
+// Options configures a Store. The zero value is ready to use.
+type Options struct {
+	// FS is the filesystem Pebble uses. If nil, it is the OS filesystem
+	// (vfs.Default). Tests inject faults through it.
+	FS vfs.FS
+	// CacheBytes is Pebble's block cache size. If zero, 64 MiB.
+	CacheBytes int64
+	// Logger receives Pebble's own log lines. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a log's Pebble database. Its methods are safe for concurrent use;
+// the log's sequencer is its only writer.
+type Store struct {
+	db *pebble.DB
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	opts := &pebble.Options{
+		FS:                 o.FS,
+		CacheSize:          o.CacheBytes,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{o.Logger.With("component", "pebble")},
+	}
+	// Leaf-hash lookups (dedup) are mostly misses: a Bloom filter answers
+	// them without reading blocks.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	opts.EnsureDefaults()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening pebble at %s: %w", dir, err)
+	}
+	s := &Store{db: db}
+	if err := s.checkVersion(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkVersion writes the schema version into a new store and refuses a
+// store of another version.
+func (s *Store) checkVersion() error {
+	v, err := s.get(keyVersion)
+	if errors.Is(err, ErrNotFound) {
+		return s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
+		return fmt.Errorf("store schema version %x, want %d: %w", v, schemaVersion, ErrCorrupt)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// get returns a copy of the value of key, or ErrNotFound.
+func (s *Store) get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading key %q: %w", key[:1], err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+// Origin returns the origin recorded in the store, or "" for a new store.
+func (s *Store) Origin() (string, error) {
+	v, err := s.get(keyOrigin)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return string(v), err
+}
+
+// SetOrigin records the log's origin, synced. It is written once, when a
+// log is created.
+func (s *Store) SetOrigin(origin string) error {
+	if err := s.db.Set(keyOrigin, []byte(origin), pebble.Sync); err != nil {
+		return fmt.Errorf("writing origin: %w", err)
+	}
+	return nil
+}
+
+func entryKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{'e'}, index)
+}
+
+func leafKey(hash []byte) []byte { return append([]byte{'h'}, hash...) }
+
+func tileKey(level, index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{'t', byte(level)}, index)
+}
+
+// pebbleLogger sends Pebble's log lines to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Info(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
