@@ -79,7 +79,9 @@ func (e *testEnv) reopen(cfg Config) {
 	e.open(cfg)
 }
 
-func testEntry(i int) []byte { return fmt.Appendf(nil, "entry %d %x", i, bytes.Repeat([]byte{byte(i)}, i%97)) }
+func testEntry(i int) []byte {
+	return fmt.Appendf(nil, "entry %d %x", i, bytes.Repeat([]byte{byte(i)}, i%97))
+}
 
 // checkpoint parses and verifies the published checkpoint.
 func (e *testEnv) checkpoint() *flog.Checkpoint {
