@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ import (
 )
 
 const testOrigin = "example.com/test-log"
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // testEnv is a log over a store on an in-memory filesystem that survives
 // reopening.
@@ -54,12 +57,12 @@ func newEnv(t *testing.T) *testEnv {
 // open opens the store and the log with cfg (Origin and Signer filled in).
 func (e *testEnv) open(cfg Config) {
 	e.t.Helper()
-	st, err := storage.Open("db", storage.Options{FS: e.fs})
+	st, err := storage.Open("db", storage.Options{FS: e.fs, Logger: quiet})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.store, e.faults = st, &faultyStore{Store: st}
-	cfg.Origin, cfg.Signer = testOrigin, e.signer
+	cfg.Origin, cfg.Signer, cfg.Logger = testOrigin, e.signer, quiet
 	if e.log, err = Open(context.Background(), cfg, e.faults); err != nil {
 		e.t.Fatal(err)
 	}

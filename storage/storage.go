@@ -166,10 +166,10 @@ func tileKey(level, index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{'t', byte(level)}, index)
 }
 
-// pebbleLogger sends Pebble's log lines to slog.
+// pebbleLogger sends Pebble's log lines to slog; its chatty info lines at debug level.
 type pebbleLogger struct{ l *slog.Logger }
 
-func (p pebbleLogger) Infof(format string, args ...any) { p.l.Info(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }

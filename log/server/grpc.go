@@ -1,0 +1,187 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/provlog/provlog/log"
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
+)
+
+// retryDelay is the delay suggested to clients under pushback.
+const retryDelay = time.Second
+
+// RegisterGRPC registers on s the provlog.v1.Log service over l, the
+// standard gRPC health service (serving status from l.Healthy, for the
+// overall server "" and for "provlog.v1.Log") and reflection.
+func RegisterGRPC(s *grpc.Server, l Log) {
+	provlogv1.RegisterLogServer(s, &grpcServer{log: l})
+	healthpb.RegisterHealthServer(s, newHealthServer(l))
+	reflection.Register(s)
+}
+
+// grpcServer implements provlogv1.LogServer over a Log.
+type grpcServer struct {
+	provlogv1.UnimplementedLogServer
+	log Log
+}
+
+func (s *grpcServer) Append(ctx context.Context, req *provlogv1.AppendRequest) (*provlogv1.AppendResponse, error) {
+	if err := validateAppendRequest(req, s.log.MaxEntrySize()); err != nil {
+		return nil, err
+	}
+	res, err := s.log.Add(ctx, req.Entry)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return appendResponse(res), nil
+}
+
+func (s *grpcServer) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchRequest) (*provlogv1.AppendBatchResponse, error) {
+	if err := validateAppendBatchRequest(req, s.log.MaxEntrySize()); err != nil {
+		return nil, err
+	}
+	res, err := s.log.AddBatch(ctx, req.Entries)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return appendBatchResponse(res), nil
+}
+
+func (s *grpcServer) GetCheckpoint(ctx context.Context, _ *provlogv1.GetCheckpointRequest) (*provlogv1.GetCheckpointResponse, error) {
+	cp, err := s.checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	return &provlogv1.GetCheckpointResponse{Checkpoint: cp.Note}, nil
+}
+
+func (s *grpcServer) GetInclusionProof(ctx context.Context, req *provlogv1.GetInclusionProofRequest) (*provlogv1.GetInclusionProofResponse, error) {
+	if err := validateGetInclusionProofRequest(req); err != nil {
+		return nil, err
+	}
+	size, note, err := s.resolveSize(req.TreeSize)
+	if err != nil {
+		return nil, err
+	}
+	index, err := s.leafIndex(ctx, req, size)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := s.log.InclusionProof(ctx, index, size)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &provlogv1.GetInclusionProofResponse{Index: index, TreeSize: size, Proof: proof, Checkpoint: note}, nil
+}
+
+// leafIndex returns the index the request names, looking up a leaf hash;
+// an entry that the tree of the given size does not hold is OutOfRange.
+func (s *grpcServer) leafIndex(ctx context.Context, req *provlogv1.GetInclusionProofRequest, size uint64) (uint64, error) {
+	hash := req.GetLeafHash()
+	if hash == nil {
+		return req.GetIndex(), nil
+	}
+	index, err := s.log.IndexOf(ctx, hash)
+	if err != nil {
+		return 0, grpcError(err)
+	}
+	if index >= size {
+		return 0, status.Errorf(codes.OutOfRange, "entry %d is not in the tree of size %d", index, size)
+	}
+	return index, nil
+}
+
+func (s *grpcServer) GetConsistencyProof(ctx context.Context, req *provlogv1.GetConsistencyProofRequest) (*provlogv1.GetConsistencyProofResponse, error) {
+	if err := validateGetConsistencyProofRequest(req); err != nil {
+		return nil, err
+	}
+	to, note, err := s.resolveSize(req.ToSize)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := s.log.ConsistencyProof(ctx, req.FromSize, to)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &provlogv1.GetConsistencyProofResponse{FromSize: req.FromSize, ToSize: to, Proof: proof, Checkpoint: note}, nil
+}
+
+// checkpoint returns the latest published checkpoint, or Unavailable if
+// there is none yet.
+func (s *grpcServer) checkpoint() (log.Checkpoint, error) {
+	cp := s.log.Checkpoint()
+	if len(cp.Note) == 0 {
+		return cp, status.Error(codes.Unavailable, "no checkpoint published yet")
+	}
+	return cp, nil
+}
+
+// resolveSize resolves a requested tree size: 0 means the latest published
+// checkpoint, whose note is then returned too.
+func (s *grpcServer) resolveSize(size uint64) (uint64, []byte, error) {
+	if size != 0 {
+		return size, nil, nil
+	}
+	cp, err := s.checkpoint()
+	if err != nil {
+		return 0, nil, err
+	}
+	return cp.Size, cp.Note, nil
+}
+
+func appendResponse(r log.AddResult) *provlogv1.AppendResponse {
+	return &provlogv1.AppendResponse{Index: r.Index, Duplicate: r.Duplicate}
+}
+
+func appendBatchResponse(rs []log.AddResult) *provlogv1.AppendBatchResponse {
+	out := make([]*provlogv1.AppendResponse, len(rs))
+	for i, r := range rs {
+		out[i] = appendResponse(r)
+	}
+	return &provlogv1.AppendBatchResponse{Results: out}
+}
+
+// grpcError maps an error from the log to a gRPC status error. Errors
+// wrapping no known sentinel are logged and reported as Internal without
+// their text.
+func grpcError(err error) error {
+	switch {
+	case errors.Is(err, log.ErrInvalidEntry):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, log.ErrPushback):
+		return pushbackStatus(err)
+	case errors.Is(err, log.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, log.ErrOutOfRange):
+		return status.Error(codes.OutOfRange, err.Error())
+	case errors.Is(err, log.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	slog.Error("internal error serving gRPC request", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// pushbackStatus is ResourceExhausted with a RetryInfo detail.
+func pushbackStatus(err error) error {
+	st := status.New(codes.ResourceExhausted, err.Error())
+	withRetry, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)})
+	if derr != nil {
+		return st.Err()
+	}
+	return withRetry.Err()
+}

@@ -1,0 +1,220 @@
+package server
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/provlog/provlog/log"
+)
+
+// Cache-Control values. Full tiles and bundles never change; a partial one
+// at a given width does not either, but is soon superseded; the checkpoint
+// changes with every round.
+const (
+	cacheImmutable  = "public, max-age=31536000, immutable"
+	cachePartial    = "public, max-age=60"
+	cacheCheckpoint = "no-cache"
+)
+
+// HTTPHandler returns the HTTP front end over l:
+//
+//	GET  /checkpoint                  the latest signed checkpoint (tlog-tiles)
+//	GET  /tile/<L>/<N>[.p/<W>]        a hash tile (tlog-tiles)
+//	GET  /tile/entries/<N>[.p/<W>]    an entry bundle (tlog-tiles), gzipped if accepted
+//	POST /add                         add the body as one entry; 200 with its decimal index
+//	GET  /healthz                     200 "ok", or 503 with the reason
+//	GET  /metrics                     served by metrics; 404 if metrics is nil
+//
+// Errors are one-line text/plain reasons: 400 bad input, 404 not found,
+// 405 wrong method, 413 entry too large, 429 and 503 (with Retry-After)
+// under pushback or when the log is unavailable, 500 otherwise.
+func HTTPHandler(l Log, metrics http.Handler) http.Handler {
+	h := &httpServer{log: l}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /checkpoint", h.checkpoint)
+	mux.HandleFunc("GET /tile/{path...}", h.tile)
+	mux.HandleFunc("GET /tile/entries/{path...}", h.entryBundle)
+	mux.HandleFunc("POST /add", h.add)
+	mux.HandleFunc("GET /healthz", h.healthz)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	return mux
+}
+
+type httpServer struct {
+	log Log
+}
+
+func (h *httpServer) checkpoint(w http.ResponseWriter, r *http.Request) {
+	cp := h.log.Checkpoint()
+	if len(cp.Note) == 0 {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "no checkpoint published yet", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", cacheCheckpoint)
+	w.Write(cp.Note)
+}
+
+func (h *httpServer) tile(w http.ResponseWriter, r *http.Request) {
+	level, index, width, err := parseTilePath(r.PathValue("path"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	data, err := h.log.Tile(r.Context(), level, index, width)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	setTileHeaders(w, width)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
+}
+
+func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
+	index, width, err := parseEntriesPath(r.PathValue("path"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	data, err := h.log.EntryBundle(r.Context(), index, width)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	setTileHeaders(w, width)
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(r) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	zw := gzip.NewWriter(w)
+	zw.Write(data)
+	zw.Close()
+}
+
+// setTileHeaders sets the headers of a tile or bundle of the given width
+// (0 for full).
+func setTileHeaders(w http.ResponseWriter, width uint8) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if width == 0 {
+		w.Header().Set("Cache-Control", cacheImmutable)
+	} else {
+		w.Header().Set("Cache-Control", cachePartial)
+	}
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip
+// with a non-zero quality.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for item := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				continue
+			}
+			return !zeroQuality(params)
+		}
+	}
+	return false
+}
+
+// zeroQuality reports whether Accept-Encoding parameters give q=0.
+func zeroQuality(params string) bool {
+	for p := range strings.SplitSeq(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q == 0
+		}
+	}
+	return false
+}
+
+func (h *httpServer) add(w http.ResponseWriter, r *http.Request) {
+	entry, status, err := readEntry(w, r, h.log.MaxEntrySize())
+	if err != nil {
+		http.Error(w, err.Error(), status)
+		return
+	}
+	res, err := h.log.Add(r.Context(), entry)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, strconv.FormatUint(res.Index, 10))
+}
+
+// readEntry reads the request body as one entry of at most maxSize bytes,
+// returning the HTTP status and reason if it is not one.
+func readEntry(w http.ResponseWriter, r *http.Request, maxSize int) ([]byte, int, error) {
+	tooLarge := fmt.Errorf("entry too large: want <= %d bytes", maxSize)
+	if r.ContentLength > int64(maxSize) {
+		return nil, http.StatusRequestEntityTooLarge, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxSize)))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, http.StatusRequestEntityTooLarge, tooLarge
+	case err != nil:
+		return nil, http.StatusBadRequest, errors.New("reading request body failed")
+	case len(body) == 0:
+		return nil, http.StatusBadRequest, errors.New("empty entry")
+	}
+	return body, http.StatusOK, nil
+}
+
+func (h *httpServer) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := h.log.Healthy(); err != nil {
+		http.Error(w, oneLine(err.Error()), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// httpError writes the HTTP response for an error from the log. Errors
+// wrapping no known sentinel are logged and reported as 500 without their
+// text.
+func httpError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, log.ErrInvalidEntry):
+		code = http.StatusBadRequest
+	case errors.Is(err, log.ErrPushback):
+		code = http.StatusTooManyRequests
+	case errors.Is(err, log.ErrUnavailable),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, log.ErrOutOfRange), errors.Is(err, log.ErrNotFound):
+		code = http.StatusNotFound
+	default:
+		slog.Error("internal error serving HTTP request", "err", err)
+		http.Error(w, "internal error", code)
+		return
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	http.Error(w, oneLine(err.Error()), code)
+}
+
+// oneLine replaces line breaks so that a reason fits on one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}

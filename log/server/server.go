@@ -1,0 +1,52 @@
+// Package server holds provlog's front ends: thin gRPC and HTTP servers over
+// the log.
+//
+// RegisterGRPC serves the provlog.v1.Log service (proto/provlog/v1), the
+// standard gRPC health service and reflection. HTTPHandler serves the C2SP
+// tlog-tiles read API (checkpoint, tiles, entry bundles), POST /add,
+// /healthz and /metrics.
+//
+// Handlers only validate requests, call the Log and map its errors. Domain
+// errors (the sentinels of package log) map to gRPC status codes in
+// grpcError and to HTTP status codes in httpError; anything else is logged
+// and reported as an internal error without details.
+package server
+
+import (
+	"context"
+
+	"github.com/provlog/provlog/log"
+)
+
+// Log is what the servers need of *log.Log.
+//
+// Add and AddBatch return only once the entries are durable and covered by
+// a published signed checkpoint. Reads serve only the published tree.
+// Errors wrap the sentinels of package log (log.ErrInvalidEntry,
+// log.ErrPushback, log.ErrUnavailable, log.ErrOutOfRange, log.ErrNotFound)
+// where one applies.
+type Log interface {
+	// Add adds one entry.
+	Add(ctx context.Context, entry []byte) (log.AddResult, error)
+	// AddBatch adds entries together; results are in the order of entries.
+	AddBatch(ctx context.Context, entries [][]byte) ([]log.AddResult, error)
+	// Checkpoint returns the latest published checkpoint.
+	Checkpoint() log.Checkpoint
+	// InclusionProof needs index < size <= the published size.
+	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
+	// IndexOf returns the index of the entry with an RFC 6962 leaf hash.
+	IndexOf(ctx context.Context, leafHash []byte) (uint64, error)
+	// ConsistencyProof needs from <= to <= the published size.
+	ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error)
+	// Entries calls fn for each entry of [start, start+count) in order;
+	// entry is valid only during the call.
+	Entries(ctx context.Context, start, count uint64, fn func(index uint64, entry []byte) error) error
+	// Tile returns a tlog-tiles hash tile; width 0 means the full tile.
+	Tile(ctx context.Context, level, index uint64, width uint8) ([]byte, error)
+	// EntryBundle returns a tlog-tiles entry bundle; width as for Tile.
+	EntryBundle(ctx context.Context, index uint64, width uint8) ([]byte, error)
+	// MaxEntrySize is the entry cap in bytes.
+	MaxEntrySize() int
+	// Healthy returns nil if the log accepts writes, else the reason.
+	Healthy() error
+}
