@@ -536,3 +536,59 @@ func TestStorageFaults(t *testing.T) {
 		})
 	}
 }
+
+// countingStore counts the reads Open makes.
+type countingStore struct {
+	*storage.Store
+	tiles, entries, lookups int
+}
+
+func (c *countingStore) Tile(level, index uint64) ([]byte, error) {
+	c.tiles++
+	return c.Store.Tile(level, index)
+}
+
+func (c *countingStore) Entries(start, count uint64, fn func(uint64, []byte) error) error {
+	c.entries++
+	return c.Store.Entries(start, count, fn)
+}
+
+func (c *countingStore) LookupLeaves(h [][]byte, idx []uint64, found []bool) error {
+	c.lookups++
+	return c.Store.LookupLeaves(h, idx, found)
+}
+
+// TestOpenDoesNotReplay checks that reopening reads the tree state and at
+// most one partial tile per level, never the entries: its cost does not
+// grow with the log.
+func TestOpenDoesNotReplay(t *testing.T) {
+	e := newEnv(t)
+	batch := make([][]byte, 70000)
+	for i := range batch {
+		batch[i] = testEntry(i)
+	}
+	for i := 0; i < len(batch); i += 4096 {
+		if _, err := e.log.AddBatch(context.Background(), batch[i:min(i+4096, len(batch))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.close()
+	st, err := storage.Open("db", storage.Options{FS: e.fs, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := &countingStore{Store: st}
+	l, err := Open(context.Background(), Config{Origin: testOrigin, Signer: e.signer, Logger: quiet}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// 70000 entries: partial tiles at levels 0 (width 112), 1 (17), 2 (1).
+	if c.entries != 0 || c.lookups != 0 || c.tiles != 3 {
+		t.Errorf("Open read %d entry ranges, %d leaf lookups, %d tiles; want 0, 0, 3", c.entries, c.lookups, c.tiles)
+	}
+	if got := l.Checkpoint().Size; got != 70000 {
+		t.Errorf("size %d after reopen, want 70000", got)
+	}
+}

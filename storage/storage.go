@@ -89,6 +89,10 @@ func Open(dir string, o Options) (*Store, error) {
 		CacheSize:          o.CacheBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{o.Logger.With("component", "pebble")},
+		// The log appends at a high rate with keys mostly in index order:
+		// larger memtables mean fewer, larger flushes and less compaction.
+		MemTableSize:  64 << 20,
+		LBaseMaxBytes: 256 << 20,
 	}
 	// Leaf-hash lookups (dedup) are mostly misses: a Bloom filter answers
 	// them without reading blocks.
