@@ -58,7 +58,7 @@ func (s *grpcServer) AppendBatch(ctx context.Context, req *provlogv1.AppendBatch
 	return appendBatchResponse(res), nil
 }
 
-func (s *grpcServer) GetCheckpoint(ctx context.Context, _ *provlogv1.GetCheckpointRequest) (*provlogv1.GetCheckpointResponse, error) {
+func (s *grpcServer) GetCheckpoint(_ context.Context, _ *provlogv1.GetCheckpointRequest) (*provlogv1.GetCheckpointResponse, error) {
 	cp, err := s.checkpoint()
 	if err != nil {
 		return nil, err

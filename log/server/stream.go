@@ -150,7 +150,10 @@ func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlog
 		err = c.flush()
 	}
 	var se sendError
-	if errors.As(err, &se) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
 		return se.err
 	}
 	return grpcError(err)

@@ -1,0 +1,205 @@
+// Command provlogd runs a provlog transparency log: a gRPC service
+// (provlog.v1.Log) and an HTTP server (C2SP tlog-tiles, POST /add, metrics,
+// health) over an embedded Pebble store.
+//
+//	go run ./cmd/provlogd
+//
+// runs a working log with data in ./provlog-data, gRPC on 127.0.0.1:7400 and
+// HTTP on 127.0.0.1:7401. On first start it creates the log key
+// (DATA/log.key, mode 0600) and its verifier key (DATA/log.pub), and prints
+// the verifier key and both addresses. SIGINT or SIGTERM drains: queued
+// adds are committed and acknowledged, or failed, before it exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	plog "github.com/provlog/provlog/log"
+	"github.com/provlog/provlog/log/server"
+	"github.com/provlog/provlog/storage"
+	"google.golang.org/grpc"
+)
+
+// defaultOrigin names a new log when neither --origin nor a key is given.
+const defaultOrigin = "localhost/provlog"
+
+type config struct {
+	data, origin, key      string
+	grpcListen, httpListen string
+	admission              string
+	maxEntrySize           int
+	batchMaxEntries        int
+	batchMaxAge            time.Duration
+	queueMaxEntries        int
+	shutdownTimeout        time.Duration
+	logLevel               slog.Level
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.data, "data", "provlog-data", "data `directory` (created if absent)")
+	flag.StringVar(&c.origin, "origin", "", "log origin, a schemeless URL; also the key's name (default: the key's name, or "+defaultOrigin+" for a new log)")
+	flag.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent)")
+	flag.StringVar(&c.grpcListen, "grpc-listen", "127.0.0.1:7400", "gRPC listen `address`")
+	flag.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
+	flag.StringVar(&c.admission, "admission", "open", "admission mode: open (any non-empty entry up to the size cap)")
+	flag.IntVar(&c.maxEntrySize, "max-entry-size", plog.MaxEntrySizeLimit, "entry size cap in `bytes` (at most 65535, the tlog-tiles bundle limit)")
+	flag.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
+	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries (negative: no wait)")
+	flag.IntVar(&c.queueMaxEntries, "queue-max-entries", 65536, "most queued entries before adds are pushed back")
+	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a shutdown waits for in-flight requests")
+	flag.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: provlogd [flags]\n\nRuns a provlog transparency log.\n\nFlags:\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "provlogd: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.logLevel})))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintf(os.Stderr, "provlogd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	if c.admission != "open" {
+		return fmt.Errorf("--admission %q: only \"open\" is available in this version", c.admission)
+	}
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	if c.key == "" {
+		c.key = filepath.Join(c.data, "log.key")
+	}
+	store, err := storage.Open(filepath.Join(c.data, "db"), storage.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	key, err := openKey(c, store)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lg, err := plog.Open(ctx, plog.Config{
+		Origin:          key.Signer.Name(),
+		Signer:          key.Signer,
+		MaxEntrySize:    c.maxEntrySize,
+		BatchMaxEntries: c.batchMaxEntries,
+		BatchMaxAge:     c.batchMaxAge,
+		QueueMaxEntries: c.queueMaxEntries,
+		Registerer:      reg,
+	}, store)
+	if err != nil {
+		return err
+	}
+	err = serve(ctx, c, lg, key, reg)
+	if cerr := lg.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing log: %w", cerr))
+	}
+	slog.Info("provlogd stopped", "size", lg.Checkpoint().Size)
+	return err
+}
+
+// openKey loads or creates the log key and checks it against the origin the
+// store was created with.
+func openKey(c config, store *storage.Store) (*plog.Key, error) {
+	stored, err := store.Origin()
+	if err != nil {
+		return nil, err
+	}
+	origin := c.origin
+	if origin == "" {
+		origin = stored
+	}
+	if _, err := os.Stat(c.key); origin == "" && errors.Is(err, os.ErrNotExist) {
+		origin = defaultOrigin
+	}
+	key, err := plog.LoadOrCreateKey(c.key, filepath.Join(c.data, "log.pub"), origin)
+	if err != nil {
+		return nil, err
+	}
+	switch name := key.Signer.Name(); {
+	case stored == "":
+		if err := store.SetOrigin(name); err != nil {
+			return nil, err
+		}
+	case stored != name:
+		return nil, fmt.Errorf("data in %s belongs to log %q, but the key is for %q", c.data, stored, name)
+	}
+	if key.Created {
+		slog.Info("created log key", "file", c.key, "origin", key.Signer.Name())
+	}
+	return key, nil
+}
+
+// serve runs the gRPC and HTTP servers until ctx ends or one fails, then
+// shuts both down.
+func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prometheus.Registry) error {
+	gl, err := net.Listen("tcp", c.grpcListen)
+	if err != nil {
+		return fmt.Errorf("gRPC listen: %w", err)
+	}
+	hl, err := net.Listen("tcp", c.httpListen)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("HTTP listen: %w", err)
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	server.RegisterGRPC(gs, lg)
+	hs := &http.Server{
+		Handler:           server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
+	fmt.Printf("provlogd: log %s (tree size %d)\n", key.Signer.Name(), lg.Checkpoint().Size)
+	fmt.Printf("verifier key: %s\n", key.Verifier)
+	fmt.Printf("grpc: %s\n", gl.Addr())
+	fmt.Printf("http: http://%s/\n", hl.Addr())
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(gl) }()
+	go func() { errc <- hs.Serve(hl) }()
+	select {
+	case <-ctx.Done():
+		slog.Info("shutting down: draining requests")
+		err = nil
+	case err = <-errc:
+		err = fmt.Errorf("server failed: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	if herr := hs.Shutdown(sctx); herr != nil {
+		hs.Close()
+	}
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		gs.Stop()
+	}
+	return err
+}
