@@ -4,24 +4,48 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/provlog/provlog/storage"
 	"golang.org/x/mod/sumdb/note"
 )
 
+// latencies collects call latencies from concurrent writers.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) quantile(q float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0
+	}
+	slices.Sort(l.d)
+	return l.d[int(q*float64(len(l.d)-1))]
+}
+
 // benchLog opens a log on a real directory, so commits pay for fsync.
 func benchLog(b *testing.B) *Log {
 	b.Helper()
-	st, err := storage.Open(b.TempDir(), storage.Options{})
+	st, err := storage.Open(b.TempDir(), storage.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	skey, _, _ := note.GenerateKey(rand.Reader, testOrigin)
 	signer, _ := note.NewSigner(skey)
-	l, err := Open(context.Background(), Config{Origin: testOrigin, Signer: signer}, st)
+	l, err := Open(context.Background(), Config{Origin: testOrigin, Signer: signer, Logger: quiet}, st)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,6 +63,7 @@ func BenchmarkAdd(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			l := benchLog(b)
 			var next atomic.Int64
+			var lat latencies
 			b.SetBytes(1024)
 			b.ResetTimer()
 			var wg sync.WaitGroup
@@ -56,15 +81,22 @@ func BenchmarkAdd(b *testing.B) {
 							binary.BigEndian.PutUint64(e, uint64(first)+uint64(i))
 							batch[i] = e
 						}
+						t0 := time.Now()
 						if _, err := l.AddBatch(context.Background(), batch); err != nil {
 							b.Error(err)
 							return
 						}
+						lat.add(time.Since(t0))
 					}
 				})
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+			// An add returns once its entry is durable and its round's
+			// checkpoint is signed and published: this is the time to a
+			// signed checkpoint.
+			b.ReportMetric(lat.quantile(0.5).Seconds()*1e3, "p50-ms")
+			b.ReportMetric(lat.quantile(0.99).Seconds()*1e3, "p99-ms")
 		})
 	}
 }
