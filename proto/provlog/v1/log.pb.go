@@ -702,6 +702,377 @@ func (x *GetEntriesResponse) GetEntries() [][]byte {
 	return nil
 }
 
+type SearchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Key:
+	//
+	//	*SearchRequest_Digest
+	//	*SearchRequest_BuilderId
+	//	*SearchRequest_SourceCommit
+	Key isSearchRequest_Key `protobuf_oneof:"key"`
+	// The most results to return; 0 means 100; at most 1000.
+	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous SearchResponse.next_page_token; empty for the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchRequest) Reset() {
+	*x = SearchRequest{}
+	mi := &file_log_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRequest) ProtoMessage() {}
+
+func (x *SearchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
+func (*SearchRequest) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SearchRequest) GetKey() isSearchRequest_Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SearchRequest) GetDigest() string {
+	if x != nil {
+		if x, ok := x.Key.(*SearchRequest_Digest); ok {
+			return x.Digest
+		}
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetBuilderId() string {
+	if x != nil {
+		if x, ok := x.Key.(*SearchRequest_BuilderId); ok {
+			return x.BuilderId
+		}
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetSourceCommit() string {
+	if x != nil {
+		if x, ok := x.Key.(*SearchRequest_SourceCommit); ok {
+			return x.SourceCommit
+		}
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type isSearchRequest_Key interface {
+	isSearchRequest_Key()
+}
+
+type SearchRequest_Digest struct {
+	// An artifact digest, "<algorithm>:<lowercase hex>", algorithm sha256
+	// or sha512.
+	Digest string `protobuf:"bytes,1,opt,name=digest,proto3,oneof"`
+}
+
+type SearchRequest_BuilderId struct {
+	// A SLSA builder id, exactly as in build events.
+	BuilderId string `protobuf:"bytes,2,opt,name=builder_id,json=builderId,proto3,oneof"`
+}
+
+type SearchRequest_SourceCommit struct {
+	// A source commit (git commit id, lowercase hex), as in build events.
+	SourceCommit string `protobuf:"bytes,3,opt,name=source_commit,json=sourceCommit,proto3,oneof"`
+}
+
+func (*SearchRequest_Digest) isSearchRequest_Key() {}
+
+func (*SearchRequest_BuilderId) isSearchRequest_Key() {}
+
+func (*SearchRequest_SourceCommit) isSearchRequest_Key() {}
+
+type SearchResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*SearchResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Empty when there are no more results.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchResponse) Reset() {
+	*x = SearchResponse{}
+	mi := &file_log_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchResponse) ProtoMessage() {}
+
+func (x *SearchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
+func (*SearchResponse) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SearchResponse) GetResults() []*SearchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *SearchResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type SearchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// "build", "sign" or "promote".
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The stored entry (the canonical DSSE envelope).
+	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchResult) Reset() {
+	*x = SearchResult{}
+	mi := &file_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchResult) ProtoMessage() {}
+
+func (x *SearchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchResult.ProtoReflect.Descriptor instead.
+func (*SearchResult) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SearchResult) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SearchResult) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *SearchResult) GetEntry() []byte {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+type GetProofBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Leaf:
+	//
+	//	*GetProofBundleRequest_Index
+	//	*GetProofBundleRequest_LeafHash
+	Leaf          isGetProofBundleRequest_Leaf `protobuf_oneof:"leaf"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProofBundleRequest) Reset() {
+	*x = GetProofBundleRequest{}
+	mi := &file_log_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProofBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProofBundleRequest) ProtoMessage() {}
+
+func (x *GetProofBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProofBundleRequest.ProtoReflect.Descriptor instead.
+func (*GetProofBundleRequest) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetProofBundleRequest) GetLeaf() isGetProofBundleRequest_Leaf {
+	if x != nil {
+		return x.Leaf
+	}
+	return nil
+}
+
+func (x *GetProofBundleRequest) GetIndex() uint64 {
+	if x != nil {
+		if x, ok := x.Leaf.(*GetProofBundleRequest_Index); ok {
+			return x.Index
+		}
+	}
+	return 0
+}
+
+func (x *GetProofBundleRequest) GetLeafHash() []byte {
+	if x != nil {
+		if x, ok := x.Leaf.(*GetProofBundleRequest_LeafHash); ok {
+			return x.LeafHash
+		}
+	}
+	return nil
+}
+
+type isGetProofBundleRequest_Leaf interface {
+	isGetProofBundleRequest_Leaf()
+}
+
+type GetProofBundleRequest_Index struct {
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3,oneof"`
+}
+
+type GetProofBundleRequest_LeafHash struct {
+	// The entry's RFC 6962 leaf hash: 32 bytes.
+	LeafHash []byte `protobuf:"bytes,2,opt,name=leaf_hash,json=leafHash,proto3,oneof"`
+}
+
+func (*GetProofBundleRequest_Index) isGetProofBundleRequest_Leaf() {}
+
+func (*GetProofBundleRequest_LeafHash) isGetProofBundleRequest_Leaf() {}
+
+type GetProofBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tlog-proof text.
+	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProofBundleResponse) Reset() {
+	*x = GetProofBundleResponse{}
+	mi := &file_log_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProofBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProofBundleResponse) ProtoMessage() {}
+
+func (x *GetProofBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProofBundleResponse.ProtoReflect.Descriptor instead.
+func (*GetProofBundleResponse) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetProofBundleResponse) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+func (x *GetProofBundleResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_log_proto protoreflect.FileDescriptor
 
 const file_log_proto_rawDesc = "" +
@@ -749,7 +1120,31 @@ const file_log_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"D\n" +
 	"\x12GetEntriesResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
-	"\aentries\x18\x02 \x03(\fR\aentries2\xda\x04\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries\"\xb4\x01\n" +
+	"\rSearchRequest\x12\x18\n" +
+	"\x06digest\x18\x01 \x01(\tH\x00R\x06digest\x12\x1f\n" +
+	"\n" +
+	"builder_id\x18\x02 \x01(\tH\x00R\tbuilderId\x12%\n" +
+	"\rsource_commit\x18\x03 \x01(\tH\x00R\fsourceCommit\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageTokenB\x05\n" +
+	"\x03key\"l\n" +
+	"\x0eSearchResponse\x122\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.provlog.v1.SearchResultR\aresults\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\fSearchResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x14\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\"V\n" +
+	"\x15GetProofBundleRequest\x12\x16\n" +
+	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12\x1d\n" +
+	"\tleaf_hash\x18\x02 \x01(\fH\x00R\bleafHashB\x06\n" +
+	"\x04leaf\"F\n" +
+	"\x16GetProofBundleResponse\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\fR\x06bundle\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index2\xf4\x05\n" +
 	"\x03Log\x12?\n" +
 	"\x06Append\x12\x19.provlog.v1.AppendRequest\x1a\x1a.provlog.v1.AppendResponse\x12N\n" +
 	"\vAppendBatch\x12\x1e.provlog.v1.AppendBatchRequest\x1a\x1f.provlog.v1.AppendBatchResponse\x12S\n" +
@@ -758,7 +1153,9 @@ const file_log_proto_rawDesc = "" +
 	"\x11GetInclusionProof\x12$.provlog.v1.GetInclusionProofRequest\x1a%.provlog.v1.GetInclusionProofResponse\x12f\n" +
 	"\x13GetConsistencyProof\x12&.provlog.v1.GetConsistencyProofRequest\x1a'.provlog.v1.GetConsistencyProofResponse\x12M\n" +
 	"\n" +
-	"GetEntries\x12\x1d.provlog.v1.GetEntriesRequest\x1a\x1e.provlog.v1.GetEntriesResponse0\x01B7Z5github.com/provlog/provlog/proto/provlog/v1;provlogv1b\x06proto3"
+	"GetEntries\x12\x1d.provlog.v1.GetEntriesRequest\x1a\x1e.provlog.v1.GetEntriesResponse0\x01\x12?\n" +
+	"\x06Search\x12\x19.provlog.v1.SearchRequest\x1a\x1a.provlog.v1.SearchResponse\x12W\n" +
+	"\x0eGetProofBundle\x12!.provlog.v1.GetProofBundleRequest\x1a\".provlog.v1.GetProofBundleResponseB7Z5github.com/provlog/provlog/proto/provlog/v1;provlogv1b\x06proto3"
 
 var (
 	file_log_proto_rawDescOnce sync.Once
@@ -772,7 +1169,7 @@ func file_log_proto_rawDescGZIP() []byte {
 	return file_log_proto_rawDescData
 }
 
-var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_log_proto_goTypes = []any{
 	(*AppendRequest)(nil),               // 0: provlog.v1.AppendRequest
 	(*AppendResponse)(nil),              // 1: provlog.v1.AppendResponse
@@ -786,28 +1183,38 @@ var file_log_proto_goTypes = []any{
 	(*GetConsistencyProofResponse)(nil), // 9: provlog.v1.GetConsistencyProofResponse
 	(*GetEntriesRequest)(nil),           // 10: provlog.v1.GetEntriesRequest
 	(*GetEntriesResponse)(nil),          // 11: provlog.v1.GetEntriesResponse
+	(*SearchRequest)(nil),               // 12: provlog.v1.SearchRequest
+	(*SearchResponse)(nil),              // 13: provlog.v1.SearchResponse
+	(*SearchResult)(nil),                // 14: provlog.v1.SearchResult
+	(*GetProofBundleRequest)(nil),       // 15: provlog.v1.GetProofBundleRequest
+	(*GetProofBundleResponse)(nil),      // 16: provlog.v1.GetProofBundleResponse
 }
 var file_log_proto_depIdxs = []int32{
 	1,  // 0: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResponse
-	0,  // 1: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
-	2,  // 2: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	2,  // 3: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
-	4,  // 4: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	6,  // 5: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	8,  // 6: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	10, // 7: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
-	1,  // 8: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
-	3,  // 9: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	3,  // 10: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
-	5,  // 11: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	7,  // 12: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	9,  // 13: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	11, // 14: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
-	8,  // [8:15] is the sub-list for method output_type
-	1,  // [1:8] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	14, // 1: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
+	0,  // 2: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
+	2,  // 3: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	2,  // 4: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
+	4,  // 5: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	6,  // 6: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	8,  // 7: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	10, // 8: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
+	12, // 9: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
+	15, // 10: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
+	1,  // 11: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
+	3,  // 12: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	3,  // 13: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
+	5,  // 14: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	7,  // 15: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	9,  // 16: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	11, // 17: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
+	13, // 18: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
+	16, // 19: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
+	11, // [11:20] is the sub-list for method output_type
+	2,  // [2:11] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_log_proto_init() }
@@ -819,13 +1226,22 @@ func file_log_proto_init() {
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
+	file_log_proto_msgTypes[12].OneofWrappers = []any{
+		(*SearchRequest_Digest)(nil),
+		(*SearchRequest_BuilderId)(nil),
+		(*SearchRequest_SourceCommit)(nil),
+	}
+	file_log_proto_msgTypes[15].OneofWrappers = []any{
+		(*GetProofBundleRequest_Index)(nil),
+		(*GetProofBundleRequest_LeafHash)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_proto_rawDesc), len(file_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,8 @@ const (
 	Log_GetInclusionProof_FullMethodName   = "/provlog.v1.Log/GetInclusionProof"
 	Log_GetConsistencyProof_FullMethodName = "/provlog.v1.Log/GetConsistencyProof"
 	Log_GetEntries_FullMethodName          = "/provlog.v1.Log/GetEntries"
+	Log_Search_FullMethodName              = "/provlog.v1.Log/Search"
+	Log_GetProofBundle_FullMethodName      = "/provlog.v1.Log/GetProofBundle"
 )
 
 // LogClient is the client API for Log service.
@@ -70,6 +72,14 @@ type LogClient interface {
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error)
 	// GetEntries streams the entries [start, start+count) in order, in chunks.
 	GetEntries(ctx context.Context, in *GetEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetEntriesResponse], error)
+	// Search returns the published events about an artifact digest (or by
+	// builder id, or by source commit), in log order, paginated.
+	Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
+	// GetProofBundle returns a C2SP tlog-proof (c2sp.org/tlog-proof@v1) for one
+	// entry: its index, inclusion proof and the latest published checkpoint (with any witness
+	// cosignatures) it verifies against. The bundle's extra data is the entry
+	// itself, so the bundle verifies offline with only the log's verifier key.
+	GetProofBundle(ctx context.Context, in *GetProofBundleRequest, opts ...grpc.CallOption) (*GetProofBundleResponse, error)
 }
 
 type logClient struct {
@@ -162,6 +172,26 @@ func (c *logClient) GetEntries(ctx context.Context, in *GetEntriesRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Log_GetEntriesClient = grpc.ServerStreamingClient[GetEntriesResponse]
 
+func (c *logClient) Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchResponse)
+	err := c.cc.Invoke(ctx, Log_Search_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logClient) GetProofBundle(ctx context.Context, in *GetProofBundleRequest, opts ...grpc.CallOption) (*GetProofBundleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProofBundleResponse)
+	err := c.cc.Invoke(ctx, Log_GetProofBundle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServer is the server API for Log service.
 // All implementations must embed UnimplementedLogServer
 // for forward compatibility.
@@ -187,6 +217,14 @@ type LogServer interface {
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error)
 	// GetEntries streams the entries [start, start+count) in order, in chunks.
 	GetEntries(*GetEntriesRequest, grpc.ServerStreamingServer[GetEntriesResponse]) error
+	// Search returns the published events about an artifact digest (or by
+	// builder id, or by source commit), in log order, paginated.
+	Search(context.Context, *SearchRequest) (*SearchResponse, error)
+	// GetProofBundle returns a C2SP tlog-proof (c2sp.org/tlog-proof@v1) for one
+	// entry: its index, inclusion proof and the latest published checkpoint (with any witness
+	// cosignatures) it verifies against. The bundle's extra data is the entry
+	// itself, so the bundle verifies offline with only the log's verifier key.
+	GetProofBundle(context.Context, *GetProofBundleRequest) (*GetProofBundleResponse, error)
 	mustEmbedUnimplementedLogServer()
 }
 
@@ -217,6 +255,12 @@ func (UnimplementedLogServer) GetConsistencyProof(context.Context, *GetConsisten
 }
 func (UnimplementedLogServer) GetEntries(*GetEntriesRequest, grpc.ServerStreamingServer[GetEntriesResponse]) error {
 	return status.Error(codes.Unimplemented, "method GetEntries not implemented")
+}
+func (UnimplementedLogServer) Search(context.Context, *SearchRequest) (*SearchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Search not implemented")
+}
+func (UnimplementedLogServer) GetProofBundle(context.Context, *GetProofBundleRequest) (*GetProofBundleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProofBundle not implemented")
 }
 func (UnimplementedLogServer) mustEmbedUnimplementedLogServer() {}
 func (UnimplementedLogServer) testEmbeddedByValue()             {}
@@ -347,6 +391,42 @@ func _Log_GetEntries_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Log_GetEntriesServer = grpc.ServerStreamingServer[GetEntriesResponse]
 
+func _Log_Search_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).Search(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_Search_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).Search(ctx, req.(*SearchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Log_GetProofBundle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProofBundleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).GetProofBundle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_GetProofBundle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).GetProofBundle(ctx, req.(*GetProofBundleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Log_ServiceDesc is the grpc.ServiceDesc for Log service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -373,6 +453,14 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetConsistencyProof",
 			Handler:    _Log_GetConsistencyProof_Handler,
+		},
+		{
+			MethodName: "Search",
+			Handler:    _Log_Search_Handler,
+		},
+		{
+			MethodName: "GetProofBundle",
+			Handler:    _Log_GetProofBundle_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
