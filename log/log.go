@@ -62,6 +62,7 @@ type Storage interface {
 	LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error
 	Tile(level, index uint64) ([]byte, error)
 	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
+	IndexReader
 }
 
 // Config configures a Log. Zero values take the defaults given.
@@ -85,6 +86,9 @@ type Config struct {
 	// QueueMaxBytes caps the bytes of queued entries likewise. If zero,
 	// 256 MiB.
 	QueueMaxBytes int64
+	// Admission decides what may be logged. If nil, OpenAdmission: any
+	// non-empty entry up to MaxEntrySize.
+	Admission Admitter
 	// Registerer receives the log's Prometheus metrics. If nil, they are
 	// not registered.
 	Registerer prometheus.Registerer
@@ -122,6 +126,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Admission == nil {
+		c.Admission = OpenAdmission{}
 	}
 	return nil
 }

@@ -333,7 +333,7 @@ func TestPushback(t *testing.T) {
 	// more fill the queue; the next is pushed back at once.
 	var pending []*Pending
 	for i := range 5 {
-		p, err := e.log.Submit([][]byte{testEntry(i)})
+		p, err := e.log.Submit(ctx, [][]byte{testEntry(i)})
 		if err != nil {
 			t.Fatalf("Submit(%d): %v", i, err)
 		}
@@ -342,7 +342,7 @@ func TestPushback(t *testing.T) {
 			e.faults.waitBlocked(t)
 		}
 	}
-	if _, err := e.log.Submit([][]byte{testEntry(99)}); !errors.Is(err, ErrPushback) {
+	if _, err := e.log.Submit(ctx, [][]byte{testEntry(99)}); !errors.Is(err, ErrPushback) {
 		t.Fatalf("Submit over the queue bound: %v, want ErrPushback", err)
 	}
 	close(e.faults.block)

@@ -16,7 +16,7 @@ import (
 
 // request is one Add or AddBatch call waiting for the sequencer.
 type request struct {
-	entries [][]byte
+	entries []Admitted
 	bytes   int64
 	queued  time.Time
 	results []AddResult
@@ -53,18 +53,19 @@ func (l *Log) Add(ctx context.Context, entry []byte) (AddResult, error) {
 // AddBatch adds entries together, as Add does for one; results are in the
 // order of entries. If any entry is invalid, none is added.
 func (l *Log) AddBatch(ctx context.Context, entries [][]byte) ([]AddResult, error) {
-	p, err := l.Submit(entries)
+	p, err := l.Submit(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
 	return p.Wait(ctx)
 }
 
-// Submit validates and queues entries without waiting for them; Pending.Wait
-// returns their results. It fails fast with ErrPushback when the queue is
+// Submit validates and admits entries and queues them without waiting for
+// them to be sequenced; Pending.Wait returns their results. If any entry is
+// refused, none is queued. It fails fast with ErrPushback when the queue is
 // full and ErrUnavailable when the log accepts no writes.
-func (l *Log) Submit(entries [][]byte) (*Pending, error) {
-	r, err := l.newRequest(entries)
+func (l *Log) Submit(ctx context.Context, entries [][]byte) (*Pending, error) {
+	r, err := l.newRequest(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -75,22 +76,39 @@ func (l *Log) Submit(entries [][]byte) (*Pending, error) {
 	return &Pending{r}, nil
 }
 
-func (l *Log) newRequest(entries [][]byte) (*request, error) {
+func (l *Log) newRequest(ctx context.Context, entries [][]byte) (*request, error) {
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%w: no entries", ErrInvalidEntry)
 	}
-	r := &request{entries: entries, done: make(chan struct{})}
+	r := &request{entries: make([]Admitted, len(entries)), done: make(chan struct{})}
 	for i, e := range entries {
-		if err := l.checkEntry(e); err != nil {
+		a, err := l.admit(ctx, e)
+		if err != nil {
 			if len(entries) > 1 {
 				err = fmt.Errorf("entry %d: %w", i, err)
 			}
 			l.metrics.rejected(err)
 			return nil, err
 		}
-		r.bytes += int64(len(e))
+		r.entries[i] = a
+		r.bytes += int64(len(a.Leaf))
 	}
 	return r, nil
+}
+
+// admit checks an entry's size, then runs the admission policy.
+func (l *Log) admit(ctx context.Context, e []byte) (Admitted, error) {
+	if err := l.checkEntry(e); err != nil {
+		return Admitted{}, err
+	}
+	a, err := l.cfg.Admission.Admit(ctx, e)
+	if err != nil {
+		return Admitted{}, err
+	}
+	if err := l.checkEntry(a.Leaf); err != nil { // a canonical form may be larger
+		return Admitted{}, fmt.Errorf("admitted form: %w", err)
+	}
+	return a, nil
 }
 
 func (l *Log) checkEntry(e []byte) error {
@@ -228,13 +246,13 @@ func (l *Log) fail(batch []*request, err error) {
 // integrate sequences the batch's entries, commits them and publishes the
 // new checkpoint. It returns the number of new entries.
 func (l *Log) integrate(batch []*request) (int, error) {
-	var all [][]byte
+	var all []Admitted
 	for _, r := range batch {
 		all = append(all, r.entries...)
 	}
 	hashes := make([][]byte, len(all))
 	for i, e := range all {
-		hashes[i] = merkle.LeafHash(e)
+		hashes[i] = merkle.LeafHash(e.Leaf)
 	}
 	// Step 1: dedup against the log and within the batch.
 	indices, found := make([]uint64, len(all)), make([]bool, len(all))
@@ -260,7 +278,10 @@ func (l *Log) integrate(batch []*request) (int, error) {
 			return 0, l.stop(fmt.Errorf("appending leaf %d: %w", idx, err))
 		}
 		inBatch[string(hashes[i])], indices[i] = idx, idx
-		round.Entries, round.LeafHashes = append(round.Entries, e), append(round.LeafHashes, hashes[i])
+		round.Entries, round.LeafHashes = append(round.Entries, e.Leaf), append(round.LeafHashes, hashes[i])
+		for _, t := range e.Terms {
+			round.Index = append(round.Index, storage.IndexKey{Kind: t.Kind, Value: t.Value, Index: idx, Tag: t.Tag})
+		}
 	}
 	if len(round.Entries) > 0 {
 		if err := l.commit(round); err != nil {

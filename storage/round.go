@@ -37,6 +37,8 @@ type Round struct {
 	Entries, LeafHashes [][]byte
 	// Tiles are the hash tiles the round changed.
 	Tiles []Tile
+	// Index are the search-index keys of the new entries.
+	Index []IndexKey
 	// State is the tree state after the round, its checkpoint included.
 	State State
 }
@@ -101,6 +103,17 @@ func (s *Store) Commit(r *Round) error {
 		}
 		if err := b.Set(leafKey(r.LeafHashes[i]), idx[:], nil); err != nil {
 			return fmt.Errorf("batching leaf hash %d: %w", n, err)
+		}
+	}
+	for _, k := range r.Index {
+		if k.Index < r.Start || k.Index >= r.State.Size {
+			return fmt.Errorf("index key for entry %d outside round [%d, %d)", k.Index, r.Start, r.State.Size)
+		}
+		if err := k.check(); err != nil {
+			return err
+		}
+		if err := b.Set(k.key(), []byte{k.Tag}, nil); err != nil {
+			return fmt.Errorf("batching index key: %w", err)
 		}
 	}
 	for _, t := range r.Tiles {

@@ -17,11 +17,14 @@
 //	                              32 bytes each; the rightmost tile of a level
 //	                              is rewritten as it grows, full tiles never
 //	                              change
+//	'x' || kind u8 || len u16 || value || index uint64
+//	                            → tag u8: the search index (IndexKey), e.g.
+//	                              artifact digest → the events about it
 //
 // # Durability
 //
 // All the writes of one sequencing round — its entries, leaf-hash index
-// keys, changed tiles, the new tree state and the checkpoint signed over it —
+// keys, search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
 // go in one Pebble batch committed with Sync. Pebble applies a batch
 // atomically, so after a crash the store holds either all of a round or none
 // of it, and the tree state always describes exactly the entries and tiles

@@ -31,9 +31,10 @@ type fakeLog struct {
 	// leaves maps leaf hashes to indices for IndexOf.
 	leaves map[string]uint64
 
-	mu        sync.Mutex
-	added     [][]byte // entries given to Add and AddBatch
-	healthErr error
+	mu         sync.Mutex
+	added      [][]byte // entries given to Add and AddBatch
+	healthErr  error
+	lastSearch searchQuery
 }
 
 func newFakeLog(size uint64) *fakeLog {
@@ -174,4 +175,34 @@ func (f *fakeLog) setHealth(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.healthErr = err
+}
+
+// searchQuery records the last Search call.
+func (f *fakeLog) Search(ctx context.Context, kind byte, value string, from uint64, limit int) ([]log.SearchResult, uint64, error) {
+	if f.err != nil {
+		return nil, 0, f.err
+	}
+	f.mu.Lock()
+	f.lastSearch = searchQuery{kind: kind, value: value, from: from, limit: limit}
+	f.mu.Unlock()
+	// Two results per page, three pages.
+	if from >= 6 {
+		return nil, 0, nil
+	}
+	res := []log.SearchResult{{Index: from, Type: "build", Entry: fakeEntry(from, 0)}, {Index: from + 1, Type: "sign", Entry: fakeEntry(from+1, 0)}}
+	next := from + 2
+	if next >= 6 {
+		next = 0
+	}
+	return res, next, nil
+}
+
+func (f *fakeLog) ProofBundle(ctx context.Context, index uint64) ([]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	if index >= f.cp.Size {
+		return nil, fmt.Errorf("%w: index %d", log.ErrOutOfRange, index)
+	}
+	return fmt.Appendf(nil, "bundle %d", index), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -167,6 +168,10 @@ func grpcError(err error) error {
 		return status.Error(codes.OutOfRange, err.Error())
 	case errors.Is(err, log.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, log.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, log.ErrFailedPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -184,4 +189,41 @@ func pushbackStatus(err error) error {
 		return st.Err()
 	}
 	return withRetry.Err()
+}
+
+func (s *grpcServer) Search(ctx context.Context, req *provlogv1.SearchRequest) (*provlogv1.SearchResponse, error) {
+	q, err := validateSearchRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	results, next, err := s.log.Search(ctx, q.kind, q.value, q.from, q.limit)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	resp := &provlogv1.SearchResponse{}
+	for _, r := range results {
+		resp.Results = append(resp.Results, &provlogv1.SearchResult{Index: r.Index, EventType: r.Type, Entry: r.Entry})
+	}
+	if next != 0 {
+		resp.NextPageToken = strconv.FormatUint(next, 10)
+	}
+	return resp, nil
+}
+
+func (s *grpcServer) GetProofBundle(ctx context.Context, req *provlogv1.GetProofBundleRequest) (*provlogv1.GetProofBundleResponse, error) {
+	if err := validateGetProofBundleRequest(req); err != nil {
+		return nil, err
+	}
+	index := req.GetIndex()
+	if hash := req.GetLeafHash(); hash != nil {
+		var err error
+		if index, err = s.log.IndexOf(ctx, hash); err != nil {
+			return nil, grpcError(err)
+		}
+	}
+	bundle, err := s.log.ProofBundle(ctx, index)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &provlogv1.GetProofBundleResponse{Bundle: bundle, Index: index}, nil
 }

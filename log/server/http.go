@@ -32,8 +32,9 @@ const (
 //	GET  /healthz                     200 "ok", or 503 with the reason
 //	GET  /metrics                     served by metrics; 404 if metrics is nil
 //
-// Errors are one-line text/plain reasons: 400 bad input, 404 not found,
-// 405 wrong method, 413 entry too large, 429 and 503 (with Retry-After)
+// Errors are one-line text/plain reasons: 400 bad input, 403 an event's
+// signatures or roles refused, 404 not found, 405 wrong method, 409 an
+// event's lineage refused, 413 entry too large, 429 and 503 (with Retry-After)
 // under pushback or when the log is unavailable, 500 otherwise.
 func HTTPHandler(l Log, metrics http.Handler) http.Handler {
 	h := &httpServer{log: l}
@@ -203,6 +204,10 @@ func httpError(w http.ResponseWriter, err error) {
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, log.ErrOutOfRange), errors.Is(err, log.ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, log.ErrPermissionDenied):
+		code = http.StatusForbidden
+	case errors.Is(err, log.ErrFailedPrecondition):
+		code = http.StatusConflict
 	default:
 		slog.Error("internal error serving HTTP request", "err", err)
 		http.Error(w, "internal error", code)

@@ -23,7 +23,8 @@ import (
 // Add and AddBatch return only once the entries are durable and covered by
 // a published signed checkpoint. Reads serve only the published tree.
 // Errors wrap the sentinels of package log (log.ErrInvalidEntry,
-// log.ErrPushback, log.ErrUnavailable, log.ErrOutOfRange, log.ErrNotFound)
+// log.ErrPushback, log.ErrUnavailable, log.ErrOutOfRange, log.ErrNotFound,
+// log.ErrPermissionDenied, log.ErrFailedPrecondition)
 // where one applies.
 type Log interface {
 	// Add adds one entry.
@@ -45,6 +46,11 @@ type Log interface {
 	Tile(ctx context.Context, level, index uint64, width uint8) ([]byte, error)
 	// EntryBundle returns a tlog-tiles entry bundle; width as for Tile.
 	EntryBundle(ctx context.Context, index uint64, width uint8) ([]byte, error)
+	// Search returns published entries under an index term from index
+	// from on, and the index to continue from (0 when done).
+	Search(ctx context.Context, kind byte, value string, from uint64, limit int) ([]log.SearchResult, uint64, error)
+	// ProofBundle returns a C2SP tlog-proof for one entry.
+	ProofBundle(ctx context.Context, index uint64) ([]byte, error)
 	// MaxEntrySize is the entry cap in bytes.
 	MaxEntrySize() int
 	// Healthy returns nil if the log accepts writes, else the reason.

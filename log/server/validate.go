@@ -2,10 +2,13 @@ package server
 
 import (
 	"fmt"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/log"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
@@ -88,4 +91,75 @@ func validateGetEntriesRequest(req *provlogv1.GetEntriesRequest) error {
 		return invalid("GetEntriesRequest.count: %d, start+count overflows", count)
 	}
 	return nil
+}
+
+const (
+	// defaultPageSize is the page size of a SearchRequest that gives none.
+	defaultPageSize = 100
+	// maxSearchValue caps builder ids and source commits in a search.
+	maxSearchValue = 1024
+)
+
+// searchQuery is a validated SearchRequest.
+type searchQuery struct {
+	kind  byte
+	value string
+	from  uint64
+	limit int
+}
+
+func validateSearchRequest(req *provlogv1.SearchRequest) (searchQuery, error) {
+	q := searchQuery{limit: int(req.GetPageSize())}
+	switch k := req.GetKey().(type) {
+	case *provlogv1.SearchRequest_Digest:
+		d, err := event.ParseDigest(k.Digest)
+		if err != nil {
+			return q, invalid("SearchRequest.digest: %q, want sha256:<64 hex> or sha512:<128 hex>", clip(k.Digest))
+		}
+		q.kind, q.value = log.IndexDigest, d.String()
+	case *provlogv1.SearchRequest_BuilderId:
+		q.kind, q.value = log.IndexBuilder, k.BuilderId
+	case *provlogv1.SearchRequest_SourceCommit:
+		q.kind, q.value = log.IndexCommit, k.SourceCommit
+	default:
+		return q, invalid("SearchRequest.key: unset, want digest, builder_id or source_commit")
+	}
+	if q.value == "" || len(q.value) > maxSearchValue {
+		return q, invalid("SearchRequest.key: %d bytes, want 1 to %d", len(q.value), maxSearchValue)
+	}
+	switch {
+	case q.limit == 0:
+		q.limit = defaultPageSize
+	case q.limit > log.MaxSearchResults:
+		return q, invalid("SearchRequest.page_size: %d, want <= %d", q.limit, log.MaxSearchResults)
+	}
+	if t := req.GetPageToken(); t != "" {
+		from, err := strconv.ParseUint(t, 10, 64)
+		if err != nil || strconv.FormatUint(from, 10) != t {
+			return q, invalid("SearchRequest.page_token: malformed")
+		}
+		q.from = from
+	}
+	return q, nil
+}
+
+func validateGetProofBundleRequest(req *provlogv1.GetProofBundleRequest) error {
+	switch l := req.GetLeaf().(type) {
+	case *provlogv1.GetProofBundleRequest_Index:
+	case *provlogv1.GetProofBundleRequest_LeafHash:
+		if len(l.LeafHash) != hashSize {
+			return invalid("GetProofBundleRequest.leaf_hash: %d bytes, want %d", len(l.LeafHash), hashSize)
+		}
+	default:
+		return invalid("GetProofBundleRequest.leaf: unset, want index or leaf_hash")
+	}
+	return nil
+}
+
+// clip shortens untrusted text quoted in an error.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }

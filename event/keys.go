@@ -1,0 +1,126 @@
+package event
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	"github.com/secure-systems-lab/go-securesystemslib/signerverifier"
+)
+
+// Key is a submitter's key as DSSE uses it: Ed25519 or ECDSA P-256, loaded
+// from PEM (PKIX public keys, PKCS#8 private keys: what cosign and in-toto
+// tooling produce). Its key id is the securesystemslib key id.
+type Key interface {
+	dsse.Verifier
+}
+
+// SigningKey is a Key with its private half.
+type SigningKey interface {
+	dsse.SignerVerifier
+}
+
+// ErrKeyType is returned for a key that is neither Ed25519 nor ECDSA P-256.
+var ErrKeyType = errors.New("unsupported key type: want Ed25519 or ECDSA P-256")
+
+// LoadKey loads a public (or private) key from PEM.
+func LoadKey(pemBytes []byte) (Key, error) { return loadSignerVerifier(pemBytes) }
+
+// LoadSigningKey loads a private key from PEM.
+func LoadSigningKey(pemBytes []byte) (SigningKey, error) {
+	k, err := loadSignerVerifier(pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := k.Sign(context.Background(), []byte("probe")); err != nil {
+		return nil, fmt.Errorf("not a private key: %w", err)
+	}
+	return k, nil
+}
+
+func loadSignerVerifier(pemBytes []byte) (dsse.SignerVerifier, error) {
+	k, err := signerverifier.LoadKey(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("loading PEM key: %w", err)
+	}
+	switch k.KeyType {
+	case signerverifier.ED25519KeyType:
+		return signerverifier.NewED25519SignerVerifierFromSSLibKey(k)
+	case signerverifier.ECDSAKeyType:
+		sv, err := signerverifier.NewECDSASignerVerifierFromSSLibKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if pub, ok := sv.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+			return nil, ErrKeyType
+		}
+		return sv, nil
+	}
+	return nil, fmt.Errorf("%w (got %s)", ErrKeyType, k.KeyType)
+}
+
+// SignEnvelope signs payload (a statement) with each key and returns the
+// canonical envelope.
+func SignEnvelope(ctx context.Context, payload []byte, keys ...SigningKey) ([]byte, error) {
+	signers := make([]dsse.Signer, len(keys))
+	for i, k := range keys {
+		signers[i] = k
+	}
+	s, err := dsse.NewEnvelopeSigner(signers...)
+	if err != nil {
+		return nil, err
+	}
+	env, err := s.SignPayload(ctx, PayloadType, payload)
+	if err != nil {
+		return nil, fmt.Errorf("signing envelope: %w", err)
+	}
+	return reencode(env)
+}
+
+// AddSignatures adds each key's signature to an existing envelope (for
+// multi-party approval: each approver signs the same envelope) and returns
+// the canonical envelope. A key that already signed is not added twice.
+func AddSignatures(ctx context.Context, envelope []byte, keys ...SigningKey) ([]byte, error) {
+	env, err := ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	pae := env.PAE()
+	have := map[string]bool{}
+	for _, s := range env.Signatures {
+		have[s.KeyID] = true
+	}
+	for _, k := range keys {
+		id, err := k.KeyID()
+		if err != nil {
+			return nil, err
+		}
+		if have[id] {
+			continue
+		}
+		sig, err := k.Sign(ctx, pae)
+		if err != nil {
+			return nil, fmt.Errorf("signing envelope: %w", err)
+		}
+		env.Signatures = append(env.Signatures, Signature{KeyID: id, Sig: sig})
+		have[id] = true
+	}
+	return reencode(env.DSSE())
+}
+
+// reencode parses a library envelope back through ParseEnvelope, so that
+// what is returned is canonical and passes the log's checks.
+func reencode(d *dsse.Envelope) ([]byte, error) {
+	b, err := jsonMarshal(d)
+	if err != nil {
+		return nil, err
+	}
+	env, err := ParseEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	return env.Canonical(), nil
+}

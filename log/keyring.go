@@ -1,0 +1,247 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/provlog/provlog/event"
+)
+
+// Roles a keyring grants.
+const (
+	RoleBuilder  = "builder"  // may submit build events
+	RoleSigner   = "signer"   // may submit sign events
+	RolePromoter = "promoter" // may submit and approve promote events
+	RoleApprover = "approver" // may approve (co-sign) promote events
+)
+
+// Keyring is the set of keys allowed to submit events, with their roles,
+// and the environments promotions move artifacts through.
+//
+// Its file (--keyring) is JSON:
+//
+//	{
+//	  "keys": [
+//	    {"name": "ci", "publicKeyFile": "ci.pub", "roles": ["builder", "signer"]},
+//	    {"name": "alice", "publicKey": "-----BEGIN PUBLIC KEY-----\n…", "roles": ["promoter"]},
+//	    {"name": "bob", "publicKeyFile": "bob.pub", "roles": ["approver"]}
+//	  ],
+//	  "environments": [
+//	    {"name": "dev"},
+//	    {"name": "staging", "from": "dev"},
+//	    {"name": "prod", "from": "staging", "approvals": 2}
+//	  ]
+//	}
+//
+// Keys are PEM public keys, Ed25519 or ECDSA P-256; a relative
+// publicKeyFile is relative to the keyring file. A key's DSSE key id is its
+// securesystemslib key id. An environment with "from" admits promotions
+// only from that environment, and only of artifacts already promoted into
+// it; "approvals" (default 1) is how many distinct promoter or approver
+// keys must sign a promotion into it.
+type Keyring struct {
+	keys []*ringKey
+	byID map[string]*ringKey
+	envs map[string]Environment
+}
+
+// Environment is one deployment environment of a keyring.
+type Environment struct {
+	Name      string `json:"name"`
+	From      string `json:"from,omitempty"`
+	Approvals int    `json:"approvals,omitempty"`
+}
+
+type ringKey struct {
+	name  string
+	id    string
+	key   event.Key
+	roles map[string]bool
+}
+
+type keyringFile struct {
+	Keys []struct {
+		Name          string   `json:"name"`
+		PublicKey     string   `json:"publicKey,omitempty"`
+		PublicKeyFile string   `json:"publicKeyFile,omitempty"`
+		Roles         []string `json:"roles"`
+	} `json:"keys"`
+	Environments []Environment `json:"environments"`
+}
+
+var validRoles = []string{RoleBuilder, RoleSigner, RolePromoter, RoleApprover}
+
+// LoadKeyring reads and checks a keyring file.
+func LoadKeyring(path string) (*Keyring, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading keyring: %w", err)
+	}
+	kr, err := ParseKeyring(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("keyring %s: %w", path, err)
+	}
+	return kr, nil
+}
+
+// ParseKeyring parses a keyring; relative key files are read from dir.
+func ParseKeyring(b []byte, dir string) (*Keyring, error) {
+	var f keyringFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("malformed: %w", err)
+	}
+	kr := &Keyring{byID: map[string]*ringKey{}, envs: map[string]Environment{}}
+	for i, k := range f.Keys {
+		rk, err := parseRingKey(k.Name, k.PublicKey, k.PublicKeyFile, k.Roles, dir)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d]: %w", i, err)
+		}
+		if _, dup := kr.byID[rk.id]; dup {
+			return nil, fmt.Errorf("keys[%d] (%s): the same key twice", i, k.Name)
+		}
+		kr.keys, kr.byID[rk.id] = append(kr.keys, rk), rk
+	}
+	for i, e := range f.Environments {
+		if e.Name == "" || e.From == e.Name || e.Approvals < 0 {
+			return nil, fmt.Errorf("environments[%d]: want a name, a different from, approvals >= 0", i)
+		}
+		if _, dup := kr.envs[e.Name]; dup {
+			return nil, fmt.Errorf("environments[%d]: %q twice", i, e.Name)
+		}
+		if e.Approvals == 0 {
+			e.Approvals = 1
+		}
+		kr.envs[e.Name] = e
+	}
+	for _, e := range kr.envs {
+		if _, ok := kr.envs[e.From]; e.From != "" && !ok {
+			return nil, fmt.Errorf("environment %q comes from unknown environment %q", e.Name, e.From)
+		}
+	}
+	return kr, nil
+}
+
+func parseRingKey(name, pemText, file string, roles []string, dir string) (*ringKey, error) {
+	if name == "" {
+		return nil, errors.New("no name")
+	}
+	if (pemText == "") == (file == "") {
+		return nil, fmt.Errorf("%s: want exactly one of publicKey and publicKeyFile", name)
+	}
+	pemBytes := []byte(pemText)
+	if file != "" {
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		var err error
+		if pemBytes, err = os.ReadFile(file); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	key, err := event.LoadKey(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	id, err := key.KeyID()
+	if err != nil {
+		return nil, fmt.Errorf("%s: key id: %w", name, err)
+	}
+	rk := &ringKey{name: name, id: id, key: key, roles: map[string]bool{}}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("%s: no roles", name)
+	}
+	for _, r := range roles {
+		if !slices.Contains(validRoles, r) {
+			return nil, fmt.Errorf("%s: unknown role %q, want one of %v", name, r, validRoles)
+		}
+		rk.roles[r] = true
+	}
+	return rk, nil
+}
+
+// verify checks every signature of the envelope against the keyring and
+// returns the distinct keys that signed. Any signature by an unknown key,
+// or that does not verify, refuses the envelope.
+func (kr *Keyring) verify(ctx context.Context, env *event.Envelope) ([]*ringKey, error) {
+	pae := env.PAE()
+	var signers []*ringKey
+	for i, s := range env.Signatures {
+		k, err := kr.findSigner(ctx, s, pae)
+		if err != nil {
+			return nil, fmt.Errorf("%w: envelope.signatures[%d]: %w", ErrPermissionDenied, i, err)
+		}
+		if !slices.Contains(signers, k) {
+			signers = append(signers, k)
+		}
+	}
+	return signers, nil
+}
+
+// findSigner returns the keyring key whose signature s is: the key with s's
+// key id, or, if s has none, any key that verifies it.
+func (kr *Keyring) findSigner(ctx context.Context, s event.Signature, pae []byte) (*ringKey, error) {
+	if s.KeyID != "" {
+		k, ok := kr.byID[s.KeyID]
+		if !ok {
+			return nil, fmt.Errorf("unknown key id %q", s.KeyID)
+		}
+		if err := k.key.Verify(ctx, pae, s.Sig); err != nil {
+			return nil, fmt.Errorf("signature by %s does not verify", k.name)
+		}
+		return k, nil
+	}
+	for _, k := range kr.keys {
+		if k.key.Verify(ctx, pae, s.Sig) == nil {
+			return k, nil
+		}
+	}
+	return nil, errors.New("no keyring key verifies this signature (it has no key id)")
+}
+
+// authorize checks that the signers' roles allow the event: every signer
+// must hold a role for its type, and a promotion needs as many distinct
+// promoter or approver keys as its target environment requires.
+func (kr *Keyring) authorize(ev *event.Event, signers []*ringKey) error {
+	allowed := map[string][]string{
+		event.TypeBuild:   {RoleBuilder},
+		event.TypeSign:    {RoleSigner},
+		event.TypePromote: {RolePromoter, RoleApprover},
+	}[ev.Type]
+	for _, k := range signers {
+		if !slices.ContainsFunc(allowed, func(r string) bool { return k.roles[r] }) {
+			return fmt.Errorf("%w: key %s may not sign %s events (roles %v)", ErrPermissionDenied, k.name, ev.Type, k.roleList())
+		}
+	}
+	if ev.Promote == nil {
+		return nil
+	}
+	envr, ok := kr.envs[ev.Promote.To]
+	if !ok {
+		return fmt.Errorf("%w: statement.predicate.to: environment %q is not in the keyring", ErrInvalidEntry, ev.Promote.To)
+	}
+	if !slices.ContainsFunc(signers, func(k *ringKey) bool { return k.roles[RolePromoter] }) {
+		return fmt.Errorf("%w: a promotion must be signed by a promoter key", ErrPermissionDenied)
+	}
+	if len(signers) < envr.Approvals {
+		return fmt.Errorf("%w: promotion to %s needs %d distinct approvals, has %d", ErrPermissionDenied, envr.Name, envr.Approvals, len(signers))
+	}
+	return nil
+}
+
+func (k *ringKey) roleList() []string {
+	var rs []string
+	for _, r := range validRoles {
+		if k.roles[r] {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
