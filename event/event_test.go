@@ -3,50 +3,30 @@ package event
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 )
 
-// GenerateTestKey returns a new signing key and its PEM public key.
+// genKey returns a new signing key and its PEM public key.
 func genKey(t testing.TB, ecdsaKey bool) (SigningKey, []byte) {
 	t.Helper()
-	var priv, pub any
+	kind := KeyEd25519
 	if ecdsaKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		priv, pub = k, &k.PublicKey
-	} else {
-		p, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		priv, pub = k, p
+		kind = KeyECDSAP256
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	priv, pub, err := GenerateKey(kind)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := LoadSigningKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	sk, err := LoadSigningKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pder, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sk, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder})
+	return sk, pub
 }
 
 var digest = Digest{Alg: "sha256", Hex: strings.Repeat("0123456789abcdef", 4)}

@@ -3,7 +3,11 @@ package event
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 
@@ -123,4 +127,42 @@ func reencode(d *dsse.Envelope) ([]byte, error) {
 		return nil, err
 	}
 	return env.Canonical(), nil
+}
+
+// Key kinds for GenerateKey.
+const (
+	KeyEd25519   = "ed25519"
+	KeyECDSAP256 = "ecdsa-p256"
+)
+
+// GenerateKey generates a submitter key of the given kind and returns it
+// as PEM: the private key (PKCS#8) and the public key (PKIX).
+func GenerateKey(kind string) (privPEM, pubPEM []byte, err error) {
+	var priv, pub any
+	switch kind {
+	case KeyEd25519:
+		p, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		priv, pub = k, p
+	case KeyECDSAP256:
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		priv, pub = k, &k.PublicKey
+	default:
+		return nil, nil, fmt.Errorf("%w (got %q)", ErrKeyType, kind)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	pder, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), nil
 }
