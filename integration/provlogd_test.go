@@ -107,7 +107,8 @@ type provlogd struct {
 }
 
 // startProvlogd starts provlogd on dataDir with both servers on ephemeral
-// ports and extra flags args, and returns once it has printed its addresses
+// ports, admitting any entry (--admission open, unless args say otherwise:
+// the last flag wins) and extra flags args, and returns once it has printed its addresses
 // and GET /healthz answers 200. The child is killed when the test ends if it
 // is still running; if the test failed, the end of its output is logged.
 func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, error) {
@@ -116,7 +117,7 @@ func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, err
 		return nil, err
 	}
 	d := &provlogd{DataDir: dataDir, logPath: logFile.Name(), exited: make(chan struct{})}
-	argv := append([]string{"--data", dataDir, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...)
+	argv := append([]string{"--data", dataDir, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--admission", "open"}, args...)
 	d.cmd = exec.Command(provlogdBin, argv...)
 	d.cmd.Stderr = logFile
 	stdout, err := d.cmd.StdoutPipe()

@@ -51,6 +51,9 @@ type Keyring struct {
 	envs map[string]Environment
 }
 
+// Len returns the number of keys in the keyring.
+func (kr *Keyring) Len() int { return len(kr.keys) }
+
 // Environment is one deployment environment of a keyring.
 type Environment struct {
 	Name      string `json:"name"`

@@ -40,7 +40,7 @@ const defaultOrigin = "localhost/provlog"
 type config struct {
 	data, origin, key      string
 	grpcListen, httpListen string
-	admission              string
+	admission, keyring     string
 	maxEntrySize           int
 	batchMaxEntries        int
 	batchMaxAge            time.Duration
@@ -56,7 +56,8 @@ func main() {
 	flag.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent)")
 	flag.StringVar(&c.grpcListen, "grpc-listen", "127.0.0.1:7400", "gRPC listen `address`")
 	flag.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
-	flag.StringVar(&c.admission, "admission", "open", "admission mode: open (any non-empty entry up to the size cap)")
+	flag.StringVar(&c.admission, "admission", "attestations", "admission mode: attestations (signed build/sign/promote events, checked against the keyring) or open (any non-empty entry up to the size cap)")
+	flag.StringVar(&c.keyring, "keyring", "", "keyring `file`: authorized submitter keys, roles and environments (default DATA/keyring.json, created empty if absent)")
 	flag.IntVar(&c.maxEntrySize, "max-entry-size", plog.MaxEntrySizeLimit, "entry size cap in `bytes` (at most 65535, the tlog-tiles bundle limit)")
 	flag.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
 	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries (negative: no wait)")
@@ -82,8 +83,8 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
-	if c.admission != "open" {
-		return fmt.Errorf("--admission %q: only \"open\" is available in this version", c.admission)
+	if c.admission != "open" && c.admission != "attestations" {
+		return fmt.Errorf("--admission %q: want attestations or open", c.admission)
 	}
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -100,6 +101,10 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
+	admission, err := admission(c, store)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lg, err := plog.Open(ctx, plog.Config{
@@ -109,6 +114,7 @@ func run(ctx context.Context, c config) error {
 		BatchMaxEntries: c.batchMaxEntries,
 		BatchMaxAge:     c.batchMaxAge,
 		QueueMaxEntries: c.queueMaxEntries,
+		Admission:       admission,
 		Registerer:      reg,
 	}, store)
 	if err != nil {
@@ -120,6 +126,41 @@ func run(ctx context.Context, c config) error {
 	}
 	slog.Info("provlogd stopped", "size", lg.Checkpoint().Size)
 	return err
+}
+
+// defaultKeyring is written to DATA/keyring.json when attestations are
+// admitted and no keyring exists: no keys yet, and the usual environments.
+const defaultKeyring = `{
+  "keys": [],
+  "environments": [
+    {"name": "dev"},
+    {"name": "staging", "from": "dev"},
+    {"name": "prod", "from": "staging", "approvals": 2}
+  ]
+}
+`
+
+// admission returns the admission policy the flags ask for.
+func admission(c config, store *storage.Store) (plog.Admitter, error) {
+	if c.admission == "open" {
+		return plog.OpenAdmission{}, nil
+	}
+	path := c.keyring
+	if path == "" {
+		path = filepath.Join(c.data, "keyring.json")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(path, []byte(defaultKeyring), 0o644); err != nil {
+				return nil, fmt.Errorf("creating keyring: %w", err)
+			}
+			slog.Warn("created an empty keyring: every event is refused until submitter keys are added", "file", path)
+		}
+	}
+	kr, err := plog.LoadKeyring(path)
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("admitting attestations", "keyring", path, "keys", kr.Len())
+	return &plog.AttestationAdmission{Keyring: kr, Index: store}, nil
 }
 
 // openKey loads or creates the log key and checks it against the origin the
