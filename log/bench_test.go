@@ -43,9 +43,15 @@ func benchLog(b *testing.B) *Log {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return benchLogOn(b, st, nil)
+}
+
+// benchLogOn opens a log on st with the given admission (nil: open).
+func benchLogOn(b *testing.B, st *storage.Store, a Admitter) *Log {
+	b.Helper()
 	skey, _, _ := note.GenerateKey(rand.Reader, testOrigin)
 	signer, _ := note.NewSigner(skey)
-	l, err := Open(context.Background(), Config{Origin: testOrigin, Signer: signer, Logger: quiet}, st)
+	l, err := Open(context.Background(), Config{Origin: testOrigin, Signer: signer, Logger: quiet, Admission: a}, st)
 	if err != nil {
 		b.Fatal(err)
 	}
