@@ -34,6 +34,8 @@ type Admitted struct {
 	Leaf []byte
 	// Terms are the search-index terms of the entry.
 	Terms []IndexTerm
+	// Type is the event type; "" for an opaque entry.
+	Type string
 }
 
 // IndexTerm is one search-index term: the entry is found under
@@ -118,7 +120,7 @@ func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitte
 	if err := a.checkLineage(ev); err != nil {
 		return Admitted{}, err
 	}
-	return Admitted{Leaf: env.Canonical(), Terms: terms(ev)}, nil
+	return Admitted{Leaf: env.Canonical(), Terms: terms(ev), Type: ev.Type}, nil
 }
 
 // terms returns the index terms of an event.

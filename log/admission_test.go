@@ -307,3 +307,29 @@ func TestKeyringErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSubmitterRoles(t *testing.T) {
+	c := newChain(t)
+	app := artifact("app")
+	ci := WithSubmitter(context.Background(), Submitter{Name: "ci", Roles: []string{RoleBuilder}})
+	res, err := c.log.Add(ci, c.build(app, "ci"))
+	if err != nil {
+		t.Fatalf("builder identity submitting a build: %v", err)
+	}
+	before := c.log.Checkpoint().Size
+	if _, err := c.log.Add(ci, c.sign(app, res.Index, "signer")); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("builder identity submitting a sign event: %v, want ErrPermissionDenied", err)
+	}
+	if c.log.Checkpoint().Size != before {
+		t.Error("a refused submission was written")
+	}
+	// An open log: opaque entries need the writer role.
+	e := newEnv(t)
+	if _, err := e.log.Add(ci, []byte("x")); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("builder identity writing to an open log: %v, want ErrPermissionDenied", err)
+	}
+	w := WithSubmitter(context.Background(), Submitter{Name: "w", Roles: []string{RoleWriter}})
+	if _, err := e.log.Add(w, []byte("x")); err != nil {
+		t.Errorf("writer identity: %v", err)
+	}
+}

@@ -213,11 +213,7 @@ func (kr *Keyring) findSigner(ctx context.Context, s event.Signature, pae []byte
 // must hold a role for its type, and a promotion needs as many distinct
 // promoter or approver keys as its target environment requires.
 func (kr *Keyring) authorize(ev *event.Event, signers []*ringKey) error {
-	allowed := map[string][]string{
-		event.TypeBuild:   {RoleBuilder},
-		event.TypeSign:    {RoleSigner},
-		event.TypePromote: {RolePromoter, RoleApprover},
-	}[ev.Type]
+	allowed := rolesFor(ev.Type)
 	for _, k := range signers {
 		if !slices.ContainsFunc(allowed, func(r string) bool { return k.roles[r] }) {
 			return fmt.Errorf("%w: key %s may not sign %s events (roles %v)", ErrPermissionDenied, k.name, ev.Type, k.roleList())

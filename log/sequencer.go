@@ -105,6 +105,9 @@ func (l *Log) admit(ctx context.Context, e []byte) (Admitted, error) {
 	if err != nil {
 		return Admitted{}, err
 	}
+	if err := checkSubmitter(ctx, a); err != nil {
+		return Admitted{}, err
+	}
 	if err := l.checkEntry(a.Leaf); err != nil { // a canonical form may be larger
 		return Admitted{}, fmt.Errorf("admitted form: %w", err)
 	}

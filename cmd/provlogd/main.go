@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +34,7 @@ import (
 	"github.com/provlog/provlog/log/server"
 	"github.com/provlog/provlog/storage"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // defaultOrigin names a new log when neither --origin nor a key is given.
@@ -41,6 +44,9 @@ type config struct {
 	data, origin, key      string
 	grpcListen, httpListen string
 	admission, keyring     string
+	auth                   string
+	tlsCert, tlsKey        string
+	clientCA               string
 	maxEntrySize           int
 	batchMaxEntries        int
 	batchMaxAge            time.Duration
@@ -58,6 +64,10 @@ func main() {
 	flag.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
 	flag.StringVar(&c.admission, "admission", "attestations", "admission mode: attestations (signed build/sign/promote events, checked against the keyring) or open (any non-empty entry up to the size cap)")
 	flag.StringVar(&c.keyring, "keyring", "", "keyring `file`: authorized submitter keys, roles and environments (default DATA/keyring.json, created empty if absent)")
+	flag.StringVar(&c.auth, "auth", "", "auth `file`: writer identities (bearer token hashes, client certificate subjects) and their roles; without it anyone may write")
+	flag.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) for both servers; without it they speak plaintext")
+	flag.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	flag.StringVar(&c.clientCA, "client-ca", "", "CA `file` (PEM) that verifies client certificates (mutual TLS, optional per connection)")
 	flag.IntVar(&c.maxEntrySize, "max-entry-size", plog.MaxEntrySizeLimit, "entry size cap in `bytes` (at most 65535, the tlog-tiles bundle limit)")
 	flag.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
 	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries (negative: no wait)")
@@ -195,6 +205,44 @@ func openKey(c config, store *storage.Store) (*plog.Key, error) {
 	return key, nil
 }
 
+// security returns the servers' TLS configuration (nil for plaintext) and
+// their authentication options.
+func security(c config) (*tls.Config, []server.Option, error) {
+	var opts []server.Option
+	if c.auth != "" {
+		a, err := server.LoadAuth(c.auth)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, server.WithAuth(a))
+	}
+	if c.tlsCert == "" && c.tlsKey == "" {
+		if c.clientCA != "" {
+			return nil, nil, errors.New("--client-ca needs --tls-cert and --tls-key")
+		}
+		return nil, opts, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.clientCA != "" {
+		pem, err := os.ReadFile(c.clientCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("client CA %s: no PEM certificates", c.clientCA)
+		}
+		// Reads are public: a certificate is verified if given, needed only
+		// to write as a certificate identity.
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, opts, nil
+}
+
 // serve runs the gRPC and HTTP servers until ctx ends or one fails, then
 // shuts both down.
 func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prometheus.Registry) error {
@@ -207,22 +255,43 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 		gl.Close()
 		return fmt.Errorf("HTTP listen: %w", err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
-	server.RegisterGRPC(gs, lg)
+	tlsConfig, opts, err := security(c)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		return err
+	}
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20)}
+	if tlsConfig != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig.Clone())))
+	}
+	gs := grpc.NewServer(gopts...)
+	server.RegisterGRPC(gs, lg, opts...)
 	hs := &http.Server{
-		Handler:           server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+		Handler:           server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         tlsConfig,
 	}
 	fmt.Printf("provlogd: log %s (tree size %d)\n", key.Signer.Name(), lg.Checkpoint().Size)
 	fmt.Printf("verifier key: %s\n", key.Verifier)
 	fmt.Printf("grpc: %s\n", gl.Addr())
-	fmt.Printf("http: http://%s/\n", hl.Addr())
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	fmt.Printf("http: %s://%s/\n", scheme, hl.Addr())
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(gl) }()
-	go func() { errc <- hs.Serve(hl) }()
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(hl, "", "")
+		} else {
+			errc <- hs.Serve(hl)
+		}
+	}()
 	select {
 	case <-ctx.Done():
 		slog.Info("shutting down: draining requests")

@@ -25,8 +25,8 @@ const retryDelay = time.Second
 // RegisterGRPC registers on s the provlog.v1.Log service over l, the
 // standard gRPC health service (serving status from l.Healthy, for the
 // overall server "" and for "provlog.v1.Log") and reflection.
-func RegisterGRPC(s *grpc.Server, l Log) {
-	provlogv1.RegisterLogServer(s, &grpcServer{log: l})
+func RegisterGRPC(s *grpc.Server, l Log, opts ...Option) {
+	provlogv1.RegisterLogServer(s, &grpcServer{log: l, opts: applyOptions(opts)})
 	healthpb.RegisterHealthServer(s, newHealthServer(l))
 	reflection.Register(s)
 }
@@ -34,12 +34,17 @@ func RegisterGRPC(s *grpc.Server, l Log) {
 // grpcServer implements provlogv1.LogServer over a Log.
 type grpcServer struct {
 	provlogv1.UnimplementedLogServer
-	log Log
+	log  Log
+	opts options
 }
 
 func (s *grpcServer) Append(ctx context.Context, req *provlogv1.AppendRequest) (*provlogv1.AppendResponse, error) {
 	if err := validateAppendRequest(req, s.log.MaxEntrySize()); err != nil {
 		return nil, err
+	}
+	ctx, err := s.opts.authorizeGRPC(ctx, 1)
+	if err != nil {
+		return nil, grpcError(err)
 	}
 	res, err := s.log.Add(ctx, req.Entry)
 	if err != nil {
@@ -51,6 +56,10 @@ func (s *grpcServer) Append(ctx context.Context, req *provlogv1.AppendRequest) (
 func (s *grpcServer) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchRequest) (*provlogv1.AppendBatchResponse, error) {
 	if err := validateAppendBatchRequest(req, s.log.MaxEntrySize()); err != nil {
 		return nil, err
+	}
+	ctx, err := s.opts.authorizeGRPC(ctx, len(req.Entries))
+	if err != nil {
+		return nil, grpcError(err)
 	}
 	res, err := s.log.AddBatch(ctx, req.Entries)
 	if err != nil {
@@ -160,8 +169,10 @@ func grpcError(err error) error {
 	switch {
 	case errors.Is(err, log.ErrInvalidEntry):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, log.ErrPushback):
+	case errors.Is(err, log.ErrPushback), errors.Is(err, errRateLimited):
 		return pushbackStatus(err)
+	case errors.Is(err, errUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, log.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, log.ErrOutOfRange):

@@ -36,8 +36,8 @@ const (
 // signatures or roles refused, 404 not found, 405 wrong method, 409 an
 // event's lineage refused, 413 entry too large, 429 and 503 (with Retry-After)
 // under pushback or when the log is unavailable, 500 otherwise.
-func HTTPHandler(l Log, metrics http.Handler) http.Handler {
-	h := &httpServer{log: l}
+func HTTPHandler(l Log, metrics http.Handler, opts ...Option) http.Handler {
+	h := &httpServer{log: l, opts: applyOptions(opts)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checkpoint", h.checkpoint)
 	mux.HandleFunc("GET /tile/{path...}", h.tile)
@@ -51,7 +51,8 @@ func HTTPHandler(l Log, metrics http.Handler) http.Handler {
 }
 
 type httpServer struct {
-	log Log
+	log  Log
+	opts options
 }
 
 func (h *httpServer) checkpoint(w http.ResponseWriter, r *http.Request) {
@@ -145,12 +146,17 @@ func zeroQuality(params string) bool {
 }
 
 func (h *httpServer) add(w http.ResponseWriter, r *http.Request) {
+	ctx, err := h.opts.authorizeHTTP(r, 1)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
 	entry, status, err := readEntry(w, r, h.log.MaxEntrySize())
 	if err != nil {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	res, err := h.log.Add(r.Context(), entry)
+	res, err := h.log.Add(ctx, entry)
 	if err != nil {
 		httpError(w, err)
 		return
@@ -197,8 +203,11 @@ func httpError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, log.ErrInvalidEntry):
 		code = http.StatusBadRequest
-	case errors.Is(err, log.ErrPushback):
+	case errors.Is(err, log.ErrPushback), errors.Is(err, errRateLimited):
 		code = http.StatusTooManyRequests
+	case errors.Is(err, errUnauthenticated):
+		code = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", "Bearer")
 	case errors.Is(err, log.ErrUnavailable),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable

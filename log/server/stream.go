@@ -36,6 +36,7 @@ func (s *grpcServer) AppendStream(stream provlogv1.Log_AppendStreamServer) error
 	defer cancel()
 	p := &appendPipeline{
 		log:   s.log,
+		opts:  s.opts,
 		sem:   make(chan struct{}, maxInFlight),
 		queue: make(chan chan batchResult, maxInFlight),
 	}
@@ -53,7 +54,8 @@ type batchResult struct {
 // appendPipeline carries one AppendStream's requests from the receiving
 // goroutine to the sending one, in order.
 type appendPipeline struct {
-	log Log
+	log  Log
+	opts options
 	// sem holds a token for each request in flight.
 	sem chan struct{}
 	// queue carries, in request order, the channel on which each request's
@@ -73,11 +75,17 @@ func (p *appendPipeline) receive(ctx context.Context, stream provlogv1.Log_Appen
 		if err == nil {
 			err = validateAppendBatchRequest(req, p.log.MaxEntrySize())
 		}
+		actx := ctx
+		if err == nil {
+			if actx, err = p.opts.authorizeGRPC(ctx, len(req.Entries)); err != nil {
+				err = grpcError(err)
+			}
+		}
 		if err != nil {
 			p.enqueue(ctx, func(ch chan batchResult) { ch <- batchResult{err: err} })
 			return
 		}
-		if !p.enqueue(ctx, func(ch chan batchResult) { go p.add(ctx, req.Entries, ch) }) {
+		if !p.enqueue(ctx, func(ch chan batchResult) { go p.add(actx, req.Entries, ch) }) {
 			return
 		}
 	}

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/provlog/provlog/log"
+)
+
+// Auth authenticates writers. Reads are public; every write (Append,
+// AppendBatch, AppendStream, POST /add) must present a bearer token or a
+// TLS client certificate of a configured identity, and is limited to the
+// identity's rate. The identity and its roles travel to the log in the
+// request context (log.WithSubmitter), which refuses entries the roles do
+// not allow.
+//
+// Its file (--auth) is JSON:
+//
+//	{"identities": [
+//	  {"name": "ci", "tokenSHA256": "<hex SHA-256 of the token>", "roles": ["builder", "signer"], "rate": 200, "burst": 400},
+//	  {"name": "deployer", "certSubject": "CN=deployer,O=Example", "roles": ["promoter"]},
+//	  {"name": "loadtest", "certSHA256": "<hex SHA-256 of the DER certificate>", "roles": ["writer"]}
+//	]}
+//
+// Tokens are stored only as hashes and never logged. A certificate is
+// matched by subject or by fingerprint, after TLS has verified it against
+// the configured client CAs. rate is entries per second (0: unlimited),
+// burst defaults to rate.
+type Auth struct {
+	byToken   map[[32]byte]*identity
+	bySubject map[string]*identity
+	byCert    map[[32]byte]*identity
+}
+
+type identity struct {
+	sub     log.Submitter
+	limiter *rate.Limiter // nil: unlimited
+}
+
+type authFile struct {
+	Identities []struct {
+		Name        string   `json:"name"`
+		TokenSHA256 string   `json:"tokenSHA256,omitempty"`
+		CertSubject string   `json:"certSubject,omitempty"`
+		CertSHA256  string   `json:"certSHA256,omitempty"`
+		Roles       []string `json:"roles"`
+		Rate        float64  `json:"rate,omitempty"`
+		Burst       int      `json:"burst,omitempty"`
+	} `json:"identities"`
+}
+
+// Errors of authentication.
+var (
+	errUnauthenticated = errors.New("writes need a bearer token or client certificate of a configured identity")
+	errRateLimited     = errors.New("identity over its rate limit")
+)
+
+var authRoles = []string{log.RoleWriter, log.RoleBuilder, log.RoleSigner, log.RolePromoter, log.RoleApprover}
+
+// LoadAuth reads an auth file.
+func LoadAuth(path string) (*Auth, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading auth file: %w", err)
+	}
+	a, err := ParseAuth(b)
+	if err != nil {
+		return nil, fmt.Errorf("auth file %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// ParseAuth parses an auth file's contents.
+func ParseAuth(b []byte) (*Auth, error) {
+	var f authFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("malformed: %w", err)
+	}
+	a := &Auth{byToken: map[[32]byte]*identity{}, bySubject: map[string]*identity{}, byCert: map[[32]byte]*identity{}}
+	for i, id := range f.Identities {
+		where := fmt.Sprintf("identities[%d] (%s)", i, id.Name)
+		if id.Name == "" || len(id.Roles) == 0 {
+			return nil, fmt.Errorf("%s: want a name and roles", where)
+		}
+		for _, r := range id.Roles {
+			if !slices.Contains(authRoles, r) {
+				return nil, fmt.Errorf("%s: unknown role %q, want one of %v", where, r, authRoles)
+			}
+		}
+		ident := &identity{sub: log.Submitter{Name: id.Name, Roles: id.Roles}}
+		if id.Rate < 0 || id.Burst < 0 {
+			return nil, fmt.Errorf("%s: negative rate or burst", where)
+		}
+		if id.Rate > 0 {
+			burst := id.Burst
+			if burst == 0 {
+				burst = max(1, int(id.Rate))
+			}
+			ident.limiter = rate.NewLimiter(rate.Limit(id.Rate), burst)
+		}
+		n := 0
+		if id.TokenSHA256 != "" {
+			h, err := parseSHA256(id.TokenSHA256)
+			if err != nil {
+				return nil, fmt.Errorf("%s: tokenSHA256: %w", where, err)
+			}
+			a.byToken[h], n = ident, n+1
+		}
+		if id.CertSHA256 != "" {
+			h, err := parseSHA256(id.CertSHA256)
+			if err != nil {
+				return nil, fmt.Errorf("%s: certSHA256: %w", where, err)
+			}
+			a.byCert[h], n = ident, n+1
+		}
+		if id.CertSubject != "" {
+			a.bySubject[id.CertSubject], n = ident, n+1
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%s: want tokenSHA256, certSubject or certSHA256", where)
+		}
+	}
+	return a, nil
+}
+
+func parseSHA256(s string) ([32]byte, error) {
+	var h [32]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return h, errors.New("want 64 hex digits")
+	}
+	return [32]byte(b), nil
+}
+
+// identify returns the identity presenting token (may be empty) or one of
+// the verified client certificates.
+func (a *Auth) identify(token string, certs []*x509.Certificate) (*identity, error) {
+	if token != "" {
+		h := sha256.Sum256([]byte(token))
+		for k, id := range a.byToken { // compare in constant time; few identities
+			if subtle.ConstantTimeCompare(k[:], h[:]) == 1 {
+				return id, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: unknown token", errUnauthenticated)
+	}
+	for _, c := range certs {
+		if id, ok := a.byCert[sha256.Sum256(c.Raw)]; ok {
+			return id, nil
+		}
+		if id, ok := a.bySubject[c.Subject.String()]; ok {
+			return id, nil
+		}
+	}
+	if len(certs) > 0 {
+		return nil, fmt.Errorf("%w: certificate %q is not a configured identity", errUnauthenticated, certs[0].Subject.String())
+	}
+	return nil, errUnauthenticated
+}
+
+// admit authenticates a write of n entries and returns ctx carrying the
+// submitter, or errUnauthenticated / errRateLimited.
+func (a *Auth) admit(ctx context.Context, token string, certs []*x509.Certificate, n int) (context.Context, error) {
+	id, err := a.identify(token, certs)
+	if err != nil {
+		return nil, err
+	}
+	if id.limiter != nil && !id.limiter.AllowN(time.Now(), n) {
+		return nil, fmt.Errorf("%w (%s)", errRateLimited, id.sub.Name)
+	}
+	return log.WithSubmitter(ctx, id.sub), nil
+}
+
+// grpcCredentials returns the bearer token and the verified client
+// certificates of a gRPC request.
+func grpcCredentials(ctx context.Context) (string, []*x509.Certificate) {
+	var token string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			token = bearer(v[0])
+		}
+	}
+	var certs []*x509.Certificate
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			certs = ti.State.PeerCertificates
+		}
+	}
+	return token, certs
+}
+
+// httpCredentials does the same for an HTTP request.
+func httpCredentials(r *http.Request) (string, []*x509.Certificate) {
+	var certs []*x509.Certificate
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		certs = r.TLS.PeerCertificates
+	}
+	return bearer(r.Header.Get("Authorization")), certs
+}
+
+func bearer(h string) string {
+	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}
+
+// Option configures the servers.
+type Option func(*options)
+
+type options struct {
+	auth *Auth
+}
+
+// WithAuth makes writes require an identity of a (see Auth). Without it,
+// anyone may write, subject to the log's admission.
+func WithAuth(a *Auth) Option { return func(o *options) { o.auth = a } }
+
+func applyOptions(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// authorizeGRPC authenticates a gRPC write of n entries; with no Auth it
+// returns ctx unchanged.
+func (o options) authorizeGRPC(ctx context.Context, n int) (context.Context, error) {
+	if o.auth == nil {
+		return ctx, nil
+	}
+	token, certs := grpcCredentials(ctx)
+	return o.auth.admit(ctx, token, certs, n)
+}
+
+// authorizeHTTP does the same for an HTTP write.
+func (o options) authorizeHTTP(r *http.Request, n int) (context.Context, error) {
+	if o.auth == nil {
+		return r.Context(), nil
+	}
+	token, certs := httpCredentials(r)
+	return o.auth.admit(r.Context(), token, certs, n)
+}
