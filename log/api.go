@@ -40,8 +40,11 @@ type Checkpoint struct {
 	Size uint64
 	// Root is the RFC 6962 root hash of the tree of that size.
 	Root []byte
-	// Note is the C2SP tlog-checkpoint as a signed note, as served.
+	// Note is the C2SP tlog-checkpoint as a signed note, as served: with
+	// witness cosignatures when the log is witnessed.
 	Note []byte
+
+	witnessed bool // Note carries cosignatures meeting the witness policy
 }
 
 // Ensure the context import is used by the API surface below.

@@ -30,6 +30,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/provlog/provlog/merkle"
 	"github.com/provlog/provlog/storage"
+	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -60,6 +62,7 @@ type Storage interface {
 	ReadState() (storage.State, error)
 	Commit(*storage.Round) error
 	LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error
+	SetPublished(checkpoint []byte) error
 	Tile(level, index uint64) ([]byte, error)
 	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
 	IndexReader
@@ -89,6 +92,15 @@ type Config struct {
 	// Admission decides what may be logged. If nil, OpenAdmission: any
 	// non-empty entry up to MaxEntrySize.
 	Admission Admitter
+	// Witness, if set, gathers witness cosignatures: only checkpoints
+	// meeting its policy are published (see Witnesser).
+	Witness Witnesser
+	// WitnessFailOpen publishes log-signed checkpoints when the witness
+	// policy cannot be met, rather than holding them back.
+	WitnessFailOpen bool
+	// WitnessInterval is the least time between witnessing attempts. If
+	// zero, 500ms.
+	WitnessInterval time.Duration
 	// Registerer receives the log's Prometheus metrics. If nil, they are
 	// not registered.
 	Registerer prometheus.Registerer
@@ -130,6 +142,9 @@ func (c *Config) setDefaults() error {
 	if c.Admission == nil {
 		c.Admission = OpenAdmission{}
 	}
+	if c.WitnessInterval == 0 {
+		c.WitnessInterval = 500 * time.Millisecond
+	}
 	return nil
 }
 
@@ -139,9 +154,11 @@ type Log struct {
 	store   Storage
 	metrics *metrics
 
-	// published is the latest published checkpoint; written only by the
-	// sequencer (and Open), read by anyone.
-	published atomic.Pointer[Checkpoint]
+	// latest is the latest signed and durable checkpoint; written by the
+	// sequencer (and Open). published is the latest published one: the
+	// same, or, when witnessed, the latest that met the witness policy
+	// (written then by the witness loop). Anyone reads them.
+	latest, published atomic.Pointer[Checkpoint]
 
 	// queue carries requests to the sequencer. mu guards closing it:
 	// submitters hold mu.RLock while sending, Close holds mu.Lock to close.
@@ -159,6 +176,11 @@ type Log struct {
 	tiles *merkle.TileSet
 
 	done chan struct{} // closed when the sequencer has exited
+
+	// The witness loop, when Config.Witness is set.
+	witnessKick chan struct{} // capacity 1: the latest checkpoint changed
+	witnessStop context.CancelFunc
+	witnessDone chan struct{}
 }
 
 var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
@@ -198,10 +220,67 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 	} else if err := l.checkStoredCheckpoint(cp, st.Size, root); err != nil {
 		return nil, err
 	}
-	l.publish(&Checkpoint{Size: st.Size, Root: root, Note: cp})
-	cfg.Logger.InfoContext(ctx, "log opened", "origin", cfg.Origin, "size", st.Size)
+	l.latest.Store(&Checkpoint{Size: st.Size, Root: root, Note: cp})
+	if err := l.openPublished(st); err != nil {
+		return nil, err
+	}
+	cfg.Logger.InfoContext(ctx, "log opened", "origin", cfg.Origin, "size", st.Size, "published", l.Checkpoint().Size)
 	go l.sequence()
+	if cfg.Witness != nil {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		l.witnessKick, l.witnessStop, l.witnessDone = make(chan struct{}, 1), cancel, make(chan struct{})
+		go l.witnessLoop(wctx)
+		l.kickWitness()
+	}
 	return l, nil
+}
+
+// openPublished sets the published checkpoint at open: the latest signed
+// one, or, when witnessed, the last one published after witnessing (none
+// for a log never witnessed: readers wait for the first).
+func (l *Log) openPublished(st storage.State) error {
+	latest := l.latest.Load()
+	if l.cfg.Witness == nil {
+		l.publish(latest)
+		return nil
+	}
+	if st.Published == nil {
+		l.publish(&Checkpoint{Size: 0, Root: rfc6962.DefaultHasher.EmptyRoot()})
+		return nil
+	}
+	cp, err := l.parseOwnCheckpoint(st.Published)
+	if err != nil {
+		return fmt.Errorf("stored published checkpoint: %w", err)
+	}
+	if cp.Size > latest.Size {
+		return fmt.Errorf("stored published checkpoint of size %d beyond the tree (size %d)", cp.Size, latest.Size)
+	}
+	cp.witnessed = true
+	l.publish(cp)
+	return nil
+}
+
+// parseOwnCheckpoint parses a checkpoint note this log signed (possibly
+// with cosignatures after its signature): its text re-signed with the
+// log's key must be its prefix, Ed25519 signing being deterministic.
+func (l *Log) parseOwnCheckpoint(n []byte) (*Checkpoint, error) {
+	text, _, ok := bytes.Cut(n, []byte("\n\n"))
+	if !ok {
+		return nil, errors.New("malformed note")
+	}
+	text = append(text, '\n')
+	var c flog.Checkpoint
+	if rest, err := c.Unmarshal(text); err != nil || len(rest) != 0 || c.Origin != l.cfg.Origin {
+		return nil, fmt.Errorf("not a checkpoint of %s", l.cfg.Origin)
+	}
+	signed, err := l.sign(c.Size, c.Hash)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(n, signed) {
+		return nil, errors.New("not signed by this log's key")
+	}
+	return &Checkpoint{Size: c.Size, Root: c.Hash, Note: bytes.Clone(n)}, nil
 }
 
 // Close stops accepting writes, sequences everything already queued (each
@@ -216,6 +295,10 @@ func (l *Log) Close() error {
 	}
 	l.mu.Unlock()
 	<-l.done
+	if l.witnessStop != nil {
+		l.witnessStop()
+		<-l.witnessDone
+	}
 	if p := l.fatal.Load(); p != nil {
 		return *p
 	}
@@ -240,6 +323,14 @@ func (l *Log) MaxEntrySize() int { return l.cfg.MaxEntrySize }
 
 // Checkpoint returns the latest published checkpoint.
 func (l *Log) Checkpoint() Checkpoint { return *l.published.Load() }
+
+// kickWitness wakes the witness loop, if any, without blocking.
+func (l *Log) kickWitness() {
+	select {
+	case l.witnessKick <- struct{}{}:
+	default:
+	}
+}
 
 func (l *Log) publish(cp *Checkpoint) {
 	l.published.Store(cp)

@@ -15,6 +15,8 @@ type metrics struct {
 	integrationSeconds prometheus.Histogram
 	treeSize           prometheus.Gauge
 	fatal              prometheus.Gauge
+	witnessedSize      prometheus.Gauge
+	witnessFailures    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,9 +52,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "provlog_sequencer_stopped",
 			Help: "1 if a storage fault stopped the sequencer (restart to recover).",
 		}),
+		witnessedSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "provlog_witnessed_tree_size",
+			Help: "Size of the latest checkpoint published with cosignatures meeting the witness policy.",
+		}),
+		witnessFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "provlog_witness_failures_total",
+			Help: "Witnessing attempts that did not meet the witness policy.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.appends, m.failed, m.batchEntries, m.roundSeconds, m.integrationSeconds, m.treeSize, m.fatal)
+		reg.MustRegister(m.appends, m.failed, m.batchEntries, m.roundSeconds, m.integrationSeconds, m.treeSize, m.fatal, m.witnessedSize, m.witnessFailures)
 	}
 	return m
 }

@@ -28,7 +28,7 @@ type request struct {
 type Pending struct{ r *request }
 
 // Wait returns the results, in submission order, once every entry is
-// durable and covered by a published checkpoint. If ctx ends first, Wait
+// durable and covered by a signed checkpoint. If ctx ends first, Wait
 // returns its error; the entries may still be sequenced.
 func (p *Pending) Wait(ctx context.Context) ([]AddResult, error) {
 	select {
@@ -40,7 +40,8 @@ func (p *Pending) Wait(ctx context.Context) ([]AddResult, error) {
 }
 
 // Add adds one entry and returns its index once it is durable and covered
-// by a published checkpoint. An entry already in the log returns its
+// by a signed checkpoint (published at once, or, when the log is witnessed,
+// once witnesses cosign it). An entry already in the log returns its
 // original index with Duplicate set.
 func (l *Log) Add(ctx context.Context, entry []byte) (AddResult, error) {
 	res, err := l.AddBatch(ctx, [][]byte{entry})
@@ -291,8 +292,8 @@ func (l *Log) integrate(batch []*request) (int, error) {
 			return 0, err
 		}
 	}
-	// Step 4: answer. Duplicates found in storage are older than the
-	// published checkpoint, so every index returned is covered by it.
+	// Step 4: answer. Duplicates found in storage are durable, as are the
+	// new entries now.
 	k := 0
 	for _, r := range batch {
 		r.results = make([]AddResult, len(r.entries))
@@ -327,7 +328,13 @@ func (l *Log) commit(round *storage.Round) error {
 	if err := l.store.Commit(round); err != nil {
 		return l.stop(fmt.Errorf("storage commit: %w", err))
 	}
-	l.publish(&Checkpoint{Size: size, Root: root, Note: cp})
+	next := &Checkpoint{Size: size, Root: root, Note: cp}
+	l.latest.Store(next)
+	if l.cfg.Witness == nil {
+		l.publish(next)
+	} else {
+		l.kickWitness()
+	}
 	return nil
 }
 

@@ -20,6 +20,10 @@ type State struct {
 	// Checkpoint is the signed checkpoint over this tree, nil if Size is 0
 	// and none was signed yet.
 	Checkpoint []byte
+	// Published is the last checkpoint published after witnessing
+	// (SetPublished), nil if none; it may be older than Checkpoint. Commit
+	// ignores it.
+	Published []byte
 }
 
 // Tile is one hash tile to write.
@@ -61,7 +65,19 @@ func (s *Store) ReadState() (State, error) {
 			return State{}, fmt.Errorf("reading checkpoint of tree size %d: %w", st.Size, err)
 		}
 	}
-	return st, nil
+	if st.Published, err = s.get(keyPublished); errors.Is(err, ErrNotFound) {
+		err = nil
+	}
+	return st, err
+}
+
+// SetPublished durably records the checkpoint published after witnessing
+// (the log's note with cosignatures), so that a restart serves it again.
+func (s *Store) SetPublished(cp []byte) error {
+	if err := s.db.Set(keyPublished, cp, pebble.Sync); err != nil {
+		return fmt.Errorf("writing published checkpoint: %w", err)
+	}
+	return nil
 }
 
 func encodeState(st State) []byte {

@@ -11,6 +11,9 @@
 //	's'                         → tree state: size uint64 || compact range
 //	                              hashes (32 bytes each, as compact.Range.Hashes)
 //	'c'                         → the latest signed checkpoint (signed note)
+//	'p'                         → the latest published checkpoint when it is
+//	                              held back for witnessing: the log's note
+//	                              with the witnesses' cosignatures
 //	'e' || index uint64         → entry bytes
 //	'h' || leaf hash [32]byte   → index uint64 (the dedup and leaf-hash index)
 //	't' || level u8 || N uint64 → tlog-tiles hash tile: its hashes so far,
@@ -54,6 +57,7 @@ var (
 	keyOrigin     = []byte{'o'}
 	keyState      = []byte{'s'}
 	keyCheckpoint = []byte{'c'}
+	keyPublished  = []byte{'p'}
 )
 
 // ErrNotFound is returned (wrapped) for an absent entry, tile or leaf hash.
