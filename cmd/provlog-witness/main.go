@@ -79,7 +79,7 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.logLevel})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, c); err != nil {
+	if err := run(ctx, c, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "provlog-witness: %v\n", err)
 		os.Exit(1)
 	}
@@ -113,7 +113,7 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(ctx context.Context, c config) error {
+func run(ctx context.Context, c config, stdout io.Writer) error {
 	if c.configFile == "" {
 		return errors.New("--config is required (a file of \"log <origin> <verifier key> [<url>]\" lines)")
 	}
@@ -162,9 +162,9 @@ func run(ctx context.Context, c config) error {
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 	}
-	fmt.Printf("provlog-witness: %s witnessing %d logs\n", key.Signer.Name(), len(logs))
-	fmt.Printf("verifier key: %s\n", key.Verifier)
-	fmt.Printf("http: http://%s/\n", l.Addr())
+	fmt.Fprintf(stdout, "provlog-witness: %s witnessing %d logs\n", key.Signer.Name(), len(logs))
+	fmt.Fprintf(stdout, "verifier key: %s\n", key.Verifier)
+	fmt.Fprintf(stdout, "http: http://%s/\n", l.Addr())
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()

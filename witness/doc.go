@@ -1,0 +1,46 @@
+// Package witness is provlog's transparency log witness and the log-side
+// witness client.
+//
+// A Witness keeps, per configured log, the latest checkpoint it cosigned,
+// and cosigns a new checkpoint only if it is signed by the log and proven
+// consistent with that one:
+//
+//   - Push: the C2SP tlog-witness add-checkpoint API (Handler, POST
+//     /add-checkpoint, request format in request.go) takes an old size, a
+//     consistency proof and a signed checkpoint, and answers with the status
+//     codes of https://c2sp.org/tlog-witness: 404 unknown origin, 403 no
+//     valid log signature, 400 malformed or old size above the checkpoint
+//     size, 409 (Content-Type text/x.tlog.size, body the cosigned size) when
+//     the old size is not the cosigned size, 422 for a bad proof, a
+//     size-zero checkpoint without the empty root, or a same-size checkpoint
+//     with another root, and 200 with the cosignature lines.
+//   - Poll: for logs configured with a tlog-tiles URL, Run (and Poll)
+//     fetches /checkpoint, builds the consistency proof from the log's
+//     tiles (Tessera's client.ProofBuilder) and goes through the same
+//     checks.
+//
+// Cosignatures are C2SP tlog-cosignature cosignature/v1 (Ed25519, type
+// 0x04) over the canonical re-encoding of the parsed checkpoint
+// (Checkpoint.Marshal), never over the bytes received; parsing is strict
+// enough that the two are equal (checkpoint.go).
+//
+// State (State, PebbleState) is updated by compare-and-swap with a synced
+// write before a cosignature is released, so concurrent requests for one
+// log serialize through the swap, and a crash, even kill -9, never leads
+// to cosigning two inconsistent checkpoints. AddCheckpoint documents the
+// steps.
+//
+// A checkpoint inconsistent with the cosigned one (same size and another
+// root, a consistency proof that does not connect them, or, when polling,
+// a smaller tree) is refused; the evidence (both log-signed checkpoints and
+// the proof) is stored, logged, counted in provlog_witness_fork_evidence_total
+// and served at GET /evidence and GET /<origin hash>/evidence, and the
+// error is a *ForkError carrying it.
+//
+// The log side is Client: given a tlog-policy, it sends each new checkpoint
+// to every witness with a proof from that witness's last size, resyncs on
+// 409, verifies the cosignatures and reports whether the quorum is met.
+//
+// The witnessed logs are listed in a text file (ParseLogList, config.go);
+// the witness key is a note private key (key.go).
+package witness

@@ -1,0 +1,230 @@
+package witness
+
+// The witness state lives in its own Pebble database (not the log's
+// storage/ package, which owns the log's database). Key schema:
+//
+//	"v"                              → schema version, uint32 big-endian
+//	"c/" + hex sha256(origin)        → JSON Record: the latest cosigned checkpoint of the log
+//	"e/" + hex sha256(origin) + "/" + Evidence.ID() → JSON Evidence
+//
+// Every write is a single Pebble Set committed with Sync: once a write
+// returns, it survives a crash or kill -9.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Record is the witness's record of one log: the latest checkpoint it
+// cosigned.
+type Record struct {
+	Origin string `json:"origin"`
+	// Size and Hash are the cosigned tree head.
+	Size uint64   `json:"size"`
+	Hash [32]byte `json:"hash"`
+	// Checkpoint is the cosigned checkpoint as served to monitors: the
+	// canonical text, the log's verified signatures and the witness's
+	// cosignature.
+	Checkpoint []byte `json:"checkpoint"`
+}
+
+// State is the witness's durable state. Implementations must be safe for
+// concurrent use.
+type State interface {
+	// Latest returns the record of origin, or ok false if the witness
+	// never cosigned a checkpoint for it.
+	Latest(ctx context.Context, origin string) (rec Record, ok bool, err error)
+	// CompareAndSwap replaces the record of next.Origin with next if the
+	// stored record is still old (nil: no record), and returns
+	// ErrStateChanged otherwise. The check and the write are atomic with
+	// respect to other calls, and next is durable when it returns nil.
+	CompareAndSwap(ctx context.Context, old *Record, next Record) error
+	// AddEvidence stores e durably; storing the same evidence (same ID)
+	// again is a no-op that returns nil.
+	AddEvidence(ctx context.Context, e Evidence) error
+	// Evidence returns the stored evidence for origin, or for every log if
+	// origin is "".
+	Evidence(ctx context.Context, origin string) ([]Evidence, error)
+}
+
+const stateSchemaVersion = 1
+
+// PebbleState is the State kept in a Pebble database.
+type PebbleState struct {
+	db *pebble.DB
+	// casMu serializes CompareAndSwap's read-compare-write. Cosignatures
+	// are rare, so one mutex for all logs costs nothing measurable.
+	casMu sync.Mutex
+
+	closeOnce sync.Once
+	closeErr  error // set by closeOnce
+}
+
+// StateOptions configure OpenState.
+type StateOptions struct {
+	// FS is the file system Pebble uses. If nil, the OS file system;
+	// tests may pass vfs.NewMem().
+	FS vfs.FS
+	// Logger receives Pebble's log lines (its info lines at debug level).
+	// If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// OpenState opens or creates the witness state database in dir.
+func OpenState(dir string, o StateOptions) (*PebbleState, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	opts := &pebble.Options{
+		FS:                 o.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{o.Logger.With("component", "pebble")},
+	}
+	opts.EnsureDefaults()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening witness state at %s: %w", dir, err)
+	}
+	s := &PebbleState{db: db}
+	if err := s.checkVersion(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *PebbleState) checkVersion() error {
+	v, closer, err := s.db.Get([]byte("v"))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return s.db.Set([]byte("v"), binary.BigEndian.AppendUint32(nil, stateSchemaVersion), pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("reading witness state version: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 4 || binary.BigEndian.Uint32(v) != stateSchemaVersion {
+		return fmt.Errorf("witness state has schema version %x, want %d", v, stateSchemaVersion)
+	}
+	return nil
+}
+
+// Close closes the database. Closing again is a no-op.
+func (s *PebbleState) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
+
+func recordKey(origin string) []byte { return []byte("c/" + OriginHash(origin)) }
+
+func evidencePrefix(origin string) []byte {
+	if origin == "" {
+		return []byte("e/")
+	}
+	return []byte("e/" + OriginHash(origin) + "/")
+}
+
+// Latest implements State.
+func (s *PebbleState) Latest(_ context.Context, origin string) (Record, bool, error) {
+	v, closer, err := s.db.Get(recordKey(origin))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("reading record of %q: %w", origin, err)
+	}
+	defer closer.Close()
+	var rec Record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return Record{}, false, fmt.Errorf("decoding record of %q: %w", origin, err)
+	}
+	if rec.Origin != origin {
+		return Record{}, false, fmt.Errorf("record under %q is for origin %q", origin, rec.Origin)
+	}
+	return rec, true, nil
+}
+
+// CompareAndSwap implements State.
+func (s *PebbleState) CompareAndSwap(ctx context.Context, old *Record, next Record) error {
+	val, err := json.Marshal(next)
+	if err != nil {
+		return fmt.Errorf("encoding record: %w", err)
+	}
+	s.casMu.Lock()
+	defer s.casMu.Unlock()
+	cur, ok, err := s.Latest(ctx, next.Origin)
+	if err != nil {
+		return err
+	}
+	switch {
+	case old == nil && ok,
+		old != nil && !ok,
+		old != nil && (cur.Size != old.Size || cur.Hash != old.Hash || !bytes.Equal(cur.Checkpoint, old.Checkpoint)):
+		return ErrStateChanged
+	}
+	if err := s.db.Set(recordKey(next.Origin), val, pebble.Sync); err != nil {
+		return fmt.Errorf("writing record of %q: %w", next.Origin, err)
+	}
+	return nil
+}
+
+// AddEvidence implements State.
+func (s *PebbleState) AddEvidence(_ context.Context, e Evidence) error {
+	key := append(evidencePrefix(e.Origin), e.ID()...)
+	if _, closer, err := s.db.Get(key); err == nil {
+		closer.Close()
+		return nil
+	}
+	val, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encoding evidence: %w", err)
+	}
+	if err := s.db.Set(key, val, pebble.Sync); err != nil {
+		return fmt.Errorf("writing evidence for %q: %w", e.Origin, err)
+	}
+	return nil
+}
+
+// Evidence implements State.
+func (s *PebbleState) Evidence(_ context.Context, origin string) ([]Evidence, error) {
+	prefix := evidencePrefix(origin)
+	upper := append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("listing evidence: %w", err)
+	}
+	defer it.Close()
+	var out []Evidence
+	for it.First(); it.Valid(); it.Next() {
+		var e Evidence
+		if err := json.Unmarshal(it.Value(), &e); err != nil {
+			return nil, fmt.Errorf("decoding evidence %q: %w", it.Key(), err)
+		}
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("listing evidence: %w", err)
+	}
+	return out, nil
+}
+
+// pebbleLogger sends Pebble's log lines to slog; its chatty info lines at
+// debug level.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
