@@ -33,6 +33,7 @@ import (
 	plog "github.com/provlog/provlog/log"
 	"github.com/provlog/provlog/log/server"
 	"github.com/provlog/provlog/storage"
+	"github.com/provlog/provlog/witness"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -45,6 +46,9 @@ type config struct {
 	grpcListen, httpListen string
 	admission, keyring     string
 	auth                   string
+	witnessPolicy          string
+	witnessFailOpen        bool
+	witnessInterval        time.Duration
 	tlsCert, tlsKey        string
 	clientCA               string
 	maxEntrySize           int
@@ -65,6 +69,9 @@ func main() {
 	flag.StringVar(&c.admission, "admission", "attestations", "admission mode: attestations (signed build/sign/promote events, checked against the keyring) or open (any non-empty entry up to the size cap)")
 	flag.StringVar(&c.keyring, "keyring", "", "keyring `file`: authorized submitter keys, roles and environments (default DATA/keyring.json, created empty if absent)")
 	flag.StringVar(&c.auth, "auth", "", "auth `file`: writer identities (bearer token hashes, client certificate subjects) and their roles; without it anyone may write")
+	flag.StringVar(&c.witnessPolicy, "witness-policy", "", "tlog-policy `file` (witness, group, quorum lines): publish only checkpoints cosigned by a quorum of these witnesses")
+	flag.BoolVar(&c.witnessFailOpen, "witness-fail-open", false, "publish log-signed checkpoints when the witness quorum cannot be met (default: hold them back)")
+	flag.DurationVar(&c.witnessInterval, "witness-interval", 500*time.Millisecond, "least time between rounds of witnessing")
 	flag.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) for both servers; without it they speak plaintext")
 	flag.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	flag.StringVar(&c.clientCA, "client-ca", "", "CA `file` (PEM) that verifies client certificates (mutual TLS, optional per connection)")
@@ -115,6 +122,10 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
+	witnesser, err := witnesses(c)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lg, err := plog.Open(ctx, plog.Config{
@@ -125,6 +136,9 @@ func run(ctx context.Context, c config) error {
 		BatchMaxAge:     c.batchMaxAge,
 		QueueMaxEntries: c.queueMaxEntries,
 		Admission:       admission,
+		Witness:         witnesser,
+		WitnessFailOpen: c.witnessFailOpen,
+		WitnessInterval: c.witnessInterval,
 		Registerer:      reg,
 	}, store)
 	if err != nil {
@@ -136,6 +150,34 @@ func run(ctx context.Context, c config) error {
 	}
 	slog.Info("provlogd stopped", "size", lg.Checkpoint().Size)
 	return err
+}
+
+// witnesses returns the witnessing the flags ask for: nil for none.
+func witnesses(c config) (plog.Witnesser, error) {
+	if c.witnessPolicy == "" {
+		return nil, nil
+	}
+	policy, err := os.ReadFile(c.witnessPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("reading witness policy: %w", err)
+	}
+	wc, err := witness.NewClient(witness.ClientConfig{Policy: policy})
+	if err != nil {
+		return nil, fmt.Errorf("witness policy %s: %w", c.witnessPolicy, err)
+	}
+	slog.Info("publishing only witnessed checkpoints", "policy", c.witnessPolicy, "fail_open", c.witnessFailOpen)
+	return witnessClient{wc}, nil
+}
+
+// witnessClient adapts witness.Client to log.Witnesser.
+type witnessClient struct{ c *witness.Client }
+
+func (w witnessClient) Witness(ctx context.Context, cp []byte, proof func(context.Context, uint64, uint64) ([][]byte, error)) ([]byte, bool, error) {
+	res, err := w.c.Cosign(ctx, cp, proof)
+	if err != nil {
+		return nil, false, err
+	}
+	return res.Checkpoint, res.Satisfied, nil
 }
 
 // defaultKeyring is written to DATA/keyring.json when attestations are
