@@ -172,3 +172,41 @@ func TestDecodeStateRejectsCorrupt(t *testing.T) {
 }
 
 var _ io.Closer = (*Store)(nil)
+
+func TestKV(t *testing.T) {
+	fs := vfs.NewMem()
+	kv, err := OpenKV("kv", 3, Options{FS: fs, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a/1", "a/2", "a\xff", "b/1"} {
+		if err := kv.Set([]byte(k), []byte("v"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := kv.Scan([]byte("a/"), func(k, v []byte) error { got = append(got, string(k)+"="+string(v)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[a/1=va/1 a/2=va/2]" {
+		t.Errorf("Scan(a/) = %v", got)
+	}
+	if _, err := kv.Get([]byte("zz")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(absent): %v", err)
+	}
+	if err := kv.Scan(nil, func(k, v []byte) error { return nil }); err == nil {
+		t.Error("Scan of the empty prefix succeeded")
+	}
+	kv.Close()
+	if _, err := OpenKV("kv", 4, Options{FS: fs, Logger: quiet}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("OpenKV with another version: %v", err)
+	}
+	kv, err = OpenKV("kv", 3, Options{FS: fs, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	if v, err := kv.Get([]byte("b/1")); err != nil || string(v) != "vb/1" {
+		t.Errorf("after reopen: %q, %v", v, err)
+	}
+}

@@ -1,27 +1,26 @@
 package witness
 
-// The witness state lives in its own Pebble database (not the log's
-// storage/ package, which owns the log's database). Key schema:
+// The witness state lives in its own database, a storage.KV (package
+// storage owns every use of Pebble). Key schema:
 //
-//	"v"                              → schema version, uint32 big-endian
 //	"c/" + hex sha256(origin)        → JSON Record: the latest cosigned checkpoint of the log
 //	"e/" + hex sha256(origin) + "/" + Evidence.ID() → JSON Evidence
 //
-// Every write is a single Pebble Set committed with Sync: once a write
-// returns, it survives a crash or kill -9.
+// Every write is synced before it returns: once a write returns, it
+// survives a crash or kill -9.
 
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/provlog/provlog/storage"
 )
 
 // Record is the witness's record of one log: the latest checkpoint it
@@ -58,9 +57,9 @@ type State interface {
 
 const stateSchemaVersion = 1
 
-// PebbleState is the State kept in a Pebble database.
+// PebbleState is the State kept in a storage.KV (a Pebble database).
 type PebbleState struct {
-	db *pebble.DB
+	kv *storage.KV
 	// casMu serializes CompareAndSwap's read-compare-write. Cosignatures
 	// are rare, so one mutex for all logs costs nothing measurable.
 	casMu sync.Mutex
@@ -81,45 +80,16 @@ type StateOptions struct {
 
 // OpenState opens or creates the witness state database in dir.
 func OpenState(dir string, o StateOptions) (*PebbleState, error) {
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	opts := &pebble.Options{
-		FS:                 o.FS,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{o.Logger.With("component", "pebble")},
-	}
-	opts.EnsureDefaults()
-	db, err := pebble.Open(dir, opts)
+	kv, err := storage.OpenKV(dir, stateSchemaVersion, storage.Options{FS: o.FS, Logger: o.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("opening witness state at %s: %w", dir, err)
+		return nil, fmt.Errorf("opening witness state: %w", err)
 	}
-	s := &PebbleState{db: db}
-	if err := s.checkVersion(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *PebbleState) checkVersion() error {
-	v, closer, err := s.db.Get([]byte("v"))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return s.db.Set([]byte("v"), binary.BigEndian.AppendUint32(nil, stateSchemaVersion), pebble.Sync)
-	}
-	if err != nil {
-		return fmt.Errorf("reading witness state version: %w", err)
-	}
-	defer closer.Close()
-	if len(v) != 4 || binary.BigEndian.Uint32(v) != stateSchemaVersion {
-		return fmt.Errorf("witness state has schema version %x, want %d", v, stateSchemaVersion)
-	}
-	return nil
+	return &PebbleState{kv: kv}, nil
 }
 
 // Close closes the database. Closing again is a no-op.
 func (s *PebbleState) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() { s.closeErr = s.kv.Close() })
 	return s.closeErr
 }
 
@@ -134,14 +104,13 @@ func evidencePrefix(origin string) []byte {
 
 // Latest implements State.
 func (s *PebbleState) Latest(_ context.Context, origin string) (Record, bool, error) {
-	v, closer, err := s.db.Get(recordKey(origin))
-	if errors.Is(err, pebble.ErrNotFound) {
+	v, err := s.kv.Get(recordKey(origin))
+	if errors.Is(err, storage.ErrNotFound) {
 		return Record{}, false, nil
 	}
 	if err != nil {
 		return Record{}, false, fmt.Errorf("reading record of %q: %w", origin, err)
 	}
-	defer closer.Close()
 	var rec Record
 	if err := json.Unmarshal(v, &rec); err != nil {
 		return Record{}, false, fmt.Errorf("decoding record of %q: %w", origin, err)
@@ -170,7 +139,7 @@ func (s *PebbleState) CompareAndSwap(ctx context.Context, old *Record, next Reco
 		old != nil && (cur.Size != old.Size || cur.Hash != old.Hash || !bytes.Equal(cur.Checkpoint, old.Checkpoint)):
 		return ErrStateChanged
 	}
-	if err := s.db.Set(recordKey(next.Origin), val, pebble.Sync); err != nil {
+	if err := s.kv.Set(recordKey(next.Origin), val); err != nil {
 		return fmt.Errorf("writing record of %q: %w", next.Origin, err)
 	}
 	return nil
@@ -179,15 +148,14 @@ func (s *PebbleState) CompareAndSwap(ctx context.Context, old *Record, next Reco
 // AddEvidence implements State.
 func (s *PebbleState) AddEvidence(_ context.Context, e Evidence) error {
 	key := append(evidencePrefix(e.Origin), e.ID()...)
-	if _, closer, err := s.db.Get(key); err == nil {
-		closer.Close()
+	if _, err := s.kv.Get(key); err == nil {
 		return nil
 	}
 	val, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encoding evidence: %w", err)
 	}
-	if err := s.db.Set(key, val, pebble.Sync); err != nil {
+	if err := s.kv.Set(key, val); err != nil {
 		return fmt.Errorf("writing evidence for %q: %w", e.Origin, err)
 	}
 	return nil
@@ -195,36 +163,17 @@ func (s *PebbleState) AddEvidence(_ context.Context, e Evidence) error {
 
 // Evidence implements State.
 func (s *PebbleState) Evidence(_ context.Context, origin string) ([]Evidence, error) {
-	prefix := evidencePrefix(origin)
-	upper := append(bytes.Clone(prefix[:len(prefix)-1]), prefix[len(prefix)-1]+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	var out []Evidence
+	err := s.kv.Scan(evidencePrefix(origin), func(k, v []byte) error {
+		var e Evidence
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("decoding evidence %q: %w", k, err)
+		}
+		out = append(out, e)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing evidence: %w", err)
 	}
-	defer it.Close()
-	var out []Evidence
-	for it.First(); it.Valid(); it.Next() {
-		var e Evidence
-		if err := json.Unmarshal(it.Value(), &e); err != nil {
-			return nil, fmt.Errorf("decoding evidence %q: %w", it.Key(), err)
-		}
-		out = append(out, e)
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("listing evidence: %w", err)
-	}
 	return out, nil
-}
-
-// pebbleLogger sends Pebble's log lines to slog; its chatty info lines at
-// debug level.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
