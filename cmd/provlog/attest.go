@@ -1,0 +1,487 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/event"
+)
+
+// subjectFlags name the artifact an event or a query is about.
+type subjectFlags struct {
+	artifact, digest, name string
+}
+
+func (s *subjectFlags) register(cmd *cobra.Command, withName bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&s.artifact, "artifact", "", "artifact `file` (its sha256 is computed)")
+	fl.StringVar(&s.digest, "digest", "", "artifact `digest`, sha256:HEX or sha512:HEX (instead of --artifact)")
+	if withName {
+		fl.StringVar(&s.name, "subject-name", "", "subject `name` in the statement (default: the artifact's file name)")
+	}
+}
+
+// resolve returns the artifact's digest and subject name. required says
+// whether one of --artifact and --digest must be given.
+func (s *subjectFlags) resolve() (event.Digest, string, error) {
+	switch {
+	case s.artifact != "" && s.digest != "":
+		return event.Digest{}, "", usageErr("give --artifact or --digest, not both")
+	case s.artifact != "":
+		d, err := fileDigest(s.artifact)
+		if err != nil {
+			return event.Digest{}, "", err
+		}
+		name := s.name
+		if name == "" {
+			name = filepath.Base(s.artifact)
+		}
+		return d, name, nil
+	case s.digest != "":
+		d, err := event.ParseDigest(s.digest)
+		if err != nil {
+			return event.Digest{}, "", usageErr("--digest: %w", err)
+		}
+		return d, s.name, nil
+	}
+	return event.Digest{}, "", usageErr("name the artifact with --artifact FILE or --digest sha256:HEX")
+}
+
+// fileDigest returns the sha256 digest of a file.
+func fileDigest(path string) (event.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return event.Digest{}, usageErr("artifact: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return event.Digest{}, fmt.Errorf("reading artifact: %w", err)
+	}
+	return event.Digest{Alg: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// emitFlags say what to do with a signed envelope.
+type emitFlags struct {
+	signKeys []string
+	out      string
+	submit   bool
+}
+
+func (e *emitFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&e.signKeys, "sign-key", nil, "PEM private key `file` to sign the envelope with (repeatable; at least one)")
+	fl.StringVar(&e.out, "out", "", "write the envelope to `file` (default: stdout, unless --submit)")
+	fl.BoolVar(&e.submit, "submit", false, "submit the envelope to the log and print its index")
+}
+
+// loadSigningKeys reads PEM private keys.
+func loadSigningKeys(files []string) ([]event.SigningKey, error) {
+	if len(files) == 0 {
+		return nil, usageErr("--sign-key: at least one signing key is needed")
+	}
+	var keys []event.SigningKey
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usageErr("--sign-key: %w", err)
+		}
+		k, err := event.LoadSigningKey(b)
+		if err != nil {
+			return nil, usageErr("--sign-key %s: %w", f, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// emit writes the envelope (--out, or stdout without --submit) and submits
+// it if asked.
+func (e *emitFlags) emit(cmd *cobra.Command, g *globals, env []byte) error {
+	if e.out != "" || !e.submit {
+		if err := g.writeOutput(e.out, append(env, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if !e.submit {
+		return nil
+	}
+	ctx, cancel := g.context(cmd)
+	defer cancel()
+	c, err := g.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.Append(ctx, env)
+	if err != nil {
+		return fmt.Errorf("submitting: %w", err)
+	}
+	if g.json {
+		return g.printJSON(submitResult{Index: res.Index, Duplicate: res.Duplicate})
+	}
+	fmt.Fprintln(g.stdout, res.Index)
+	return nil
+}
+
+// buildIndexFlag is the --build-index of sign and promote events: given, or
+// looked up in the log.
+type buildIndexFlag struct {
+	index int64
+}
+
+func (b *buildIndexFlag) register(cmd *cobra.Command) {
+	cmd.Flags().Int64Var(&b.index, "build-index", -1, "log `index` of the artifact's build event (default: the artifact's latest build event in the log)")
+}
+
+// resolve returns the build index, searching the log for the artifact's
+// latest build event if none was given.
+func (b *buildIndexFlag) resolve(cmd *cobra.Command, g *globals, d event.Digest) (uint64, error) {
+	if b.index >= 0 {
+		return uint64(b.index), nil
+	}
+	ctx, cancel := g.context(cmd)
+	defer cancel()
+	c, err := g.dial(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	found := false
+	var last uint64
+	for r, err := range c.Search(ctx, client.SearchKey{Digest: d.String()}) {
+		if err != nil {
+			return 0, fmt.Errorf("looking up the build event of %s: %w", d, err)
+		}
+		if r.EventType == event.TypeBuild {
+			last, found = r.Index, true
+		}
+	}
+	if !found {
+		return 0, usageErr("no build event of %s in the log: pass --build-index", d)
+	}
+	return last, nil
+}
+
+func newAttestCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "attest build|sign|promote",
+		Short: "Make a signed event: a build, an artifact signature or a promotion",
+		Long: `Build an in-toto Statement v1 about one artifact from flags, sign it into a
+DSSE envelope with one or more --sign-key files, and print the envelope,
+write it (--out) or submit it (--submit, printing its index).
+
+Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
+event or could not be reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErr("attest: name the event: build, sign or promote (see provlog attest --help)")
+		},
+	}
+	cmd.AddCommand(newAttestBuildCmd(g), newAttestSignCmd(g), newAttestPromoteCmd(g))
+	return cmd
+}
+
+func newAttestBuildCmd(g *globals) *cobra.Command {
+	var (
+		s                 subjectFlags
+		e                 emitFlags
+		spec              event.BuildSpec
+		started, finished string
+		deps              []string
+	)
+	cmd := &cobra.Command{
+		Use:   "build --artifact FILE --builder-id URI --build-type URI --source-repo URI --source-commit HEX --sign-key FILE",
+		Short: "Make a build event (SLSA Provenance v1)",
+		Long: `Make a build event: an in-toto statement about the artifact whose predicate
+is SLSA Provenance v1 (https://slsa.dev/provenance/v1), with the builder id,
+the build type, the exact source (repository and commit, recorded in
+externalParameters.source and as a gitCommit dependency), the invocation id,
+start and finish times and resolved dependencies. A log admits it if a key
+with the builder role signed it.
+
+Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
+event or could not be reached.`,
+		Example: `  provlog attest build --artifact app.tar.gz \
+      --builder-id https://ci.example.com/runner@v2 --build-type https://ci.example.com/go@v1 \
+      --source-repo git+https://git.example.com/app --source-commit "$(git rev-parse HEAD)" \
+      --invocation-id "$CI_JOB_ID" --started 2026-01-02T15:04:05Z --finished 2026-01-02T15:09:00Z \
+      --dependency pkg:golang/golang.org/x/mod@v0.42.0=sha256:5f1c... \
+      --sign-key ci.key --submit`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			d, name, err := s.resolve()
+			if err != nil {
+				return err
+			}
+			if spec.StartedOn, err = parseTime("--started", started); err != nil {
+				return err
+			}
+			if spec.FinishedOn, err = parseTime("--finished", finished); err != nil {
+				return err
+			}
+			for _, dep := range deps {
+				uri, dg, ok := cutLast(dep, "=")
+				if !ok || uri == "" {
+					return usageErr("--dependency %q: want URI=sha256:HEX", dep)
+				}
+				pd, err := event.ParseDigest(dg)
+				if err != nil {
+					return usageErr("--dependency %q: %w", dep, err)
+				}
+				spec.Dependencies = append(spec.Dependencies, event.Dependency{URI: uri, Digest: map[string]string{pd.Alg: pd.Hex}})
+			}
+			for flag, v := range map[string]string{"--builder-id": spec.BuilderID, "--build-type": spec.BuildType, "--source-commit": spec.SourceCommit} {
+				if v == "" {
+					return usageErr("%s is required", flag)
+				}
+			}
+			prov, err := event.NewProvenance(spec)
+			if err != nil {
+				return usageErr("provenance: %w", err)
+			}
+			return signAndEmit(cmd, g, &e, event.ProvenancePredicateType, d, name, prov)
+		}),
+	}
+	s.register(cmd, true)
+	e.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&spec.BuilderID, "builder-id", "", "SLSA builder `id` (runDetails.builder.id) (required)")
+	fl.StringVar(&spec.BuildType, "build-type", "", "SLSA build `type` URI (required)")
+	fl.StringVar(&spec.SourceRepo, "source-repo", "", "source repository `URI`, e.g. git+https://git.example.com/app")
+	fl.StringVar(&spec.SourceCommit, "source-commit", "", "source `commit` id, 40 or 64 lowercase hex digits (required)")
+	fl.StringVar(&spec.InvocationID, "invocation-id", "", "build invocation `id` (e.g. the CI job id)")
+	fl.StringVar(&started, "started", "", "build start `time`, RFC 3339")
+	fl.StringVar(&finished, "finished", "", "build finish `time`, RFC 3339")
+	fl.StringArrayVar(&deps, "dependency", nil, "resolved dependency `URI=sha256:HEX` (repeatable)")
+	return cmd
+}
+
+func newAttestSignCmd(g *globals) *cobra.Command {
+	var (
+		s       subjectFlags
+		e       emitFlags
+		b       buildIndexFlag
+		p       event.SignPredicate
+		sigFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "sign --artifact FILE --algorithm ALG --signature-key-id ID --signature-file FILE --sign-key FILE",
+		Short: "Make a sign event: the artifact was signed",
+		Long: `Make a sign event (predicate ` + event.SignPredicateType + `):
+it records the artifact's signature (--signature in base64, or the raw
+bytes of --signature-file), its algorithm, the id of the artifact-signing
+key (--signature-key-id, free text such as a KMS key name), and the index
+of the artifact's build event (--build-index; by default the artifact's
+latest build event in the log). A log admits it if a key with the signer
+role signed the envelope; gate policies name those envelope keys.
+
+Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
+event or could not be reached.`,
+		Example: `  cosign sign-blob --key release.key app.tar.gz --output-signature app.sig
+  provlog attest sign --artifact app.tar.gz --algorithm ecdsa-p256-sha256 \
+      --signature-key-id release --signature-file app.sig --sign-key signer.key --submit`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			d, name, err := s.resolve()
+			if err != nil {
+				return err
+			}
+			switch {
+			case p.Signature != "" && sigFile != "":
+				return usageErr("give --signature or --signature-file, not both")
+			case sigFile != "":
+				raw, err := os.ReadFile(sigFile)
+				if err != nil {
+					return usageErr("--signature-file: %w", err)
+				}
+				p.Signature = base64.StdEncoding.EncodeToString(raw)
+			case p.Signature == "":
+				return usageErr("the artifact's signature is needed: --signature BASE64 or --signature-file FILE")
+			}
+			if p.Algorithm == "" || p.KeyID == "" {
+				return usageErr("--algorithm and --signature-key-id are required")
+			}
+			if p.BuildIndex, err = b.resolve(cmd, g, d); err != nil {
+				return err
+			}
+			return signAndEmit(cmd, g, &e, event.SignPredicateType, d, name, &p)
+		}),
+	}
+	s.register(cmd, true)
+	e.register(cmd)
+	b.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&p.Algorithm, "algorithm", "", "artifact signature `algorithm`, e.g. ecdsa-p256-sha256, ed25519 (required)")
+	fl.StringVar(&p.KeyID, "signature-key-id", "", "`id` of the artifact-signing key (required)")
+	fl.StringVar(&p.Signature, "signature", "", "the artifact's signature, standard `base64`")
+	fl.StringVar(&sigFile, "signature-file", "", "`file` holding the artifact's raw signature")
+	return cmd
+}
+
+func newAttestPromoteCmd(g *globals) *cobra.Command {
+	var (
+		s subjectFlags
+		e emitFlags
+		b buildIndexFlag
+		p event.PromotePredicate
+	)
+	cmd := &cobra.Command{
+		Use:   "promote --artifact FILE [--from ENV] --to ENV --sign-key FILE",
+		Short: "Make a promote event: the artifact moves to an environment",
+		Long: `Make a promote event (predicate ` + event.PromotePredicateType + `):
+the artifact is promoted --from one environment (none for the first) --to
+another, with decision "approved", a --rationale and a --change-ref. The
+envelope's signatures are the approvals: sign it with the promoter's key,
+and add approvers' signatures with --sign-key (several) or later with
+"provlog approve". A log admits it if a promoter signed it, it has as many
+distinct signers as the target environment's "approvals", and the artifact
+was already promoted into --from.
+
+Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
+event or could not be reached.`,
+		Example: `  provlog attest promote --artifact app.tar.gz --to dev --sign-key alice.key --submit
+  provlog attest promote --artifact app.tar.gz --from dev --to staging --sign-key alice.key --submit
+  # prod needs two approvals: alice prepares, bob approves, then submit.
+  provlog attest promote --artifact app.tar.gz --from staging --to prod \
+      --rationale "release 1.2.3" --change-ref CHG-42 --sign-key alice.key --out prod.json
+  provlog approve --envelope prod.json --sign-key bob.key --out prod.json
+  provlog submit --wait prod.json`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			d, name, err := s.resolve()
+			if err != nil {
+				return err
+			}
+			if p.To == "" {
+				return usageErr("--to is required")
+			}
+			p.Decision = event.DecisionApproved
+			if p.BuildIndex, err = b.resolve(cmd, g, d); err != nil {
+				return err
+			}
+			return signAndEmit(cmd, g, &e, event.PromotePredicateType, d, name, &p)
+		}),
+	}
+	s.register(cmd, true)
+	e.register(cmd)
+	b.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&p.From, "from", "", "`environment` the artifact comes from (empty for a first environment)")
+	fl.StringVar(&p.To, "to", "", "`environment` the artifact is promoted to (required)")
+	fl.StringVar(&p.Rationale, "rationale", "", "why: the `text` of the decision")
+	fl.StringVar(&p.ChangeRef, "change-ref", "", "change request or ticket `reference`")
+	return cmd
+}
+
+// signAndEmit makes the statement, signs it and emits it.
+func signAndEmit(cmd *cobra.Command, g *globals, e *emitFlags, predType string, d event.Digest, name string, pred any) error {
+	keys, err := loadSigningKeys(e.signKeys)
+	if err != nil {
+		return err
+	}
+	st, err := event.NewStatement(predType, []event.Subject{{Name: name, Digest: d}}, pred)
+	if err != nil {
+		return usageErr("statement: %w", err)
+	}
+	env, err := event.SignEnvelope(cmd.Context(), st, keys...)
+	if err != nil {
+		return err
+	}
+	return e.emit(cmd, g, env)
+}
+
+func newApproveCmd(g *globals) *cobra.Command {
+	var (
+		e        emitFlags
+		in       string
+		anyEvent bool
+	)
+	cmd := &cobra.Command{
+		Use:   "approve --envelope FILE --sign-key FILE",
+		Short: "Add approvers' signatures to a promote event",
+		Long: `Add a signature by each --sign-key to an existing envelope (multi-party
+approval: every approver signs the same statement). A key that already
+signed is not added twice. The envelope must be a promote event unless
+--any-event is given. The result is printed, written (--out, which may be
+the input file) or submitted (--submit).
+
+Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
+event or could not be reached.`,
+		Example: `  provlog approve --envelope prod.json --sign-key bob.key --out prod.json
+  provlog approve --envelope prod.json --sign-key bob.key --sign-key carol.key --submit`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if in == "" {
+				return usageErr("--envelope is required")
+			}
+			raw, err := g.readInput(in)
+			if err != nil {
+				return err
+			}
+			env, err := event.ParseEnvelope(raw)
+			if err != nil {
+				return usageErr("%s: %w", in, err)
+			}
+			ev, err := event.ParseStatement(env.Payload)
+			if err != nil {
+				return usageErr("%s: %w", in, err)
+			}
+			if ev.Type != event.TypePromote && !anyEvent {
+				return usageErr("%s is a %s event: approvals are signatures on promote events (--any-event to sign it anyway)", in, ev.Type)
+			}
+			keys, err := loadSigningKeys(e.signKeys)
+			if err != nil {
+				return err
+			}
+			out, err := event.AddSignatures(cmd.Context(), raw, keys...)
+			if err != nil {
+				return err
+			}
+			return e.emit(cmd, g, out)
+		}),
+	}
+	e.register(cmd)
+	cmd.Flags().StringVar(&in, "envelope", "", "the envelope `file` to approve (- for stdin) (required)")
+	cmd.Flags().BoolVar(&anyEvent, "any-event", false, "sign an envelope that is not a promote event")
+	return cmd
+}
+
+// parseTime parses an optional RFC 3339 time.
+func parseTime(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, usageErr("%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, v)
+	}
+	return t, nil
+}
+
+// cutLast cuts s around the last sep.
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+// submitResult is the JSON output of a submission.
+type submitResult struct {
+	File      string `json:"file,omitempty"`
+	Index     uint64 `json:"index"`
+	Duplicate bool   `json:"duplicate"`
+	Proof     string `json:"proofFile,omitempty"`
+}

@@ -1,0 +1,505 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	fwitness "github.com/transparency-dev/formats/witness"
+
+	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/event"
+)
+
+// entryFor returns what is submitted for a file's contents: the canonical
+// form of a DSSE envelope (what the log stores for it), else the bytes as
+// they are (for logs that admit any entry).
+func entryFor(raw []byte) []byte {
+	if env, err := event.ParseEnvelope(raw); err == nil {
+		return env.Canonical()
+	}
+	return raw
+}
+
+func newSubmitCmd(g *globals) *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "submit FILE...",
+		Short: "Submit envelopes to the log and print their indices",
+		Long: `Submit each FILE ("-" for stdin) as one entry and print its index, one per
+line, once the entry is durable and covered by a signed checkpoint. A DSSE
+envelope is sent in its canonical form; the same event submitted again gets
+its original index back.
+
+With --wait, also wait until the log publishes a checkpoint covering each
+entry (which, for a log with a witness policy, is cosigned), fetch its
+offline proof bundle (C2SP tlog-proof), verify it, and write it to
+FILE.tlog-proof (stdin.tlog-proof for stdin). "provlog verify" checks such a
+file offline.
+
+Exit codes: 0 all submitted; 2 a file is unreadable; 3 the log refused an
+entry or could not be reached (entries before it were submitted).`,
+		Example: `  provlog submit build.json sign.json
+  provlog attest build ... --sign-key ci.key | provlog submit -
+  provlog submit --wait prod.json && provlog verify prod.json.tlog-proof --artifact app.tar.gz`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			entries := make([][]byte, len(args))
+			for i, name := range args {
+				raw, err := g.readInput(name)
+				if err != nil {
+					return err
+				}
+				if len(raw) == 0 {
+					return usageErr("%s is empty", name)
+				}
+				entries[i] = entryFor(raw)
+			}
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var results []submitResult
+			for i, name := range args {
+				res, err := c.Append(ctx, entries[i])
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				r := submitResult{File: name, Index: res.Index, Duplicate: res.Duplicate}
+				if wait {
+					if r.Proof, err = writeProof(ctx, c, name, entries[i], res.Index); err != nil {
+						return fmt.Errorf("%s: %w", name, err)
+					}
+				}
+				if !g.json {
+					fmt.Fprintln(g.stdout, r.Index)
+				}
+				results = append(results, r)
+			}
+			if g.json {
+				return g.printJSON(results)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for inclusion and write FILE.tlog-proof for each entry")
+	return cmd
+}
+
+// writeProof waits for entry's inclusion, fetches its bundle, checks that
+// it is for entry and writes it beside name.
+func writeProof(ctx context.Context, c *client.Client, name string, entry []byte, index uint64) (string, error) {
+	if _, err := c.WaitForInclusion(ctx, index); err != nil {
+		return "", err
+	}
+	bundle, err := c.ProofBundle(ctx, index)
+	if err != nil {
+		return "", err
+	}
+	p, err := client.ParseBundle(bundle)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(p.ExtraData, entry) {
+		return "", fmt.Errorf("%w: the proof bundle of entry %d carries another entry", client.ErrLogMisbehaved, index)
+	}
+	out := name + ".tlog-proof"
+	if name == "-" {
+		out = "stdin.tlog-proof"
+	}
+	if err := writeFileAtomic(out, bundle, 0o644); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// parseIndex parses an entry index argument.
+func parseIndex(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, usageErr("index %q: want a non-negative decimal number", s)
+	}
+	return n, nil
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get INDEX",
+		Short: "Print the entry at an index, proven included in the log",
+		Long: `Fetch the entry at INDEX with its proof bundle, verify the bundle with the
+log's key (the entry is included in a checkpoint the log signed), and print
+the entry as it is stored (for an event, its canonical DSSE envelope). With
+--json, print the decoded event instead: type, subjects, signers (DSSE key
+ids) and predicate.
+
+Exit codes: 0 printed; 2 bad arguments; 3 no such entry, the log
+unreachable, or its answer does not verify.`,
+		Example: `  provlog get 42
+  provlog get 42 --json | jq .promote`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			index, err := parseIndex(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			bundle, err := c.ProofBundle(ctx, index)
+			if err != nil {
+				return err
+			}
+			p, err := client.ParseBundle(bundle)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(describe(index, p.ExtraData))
+			}
+			out := p.ExtraData
+			if !bytes.HasSuffix(out, []byte("\n")) {
+				out = append(out[:len(out):len(out)], '\n')
+			}
+			_, err = g.stdout.Write(out)
+			return err
+		}),
+	}
+}
+
+// eventJSON is the JSON form of a logged event.
+type eventJSON struct {
+	Index    uint64                  `json:"index"`
+	Type     string                  `json:"type,omitempty"`
+	Subjects []string                `json:"subjects,omitempty"`
+	Signers  []string                `json:"signers,omitempty"` // DSSE key ids
+	Build    *buildJSON              `json:"build,omitempty"`
+	Sign     *event.SignPredicate    `json:"sign,omitempty"`
+	Promote  *event.PromotePredicate `json:"promote,omitempty"`
+	// Entry is the entry in base64 when it is not an event.
+	Entry string `json:"entry,omitempty"`
+	// Error says why the entry is not an event.
+	Error string `json:"error,omitempty"`
+}
+
+type buildJSON struct {
+	BuilderID    string     `json:"builderId"`
+	BuildType    string     `json:"buildType"`
+	SourceRepo   string     `json:"sourceRepo,omitempty"`
+	SourceCommit string     `json:"sourceCommit"`
+	InvocationID string     `json:"invocationId,omitempty"`
+	StartedOn    *time.Time `json:"startedOn,omitempty"`
+	FinishedOn   *time.Time `json:"finishedOn,omitempty"`
+}
+
+// parsedEvent is a logged entry parsed as an event.
+type parsedEvent struct {
+	Index uint64
+	Env   *event.Envelope
+	Event *event.Event
+}
+
+// parseEntry parses a logged entry as an event.
+func parseEntry(index uint64, entry []byte) (*parsedEvent, error) {
+	env, err := event.ParseEnvelope(entry)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := event.ParseStatement(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return &parsedEvent{Index: index, Env: env, Event: ev}, nil
+}
+
+// describe returns the JSON form of the entry at index.
+func describe(index uint64, entry []byte) eventJSON {
+	pe, err := parseEntry(index, entry)
+	if err != nil {
+		return eventJSON{Index: index, Entry: base64.StdEncoding.EncodeToString(entry), Error: "not an event: " + err.Error()}
+	}
+	return pe.json()
+}
+
+func (pe *parsedEvent) json() eventJSON {
+	ev := pe.Event
+	j := eventJSON{Index: pe.Index, Type: ev.Type, Sign: ev.Sign, Promote: ev.Promote}
+	for _, s := range ev.Subjects {
+		j.Subjects = append(j.Subjects, s.String())
+	}
+	for _, s := range pe.Env.Signatures {
+		j.Signers = append(j.Signers, s.KeyID)
+	}
+	if b := ev.Build; b != nil {
+		j.Build = &buildJSON{BuilderID: b.BuilderID, BuildType: b.BuildType, SourceRepo: b.SourceRepo,
+			SourceCommit: b.SourceCommit, InvocationID: b.InvocationID}
+		if !b.StartedOn.IsZero() {
+			j.Build.StartedOn = &b.StartedOn
+		}
+		if !b.FinishedOn.IsZero() {
+			j.Build.FinishedOn = &b.FinishedOn
+		}
+	}
+	return j
+}
+
+// summary is a one-line description of the event.
+func (pe *parsedEvent) summary() string {
+	ev := pe.Event
+	var s string
+	switch {
+	case ev.Build != nil:
+		s = fmt.Sprintf("builder=%s source=%s@%s", ev.Build.BuilderID, ev.Build.SourceRepo, ev.Build.SourceCommit)
+	case ev.Sign != nil:
+		s = fmt.Sprintf("algorithm=%s key=%s build=%d", ev.Sign.Algorithm, ev.Sign.KeyID, ev.Sign.BuildIndex)
+	case ev.Promote != nil:
+		from := ev.Promote.From
+		if from == "" {
+			from = "(none)"
+		}
+		s = fmt.Sprintf("%s -> %s build=%d", from, ev.Promote.To, ev.Promote.BuildIndex)
+	}
+	return fmt.Sprintf("%d\t%s\t%s\tsigners=%d", pe.Index, ev.Type, s, len(pe.Env.Signatures))
+}
+
+type searchFlags struct {
+	subject      subjectFlags
+	builderID    string
+	sourceCommit string
+}
+
+func (f *searchFlags) key() (client.SearchKey, error) {
+	n := 0
+	for _, v := range []string{f.subject.artifact + f.subject.digest, f.builderID, f.sourceCommit} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return client.SearchKey{}, usageErr("search by exactly one of --digest, --artifact, --builder-id, --source-commit")
+	}
+	switch {
+	case f.builderID != "":
+		return client.SearchKey{BuilderID: f.builderID}, nil
+	case f.sourceCommit != "":
+		return client.SearchKey{SourceCommit: f.sourceCommit}, nil
+	}
+	d, _, err := f.subject.resolve()
+	if err != nil {
+		return client.SearchKey{}, err
+	}
+	return client.SearchKey{Digest: d.String()}, nil
+}
+
+// provenEvent is a search result proven included in the log.
+type provenEvent struct {
+	Index  uint64
+	Entry  []byte
+	Bundle []byte
+}
+
+// proveAll runs a search and proves each result: its proof bundle must
+// verify with the log's key and carry the entry the search returned.
+func proveAll(ctx context.Context, c *client.Client, key client.SearchKey) ([]provenEvent, error) {
+	var out []provenEvent
+	for r, err := range c.Search(ctx, key) {
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		bundle, err := c.ProofBundle(ctx, r.Index)
+		if err != nil {
+			return nil, fmt.Errorf("proving search result %d: %w", r.Index, err)
+		}
+		p, err := client.ParseBundle(bundle)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(p.ExtraData, r.Entry) {
+			return nil, fmt.Errorf("%w: search result %d is not the entry the log proves at that index", client.ErrLogMisbehaved, r.Index)
+		}
+		out = append(out, provenEvent{Index: r.Index, Entry: r.Entry, Bundle: bundle})
+	}
+	return out, nil
+}
+
+func newSearchCmd(g *globals) *cobra.Command {
+	var f searchFlags
+	cmd := &cobra.Command{
+		Use:   "search --digest sha256:HEX | --artifact FILE | --builder-id ID | --source-commit HEX",
+		Short: "List every event about an artifact, builder or source commit",
+		Long: `List, in log order, every event the log indexed under an artifact digest,
+a builder id or a source commit: one line per event with its index, type,
+a summary and its number of signers. Each result is proven included in the
+log (its proof bundle verifies with the log's key and carries the entry).
+With --json, print the decoded events.
+
+Exit codes: 0 listed (perhaps none); 2 bad flags; 3 the log unreachable or
+its answer does not verify.`,
+		Example: `  provlog search --artifact app.tar.gz
+  provlog search --digest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --json
+  provlog search --builder-id https://ci.example.com/runner@v2`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			key, err := f.key()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			events, err := proveAll(ctx, c, key)
+			if err != nil {
+				return err
+			}
+			js := []eventJSON{}
+			for _, e := range events {
+				if g.json {
+					js = append(js, describe(e.Index, e.Entry))
+					continue
+				}
+				pe, err := parseEntry(e.Index, e.Entry)
+				if err != nil {
+					fmt.Fprintf(g.stdout, "%d\t(not an event: %s)\n", e.Index, oneLine(err.Error()))
+					continue
+				}
+				fmt.Fprintln(g.stdout, pe.summary())
+			}
+			if g.json {
+				return g.printJSON(js)
+			}
+			return nil
+		}),
+	}
+	f.subject.register(cmd, false)
+	cmd.Flags().StringVar(&f.builderID, "builder-id", "", "SLSA builder `id` of build events")
+	cmd.Flags().StringVar(&f.sourceCommit, "source-commit", "", "source `commit` of build events (lowercase hex)")
+	return cmd
+}
+
+func newProveCmd(g *globals) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "prove INDEX [--out FILE]",
+		Short: "Write the offline proof bundle (tlog-proof) of an entry",
+		Long: `Fetch the C2SP tlog-proof bundle of the entry at INDEX — the entry, its
+inclusion proof and the signed checkpoint with any witness cosignatures —
+verify it with the log's key, and write it to --out (default stdout).
+"provlog verify" checks it offline.
+
+Exit codes: 0 written; 2 bad arguments; 3 no such entry, the log
+unreachable, or its answer does not verify.`,
+		Example: `  provlog prove 42 --out app.tar.gz.tlog-proof`,
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			index, err := parseIndex(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			bundle, err := c.ProofBundle(ctx, index)
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err := g.stdout.Write(bundle)
+				return err
+			}
+			if err := writeFileAtomic(out, bundle, 0o644); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"index": index, "proofFile": out})
+			}
+			fmt.Fprintf(g.stdout, "wrote %s (entry %d)\n", out, index)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the bundle to `file` (default: stdout)")
+	return cmd
+}
+
+// checkpointJSON is the JSON form of a verified checkpoint.
+type checkpointJSON struct {
+	Origin   string `json:"origin"`
+	Size     uint64 `json:"size"`
+	RootHash string `json:"rootHash"` // base64
+	Note     string `json:"note"`
+}
+
+func cpJSON(cp *client.Checkpoint) checkpointJSON {
+	return checkpointJSON{Origin: cp.Origin, Size: cp.Size, RootHash: base64.StdEncoding.EncodeToString(cp.Hash), Note: string(cp.Raw)}
+}
+
+func newCheckpointCmd(g *globals) *cobra.Command {
+	var policyFile string
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Fetch and verify the log's latest checkpoint",
+		Long: `Fetch the log's latest checkpoint over gRPC, verify its signature with the
+log's key and its origin, and print it (the signed note, with any witness
+cosignatures). With --witness-policy, also require cosignatures meeting a
+tlog-policy file ("witness <name> <vkey> <url>", "group", "quorum" lines).
+
+Exit codes: 0 verified; 1 the cosignatures do not meet the policy; 2 bad
+flags or policy file; 3 the log unreachable, or the checkpoint does not
+verify.`,
+		Example: `  provlog checkpoint
+  provlog checkpoint --witness-policy witnesses.policy --json`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			var policy *fwitness.Group
+			if policyFile != "" {
+				raw, err := g.readInput(policyFile)
+				if err != nil {
+					return err
+				}
+				p, err := fwitness.ParsePolicy(raw)
+				if err != nil {
+					return usageErr("witness policy %s: %w", policyFile, err)
+				}
+				policy = &p
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			cp, err := c.Checkpoint(ctx)
+			if err != nil {
+				return err
+			}
+			if policy != nil && !policy.Satisfied(cp.Raw) {
+				return negative(fmt.Errorf("%w: checkpoint of size %d", client.ErrPolicyNotSatisfied, cp.Size))
+			}
+			if g.json {
+				return g.printJSON(cpJSON(cp))
+			}
+			_, err = g.stdout.Write(cp.Raw)
+			return err
+		}),
+	}
+	cmd.Flags().StringVar(&policyFile, "witness-policy", "", "tlog-policy `file` the checkpoint's cosignatures must meet")
+	return cmd
+}
