@@ -15,8 +15,10 @@ var (
 	// retry after a short delay (identical entries deduplicate, so a
 	// retry is always safe).
 	ErrPushback = errors.New("log is busy, retry later")
-	// ErrUnavailable: the log accepts no more writes, because it is
-	// shutting down or because a storage fault stopped the sequencer.
+	// ErrUnavailable: the write cannot be done now: the log is shutting
+	// down, a storage fault stopped the sequencer (Healthy then reports
+	// it, until a restart), or a storage read failed. Retry later,
+	// elsewhere or after a restart.
 	ErrUnavailable = errors.New("log is not accepting writes")
 	// ErrOutOfRange: an index or tree size beyond the published tree,
 	// or an impossible pair of sizes.

@@ -20,11 +20,14 @@
 //     durable.
 //  4. Only now publish the checkpoint and return the indices to the callers.
 //
-// If step 3 fails, the round may or may not be on disk, so the sequencer
-// stops: every queued and later write fails with ErrUnavailable, no further
+// If step 3 fails (storage returns an error, as package storage does for a
+// failed WAL write or sync), the round may or may not be on disk, so the
+// sequencer stops: every queued and later write fails with ErrUnavailable, no further
 // checkpoint is signed, and reads keep serving the last published state. A
 // restart recovers from whatever the store holds, through the same code
-// path as any start (Open reads the state and resumes). Since each round
+// path as any start (Open reads the state and resumes). A fault in the
+// store's background work (Pebble's flushes and compactions) ends the
+// process instead; the restart recovers the same way. Since each round
 // extends the previous durable one, and a failure stops signing, no two
 // inconsistent checkpoints are ever signed.
 package log

@@ -663,6 +663,12 @@ func checkFaultRun(t *testing.T, seed uint64, k int, dir string, base [][]byte, 
 		if !strings.HasPrefix(o.crashWhere, "github.com/cockroachdb/pebble/") && o.crashWhere != pebbleFatalf || *faultsStrict {
 			t.Errorf("k=%d: the run crashed instead of returning an error (fault %v):\n%s", k, o.injected, o.crashText)
 		}
+		// A fault in the commit path must come back as an error that stops
+		// the sequencer, never as a crash (Store.Commit recovers Pebble's
+		// Fatalf); only Pebble's background work may end the process.
+		if strings.Contains(o.crashText, "storage.(*Store).Commit") {
+			t.Errorf("k=%d: a commit fault crashed the process (fault %v):\n%s", k, o.injected, o.crashText)
+		}
 		if o.crashWhere == pebbleFatalf {
 			kind = "crashed: Pebble Fatalf"
 		} else if strings.HasPrefix(o.crashWhere, "github.com/cockroachdb/pebble/") {

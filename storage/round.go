@@ -102,8 +102,12 @@ func decodeState(v []byte) (State, error) {
 // Commit writes a round in one Pebble batch and syncs it. When Commit
 // returns nil the round is durable. When it returns an error the round may
 // or may not be durable (a failed sync may follow a successful write): the
-// caller must stop writing and reopen, trusting only ReadState.
+// caller must stop writing and reopen, trusting only ReadState. After an
+// ErrFatal error every later Commit fails too.
 func (s *Store) Commit(r *Round) error {
+	if s.failed.Load() {
+		return fmt.Errorf("%w: an earlier commit failed; reopen the store", ErrFatal)
+	}
 	if len(r.Entries) != len(r.LeafHashes) || r.State.Size != r.Start+uint64(len(r.Entries)) {
 		return fmt.Errorf("malformed round: %d entries, %d leaf hashes, start %d, new size %d",
 			len(r.Entries), len(r.LeafHashes), r.Start, r.State.Size)
@@ -143,8 +147,25 @@ func (s *Store) Commit(r *Round) error {
 	if err := b.Set(keyCheckpoint, r.State.Checkpoint, nil); err != nil {
 		return fmt.Errorf("batching checkpoint: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commitSync(b); err != nil {
 		return fmt.Errorf("committing round [%d, %d): %w", r.Start, r.State.Size, err)
 	}
 	return nil
+}
+
+// commitSync commits b with Sync, turning Pebble's fatal commit error (a
+// pebbleFatal panic from pebbleLogger.Fatalf in this goroutine) into an
+// ErrFatal error and failing the store for good.
+func (s *Store) commitSync(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			s.failed.Store(true)
+			err = fmt.Errorf("%w: %s", ErrFatal, f.msg)
+		}
+	}()
+	return b.Commit(pebble.Sync)
 }

@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -81,6 +82,9 @@ type Options struct {
 // the log's sequencer is its only writer.
 type Store struct {
 	db *pebble.DB
+	// failed is set once a commit hit a fatal Pebble error: Pebble's commit
+	// pipeline is then unusable, and every later Commit fails.
+	failed atomic.Bool
 }
 
 // Open opens or creates the store in dir.
@@ -178,13 +182,29 @@ func tileKey(level, index uint64) []byte {
 }
 
 // pebbleLogger sends Pebble's log lines to slog; its chatty info lines at debug level.
+//
+// Pebble calls Fatalf when it cannot go on, and must not return from it: on
+// a failed commit it would otherwise carry on as if the write had worked.
+// Fatalf panics with a pebbleFatal. Store.Commit recovers that panic in its
+// own goroutine and returns it as an ErrFatal error, so that the log stops
+// writing but keeps serving what it published; a Fatalf in Pebble's
+// background work (flushes, compactions, the manifest) ends the process,
+// and a restart recovers from the last synced state.
 type pebbleLogger struct{ l *slog.Logger }
+
+// pebbleFatal is the panic value of pebbleLogger.Fatalf.
+type pebbleFatal struct{ msg string }
+
+// ErrFatal is returned (wrapped) by Commit when Pebble reports a fatal
+// error: the store takes no more writes until it is reopened.
+var ErrFatal = errors.New("fatal storage error")
 
 func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic(pebbleFatal{msg})
 }
