@@ -85,7 +85,9 @@ func TestOverload(t *testing.T) {
 							withRetry.Add(1)
 						}
 					}
-				case ctx.Err() != nil:
+				case ctx.Err() != nil, st.Code() == codes.DeadlineExceeded:
+					// The 3 s window closed (the server may see the
+					// deadline pass a moment before the client does).
 				default:
 					other.Add(1)
 					t.Errorf("write under overload: %v", err)
