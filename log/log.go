@@ -4,32 +4,44 @@
 //
 // # Sequencing
 //
-// Add and AddBatch queue entries. One goroutine, the sequencer, owns the
-// tree: it takes a batch of queued requests (up to Config.BatchMaxEntries
-// entries, waiting at most Config.BatchMaxAge for more), and runs a round:
+// Add and AddBatch admit entries (see Admitter) in the caller's goroutine
+// and queue them. One goroutine, the sequencer, owns the tree: it takes a
+// batch of queued requests (up to Config.BatchMaxEntries entries, waiting at
+// most Config.BatchMaxAge for more) and prepares a round:
 //
-//  1. Hash the entries and look them up in the leaf-hash index: an entry
-//     already in the log (or earlier in the same batch) gets its original
-//     index. A lookup failure fails the batch; nothing was written.
+//  1. Hash the entries and look them up among the entries of rounds not
+//     yet committed, then in the leaf-hash index: an entry already in the
+//     log (or earlier in the same batch) gets its original index. A lookup
+//     failure fails the batch; nothing was written.
 //  2. Append the new leaves to the compact range, collecting the hash tiles
 //     they change, compute the new root and sign a checkpoint over it. The
 //     checkpoint exists only in memory.
-//  3. Commit the entries, leaf-hash keys, tiles, tree state and checkpoint
-//     in one synced storage batch. A crash before the sync completes loses
-//     the round and its unreleased checkpoint together; after it, both are
-//     durable.
-//  4. Only now publish the checkpoint and return the indices to the callers.
+//
+// A second goroutine, the committer, takes the prepared rounds strictly in
+// order, so that the next round is prepared while the previous one syncs:
+//
+//  3. Commit the entries, leaf-hash and search-index keys, tiles, tree
+//     state and checkpoint in one synced storage batch. A crash before the
+//     sync completes loses the round and its unreleased checkpoint
+//     together; after it, both are durable.
+//  4. Only now publish the checkpoint (or hand it to the witness loop) and
+//     return the indices to the callers; a duplicate of an entry of an
+//     earlier round is answered after that round is committed, since rounds
+//     commit in order.
 //
 // If step 3 fails (storage returns an error, as package storage does for a
 // failed WAL write or sync), the round may or may not be on disk, so the
-// sequencer stops: every queued and later write fails with ErrUnavailable, no further
+// log stops writing: the committer fails this round and every round after
+// it without committing them, every queued and later write fails with ErrUnavailable, no further
 // checkpoint is signed, and reads keep serving the last published state. A
 // restart recovers from whatever the store holds, through the same code
 // path as any start (Open reads the state and resumes). A fault in the
 // store's background work (Pebble's flushes and compactions) ends the
-// process instead; the restart recovers the same way. Since each round
-// extends the previous durable one, and a failure stops signing, no two
-// inconsistent checkpoints are ever signed.
+// process instead; the restart recovers the same way. Each round extends
+// the one before it, a failure stops signing, and a checkpoint leaves the
+// process only once its round is durable: no two inconsistent checkpoints
+// are ever released. (A checkpoint signed over a round that then failed
+// to commit is dropped with it, never seen.)
 package log
 
 import (
@@ -178,6 +190,12 @@ type Log struct {
 	rng   *compact.Range
 	tiles *merkle.TileSet
 
+	// inflight maps the leaf hashes of rounds prepared but not yet
+	// committed to their indices: the sequencer adds a round's, the
+	// committer removes them once the round is committed.
+	inflightMu sync.Mutex
+	inflight   map[string]uint64
+
 	done chan struct{} // closed when the sequencer has exited
 
 	// The witness loop, when Config.Witness is set.
@@ -199,11 +217,12 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 		return nil, fmt.Errorf("reading tree state: %w", err)
 	}
 	l := &Log{
-		cfg:     cfg,
-		store:   store,
-		metrics: newMetrics(cfg.Registerer),
-		queue:   make(chan *request, cfg.QueueMaxEntries),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		store:    store,
+		metrics:  newMetrics(cfg.Registerer),
+		queue:    make(chan *request, cfg.QueueMaxEntries),
+		inflight: map[string]uint64{},
+		done:     make(chan struct{}),
 	}
 	if l.rng, err = rangeFactory.NewRange(0, st.Size, st.Range); err != nil {
 		return nil, fmt.Errorf("tree state of size %d: %w", st.Size, err)
@@ -217,7 +236,7 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 	}
 	cp := st.Checkpoint
 	if cp == nil { // a new log: sign the empty tree so readers have a checkpoint
-		if cp, err = l.sign(0, root); err != nil {
+		if cp, err = l.signCheckpoint(0, root); err != nil {
 			return nil, err
 		}
 	} else if err := l.checkStoredCheckpoint(cp, st.Size, root); err != nil {
@@ -276,7 +295,7 @@ func (l *Log) parseOwnCheckpoint(n []byte) (*Checkpoint, error) {
 	if rest, err := c.Unmarshal(text); err != nil || len(rest) != 0 || c.Origin != l.cfg.Origin {
 		return nil, fmt.Errorf("not a checkpoint of %s", l.cfg.Origin)
 	}
-	signed, err := l.sign(c.Size, c.Hash)
+	signed, err := l.signCheckpoint(c.Size, c.Hash)
 	if err != nil {
 		return nil, err
 	}

@@ -155,16 +155,23 @@ func (l *Log) unreserve(r *request) {
 	l.queuedBytes.Add(-r.bytes)
 }
 
-// sequence is the sequencer goroutine: it runs rounds until the queue is
-// closed and drained.
+// sequence is the sequencer goroutine: it prepares rounds until the queue
+// is closed and drained, handing each to the committer (at most one round
+// waits while another commits).
 func (l *Log) sequence() {
 	defer close(l.done)
+	commits := make(chan *pendingRound, 1)
+	committed := make(chan struct{})
+	go l.commitLoop(commits, committed)
+	defer func() { close(commits); <-committed }()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		batch, more := l.collect(timer)
 		if len(batch) > 0 {
-			l.round(batch)
+			if pr := l.prepare(batch); pr != nil {
+				commits <- pr
+			}
 		}
 		if !more {
 			return
@@ -211,32 +218,13 @@ func (l *Log) collect(timer *time.Timer) (batch []*request, more bool) {
 	return batch, true
 }
 
-// round runs one sequencing round (see the package doc) and answers every
-// request of the batch.
-func (l *Log) round(batch []*request) {
-	start := time.Now()
-	for _, r := range batch {
-		l.unreserve(r)
-	}
-	if p := l.fatal.Load(); p != nil {
-		l.fail(batch, fmt.Errorf("%w: %w", ErrUnavailable, *p))
-		return
-	}
-	n, err := l.integrate(batch)
-	if err != nil {
-		l.fail(batch, err)
-		return
-	}
-	now := time.Now()
-	l.metrics.batchEntries.Observe(float64(n))
-	l.metrics.roundSeconds.Observe(now.Sub(start).Seconds())
-	total := 0
-	for _, r := range batch {
-		l.metrics.integrationSeconds.Observe(now.Sub(r.queued).Seconds())
-		total += len(r.entries)
-		close(r.done)
-	}
-	l.metrics.appended(n, total-n)
+// pendingRound is a prepared round on its way to the committer.
+type pendingRound struct {
+	batch   []*request
+	round   *storage.Round      // nil Entries: only duplicates to answer
+	cp      *Checkpoint         // the checkpoint signed over the round
+	hashes  map[string]struct{} // the round's new leaf hashes, in l.inflight
+	started time.Time
 }
 
 func (l *Log) fail(batch []*request, err error) {
@@ -247,9 +235,19 @@ func (l *Log) fail(batch []*request, err error) {
 	}
 }
 
-// integrate sequences the batch's entries, commits them and publishes the
-// new checkpoint. It returns the number of new entries.
-func (l *Log) integrate(batch []*request) (int, error) {
+// prepare runs steps 1 and 2 of a round (see the package doc) for the
+// batch: dedup, then the new leaves appended to the tree in memory and a
+// checkpoint signed over it. It answers the batch itself if the round
+// fails, and returns nil then.
+func (l *Log) prepare(batch []*request) *pendingRound {
+	started := time.Now()
+	for _, r := range batch {
+		l.unreserve(r)
+	}
+	if p := l.fatal.Load(); p != nil {
+		l.fail(batch, fmt.Errorf("%w: %w", ErrUnavailable, *p))
+		return nil
+	}
 	var all []Admitted
 	for _, r := range batch {
 		all = append(all, r.entries...)
@@ -258,42 +256,36 @@ func (l *Log) integrate(batch []*request) (int, error) {
 	for i, e := range all {
 		hashes[i] = merkle.LeafHash(e.Leaf)
 	}
-	// Step 1: dedup against the log and within the batch.
-	indices, found := make([]uint64, len(all)), make([]bool, len(all))
-	if err := l.store.LookupLeaves(hashes, indices, found); err != nil {
+	indices, found, err := l.dedup(hashes)
+	if err != nil {
 		l.cfg.Logger.Error("leaf lookup failed; batch refused", "err", err)
-		return 0, fmt.Errorf("%w: leaf lookup: %w", ErrUnavailable, err)
+		l.fail(batch, fmt.Errorf("%w: leaf lookup: %w", ErrUnavailable, err))
+		return nil
 	}
 	size := l.rng.End()
-	round := &storage.Round{Start: size}
-	inBatch := make(map[string]uint64)
+	pr := &pendingRound{batch: batch, round: &storage.Round{Start: size}, hashes: map[string]struct{}{}, started: started}
 	for i, e := range all {
 		if found[i] {
 			continue
 		}
-		if idx, ok := inBatch[string(hashes[i])]; ok {
+		if idx, ok := l.inflightIndex(hashes[i]); ok && idx >= size { // earlier in this batch
 			indices[i], found[i] = idx, true
 			continue
 		}
-		// Step 2: append the new leaf. The range and tiles change in memory
-		// only; if the commit below fails the sequencer stops for good.
-		idx := size + uint64(len(round.Entries))
+		// The range and tiles change in memory only; if the commit fails
+		// the sequencer stops for good.
+		idx := size + uint64(len(pr.round.Entries))
 		if err := l.rng.Append(hashes[i], l.tiles.Visit); err != nil {
-			return 0, l.stop(fmt.Errorf("appending leaf %d: %w", idx, err))
+			l.fail(batch, l.stop(fmt.Errorf("appending leaf %d: %w", idx, err)))
+			return nil
 		}
-		inBatch[string(hashes[i])], indices[i] = idx, idx
-		round.Entries, round.LeafHashes = append(round.Entries, e.Leaf), append(round.LeafHashes, hashes[i])
+		l.addInflight(hashes[i], idx)
+		pr.hashes[string(hashes[i])], indices[i] = struct{}{}, idx
+		pr.round.Entries, pr.round.LeafHashes = append(pr.round.Entries, e.Leaf), append(pr.round.LeafHashes, hashes[i])
 		for _, t := range e.Terms {
-			round.Index = append(round.Index, storage.IndexKey{Kind: t.Kind, Value: t.Value, Index: idx, Tag: t.Tag})
+			pr.round.Index = append(pr.round.Index, storage.IndexKey{Kind: t.Kind, Value: t.Value, Index: idx, Tag: t.Tag})
 		}
 	}
-	if len(round.Entries) > 0 {
-		if err := l.commit(round); err != nil {
-			return 0, err
-		}
-	}
-	// Step 4: answer. Duplicates found in storage are durable, as are the
-	// new entries now.
 	k := 0
 	for _, r := range batch {
 		r.results = make([]AddResult, len(r.entries))
@@ -302,40 +294,127 @@ func (l *Log) integrate(batch []*request) (int, error) {
 			k++
 		}
 	}
-	return len(round.Entries), nil
+	if len(pr.round.Entries) > 0 {
+		if err := l.sign(pr); err != nil {
+			l.fail(batch, l.stop(err))
+			return nil
+		}
+	}
+	return pr
 }
 
-// commit signs the round's checkpoint, writes the round durably (step 3)
-// and publishes the checkpoint.
-func (l *Log) commit(round *storage.Round) error {
+// dedup looks the hashes up among the entries of rounds not yet committed,
+// then in the store. The in-flight set is read first: a round leaves it only
+// once committed, so an entry is always found in one or the other.
+func (l *Log) dedup(hashes [][]byte) (indices []uint64, found []bool, err error) {
+	indices, found = make([]uint64, len(hashes)), make([]bool, len(hashes))
+	var rest [][]byte
+	var restAt []int
+	l.inflightMu.Lock()
+	for i, h := range hashes {
+		if idx, ok := l.inflight[string(h)]; ok {
+			indices[i], found[i] = idx, true
+		} else {
+			rest, restAt = append(rest, h), append(restAt, i)
+		}
+	}
+	l.inflightMu.Unlock()
+	if len(rest) == 0 {
+		return indices, found, nil
+	}
+	ri, rf := make([]uint64, len(rest)), make([]bool, len(rest))
+	if err := l.store.LookupLeaves(rest, ri, rf); err != nil {
+		return nil, nil, err
+	}
+	for j, i := range restAt {
+		indices[i], found[i] = ri[j], rf[j]
+	}
+	return indices, found, nil
+}
+
+func (l *Log) inflightIndex(h []byte) (uint64, bool) {
+	l.inflightMu.Lock()
+	defer l.inflightMu.Unlock()
+	idx, ok := l.inflight[string(h)]
+	return idx, ok
+}
+
+func (l *Log) addInflight(h []byte, idx uint64) {
+	l.inflightMu.Lock()
+	l.inflight[string(h)] = idx
+	l.inflightMu.Unlock()
+}
+
+// sign completes the round's storage batch: the changed tiles, the new tree
+// state and the checkpoint signed over it, held in memory until committed.
+func (l *Log) sign(pr *pendingRound) error {
 	tiles, err := l.tiles.Flush()
 	if err != nil {
-		return l.stop(err)
+		return err
 	}
 	for id, h := range tiles {
-		round.Tiles = append(round.Tiles, storage.Tile{Level: id.Level, Index: id.Index, Hashes: h})
+		pr.round.Tiles = append(pr.round.Tiles, storage.Tile{Level: id.Level, Index: id.Index, Hashes: h})
 	}
 	root, err := l.root()
 	if err != nil {
-		return l.stop(err)
+		return err
 	}
 	size := l.rng.End()
-	cp, err := l.sign(size, root)
+	note, err := l.signCheckpoint(size, root)
 	if err != nil {
-		return l.stop(err)
+		return err
 	}
-	round.State = storage.State{Size: size, Range: l.rng.Hashes(), Checkpoint: cp}
-	if err := l.store.Commit(round); err != nil {
-		return l.stop(fmt.Errorf("storage commit: %w", err))
-	}
-	next := &Checkpoint{Size: size, Root: root, Note: cp}
-	l.latest.Store(next)
-	if l.cfg.Witness == nil {
-		l.publish(next)
-	} else {
-		l.kickWitness()
-	}
+	pr.round.State = storage.State{Size: size, Range: l.rng.Hashes(), Checkpoint: note}
+	pr.cp = &Checkpoint{Size: size, Root: root, Note: note}
 	return nil
+}
+
+// commitLoop is the committer goroutine: it commits the prepared rounds in
+// order, each in one synced batch (step 3), then publishes its checkpoint
+// and answers its requests (step 4). After a failed commit it fails every
+// later round without committing it.
+func (l *Log) commitLoop(commits <-chan *pendingRound, done chan<- struct{}) {
+	defer close(done)
+	for pr := range commits {
+		if p := l.fatal.Load(); p != nil {
+			l.fail(pr.batch, fmt.Errorf("%w: %w", ErrUnavailable, *p))
+			continue
+		}
+		n := len(pr.round.Entries)
+		if n > 0 {
+			if err := l.store.Commit(pr.round); err != nil {
+				l.fail(pr.batch, l.stop(fmt.Errorf("storage commit: %w", err)))
+				continue
+			}
+			l.latest.Store(pr.cp)
+			if l.cfg.Witness == nil {
+				l.publish(pr.cp)
+			} else {
+				l.kickWitness()
+			}
+			l.inflightMu.Lock()
+			for h := range pr.hashes {
+				delete(l.inflight, h)
+			}
+			l.inflightMu.Unlock()
+		}
+		l.answer(pr, n)
+	}
+}
+
+// answer closes the round's requests, whose results are set, and counts
+// them.
+func (l *Log) answer(pr *pendingRound, added int) {
+	now := time.Now()
+	l.metrics.batchEntries.Observe(float64(added))
+	l.metrics.roundSeconds.Observe(now.Sub(pr.started).Seconds())
+	total := 0
+	for _, r := range pr.batch {
+		l.metrics.integrationSeconds.Observe(now.Sub(r.queued).Seconds())
+		total += len(r.entries)
+		close(r.done)
+	}
+	l.metrics.appended(added, total-added)
 }
 
 // stop records a fatal error: the sequencer signs and acknowledges nothing
@@ -358,8 +437,8 @@ func (l *Log) root() ([]byte, error) {
 	return root, nil
 }
 
-// sign returns the signed C2SP tlog-checkpoint for the tree.
-func (l *Log) sign(size uint64, root []byte) ([]byte, error) {
+// signCheckpoint returns the signed C2SP tlog-checkpoint for the tree.
+func (l *Log) signCheckpoint(size uint64, root []byte) ([]byte, error) {
 	body := log.Checkpoint{Origin: l.cfg.Origin, Size: size, Hash: root}.Marshal()
 	n, err := note.Sign(&note.Note{Text: string(body)}, l.cfg.Signer)
 	if err != nil {
@@ -372,7 +451,7 @@ func (l *Log) sign(size uint64, root []byte) ([]byte, error) {
 // log's key signs over the stored tree (Ed25519 signing is deterministic),
 // so a log is never resumed with another key or origin.
 func (l *Log) checkStoredCheckpoint(cp []byte, size uint64, root []byte) error {
-	want, err := l.sign(size, root)
+	want, err := l.signCheckpoint(size, root)
 	if err != nil {
 		return err
 	}
