@@ -364,7 +364,14 @@ func (l *Log) sign(pr *pendingRound) error {
 	if err != nil {
 		return err
 	}
-	pr.round.State = storage.State{Size: size, Range: l.rng.Hashes(), Checkpoint: note}
+	// A deep copy: the sequencer goes on appending to the range while the
+	// committer encodes this state.
+	hashes := l.rng.Hashes()
+	rangeCopy := make([][]byte, len(hashes))
+	for i, h := range hashes {
+		rangeCopy[i] = bytes.Clone(h)
+	}
+	pr.round.State = storage.State{Size: size, Range: rangeCopy, Checkpoint: note}
 	pr.cp = &Checkpoint{Size: size, Root: root, Note: note}
 	return nil
 }
