@@ -116,13 +116,11 @@ func (e *emitFlags) emit(cmd *cobra.Command, g *globals, env []byte) error {
 	if !e.submit {
 		return nil
 	}
-	ctx, cancel := g.context(cmd)
-	defer cancel()
-	c, err := g.dial(ctx)
+	ctx, c, done, err := g.connect(cmd)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	res, err := c.Append(ctx, env)
 	if err != nil {
 		return fmt.Errorf("submitting: %w", err)
@@ -150,13 +148,11 @@ func (b *buildIndexFlag) resolve(cmd *cobra.Command, g *globals, d event.Digest)
 	if b.index >= 0 {
 		return uint64(b.index), nil
 	}
-	ctx, cancel := g.context(cmd)
-	defer cancel()
-	c, err := g.dial(ctx)
+	ctx, c, done, err := g.connect(cmd)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer done()
 	found := false
 	var last uint64
 	for r, err := range c.Search(ctx, client.SearchKey{Digest: d.String()}) {

@@ -498,13 +498,11 @@ func newGateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			events, reasons, err := gatherEvents(ctx, c, vkey, d.String(), p.witness)
 			if err != nil {
 				return err

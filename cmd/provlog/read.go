@@ -149,13 +149,11 @@ unreachable, or its answer does not verify.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			bundle, err := c.ProofBundle(ctx, index)
 			if err != nil {
 				return err
@@ -354,13 +352,11 @@ its answer does not verify.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			events, err := proveAll(ctx, c, key)
 			if err != nil {
 				return err
@@ -409,13 +405,11 @@ unreachable, or its answer does not verify.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			bundle, err := c.ProofBundle(ctx, index)
 			if err != nil {
 				return err
@@ -479,13 +473,11 @@ verify.`,
 				}
 				policy = &p
 			}
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, done, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer done()
 			cp, err := c.Checkpoint(ctx)
 			if err != nil {
 				return err

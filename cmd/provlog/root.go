@@ -189,6 +189,18 @@ func (g *globals) context(cmd *cobra.Command) (context.Context, context.CancelFu
 	return context.WithCancel(cmd.Context())
 }
 
+// connect returns the command's context (bounded by --timeout) and a
+// client of the log, and done, which closes both.
+func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, func(), error) {
+	ctx, cancel := g.context(cmd)
+	c, err := g.dial(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, func() { c.Close(); cancel() }, nil
+}
+
 // dial connects to the log's gRPC service.
 func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 	vkey, err := g.verifierKey()
