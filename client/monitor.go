@@ -172,7 +172,7 @@ func (m *Monitor) Poll(ctx context.Context) (*Checkpoint, error) {
 			return nil, m.inconsistent(old, cp, p, fmt.Errorf("consistency proof %d -> %d: %w", old.Size, cp.Size, err))
 		}
 	}
-	if err := writeFileAtomic(m.cfg.StateFile, cp.Raw); err != nil {
+	if err := WriteFileAtomic(m.cfg.StateFile, cp.Raw, 0o644); err != nil {
 		return nil, fmt.Errorf("monitor: storing checkpoint: %w", err)
 	}
 	m.mu.Lock()
@@ -236,18 +236,18 @@ func (m *Monitor) inconsistent(old, cp *Checkpoint, p [][]byte, reason error) er
 		return errors.Join(e, err)
 	}
 	path := filepath.Join(m.cfg.EvidenceDir, "fork-evidence-"+now.Format("20060102T150405.000000000Z")+".json")
-	if err := writeFileAtomic(path, append(doc, '\n')); err != nil {
+	if err := WriteFileAtomic(path, append(doc, '\n'), 0o644); err != nil {
 		return errors.Join(e, fmt.Errorf("writing evidence: %w", err))
 	}
 	e.EvidenceFile = path
 	return e
 }
 
-// writeFileAtomic replaces path with data: it writes a temporary file in
-// the same directory, syncs it, renames it over path and syncs the
-// directory. A crash leaves either the old file or the new one (and
-// perhaps a stray temporary file), never a mix.
-func writeFileAtomic(path string, data []byte) (err error) {
+// WriteFileAtomic replaces path with data and mode perm: it writes a
+// temporary file in the same directory, syncs it, renames it over path and
+// syncs the directory. A crash leaves either the old file or the new one
+// (and perhaps a stray temporary file), never a mix.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -258,6 +258,10 @@ func writeFileAtomic(path string, data []byte) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err

@@ -164,7 +164,7 @@ log unreachable.`,
 				return err
 			}
 			if state != "" {
-				if err := writeFileAtomic(state, sum.Checkpoint.Raw, 0o644); err != nil {
+				if err := client.WriteFileAtomic(state, sum.Checkpoint.Raw, 0o644); err != nil {
 					return fmt.Errorf("writing state: %w", err)
 				}
 			}

@@ -114,7 +114,7 @@ func writeProof(ctx context.Context, c *client.Client, name string, entry []byte
 	if name == "-" {
 		out = "stdin.tlog-proof"
 	}
-	if err := writeFileAtomic(out, bundle, 0o644); err != nil {
+	if err := client.WriteFileAtomic(out, bundle, 0o644); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -418,7 +418,7 @@ unreachable, or its answer does not verify.`,
 				_, err := g.stdout.Write(bundle)
 				return err
 			}
-			if err := writeFileAtomic(out, bundle, 0o644); err != nil {
+			if err := client.WriteFileAtomic(out, bundle, 0o644); err != nil {
 				return err
 			}
 			if g.json {
