@@ -106,3 +106,32 @@ func BenchmarkAdd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInclusionProof measures inclusion proofs served from a log of
+// 2^17 + 1000 entries, from 2 goroutines per core.
+func BenchmarkInclusionProof(b *testing.B) {
+	l := benchLog(b)
+	const size = 1<<17 + 1000
+	batch := make([][]byte, 0, 4096)
+	for i := range size {
+		batch = append(batch, binary.BigEndian.AppendUint64(make([]byte, 0, 64), uint64(i)))
+		if len(batch) == cap(batch) || i == size-1 {
+			if _, err := l.AddBatch(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	b.SetParallelism(2)
+	b.ResetTimer()
+	var n atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := (n.Add(1) * 7919) % size
+			if _, err := l.InclusionProof(context.Background(), i, size); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proofs/s")
+}

@@ -54,6 +54,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/provlog/provlog/merkle"
 	"github.com/provlog/provlog/storage"
@@ -196,6 +197,9 @@ type Log struct {
 	inflightMu sync.Mutex
 	inflight   map[string]uint64
 
+	// trees caches full tiles with their inner levels, for proofs.
+	trees *lru.Cache[merkle.TileID, *merkle.TileTree]
+
 	done chan struct{} // closed when the sequencer has exited
 
 	// The witness loop, when Config.Witness is set.
@@ -223,6 +227,9 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 		queue:    make(chan *request, cfg.QueueMaxEntries),
 		inflight: map[string]uint64{},
 		done:     make(chan struct{}),
+	}
+	if l.trees, err = lru.New[merkle.TileID, *merkle.TileTree](tileTreeCacheSize); err != nil {
+		return nil, err
 	}
 	if l.rng, err = rangeFactory.NewRange(0, st.Size, st.Range); err != nil {
 		return nil, fmt.Errorf("tree state of size %d: %w", st.Size, err)

@@ -23,7 +23,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 	if index >= size {
 		return nil, fmt.Errorf("%w: index %d not in tree of size %d", ErrOutOfRange, index, size)
 	}
-	p, err := merkle.InclusionProof(index, size, l.store.Tile)
+	p, err := merkle.InclusionProofFromTrees(index, size, l.tileTree)
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d in %d: %w", index, size, err)
 	}
@@ -40,7 +40,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 	if from > to {
 		return nil, fmt.Errorf("%w: from size %d greater than to size %d", ErrOutOfRange, from, to)
 	}
-	p, err := merkle.ConsistencyProof(from, to, l.store.Tile)
+	p, err := merkle.ConsistencyProofFromTrees(from, to, l.tileTree)
 	if err != nil {
 		return nil, fmt.Errorf("consistency proof %d to %d: %w", from, to, err)
 	}
@@ -134,4 +134,32 @@ func (l *Log) readErr(what string, err error) error {
 		return fmt.Errorf("%s missing from store: %w", what, storage.ErrCorrupt)
 	}
 	return fmt.Errorf("reading %s: %w", what, err)
+}
+
+// tileTreeCacheSize is how many tiles with their inner levels (about
+// 16 KiB each when full) the log keeps for building proofs.
+const tileTreeCacheSize = 1024
+
+// tileTree returns a tile with its inner levels, for building proofs. Full
+// tiles never change, so their TileTrees are cached for good; a partial
+// tile's is cached too and reused while the stored tile has the same width.
+func (l *Log) tileTree(level, index uint64) (*merkle.TileTree, error) {
+	id := merkle.TileID{Level: level, Index: index}
+	cached, ok := l.trees.Get(id)
+	if ok && len(cached.Levels[0]) == merkle.TileWidth*merkle.HashSize {
+		return cached, nil
+	}
+	data, err := l.store.Tile(level, index)
+	if err != nil {
+		return nil, err
+	}
+	if len(data)%merkle.HashSize != 0 || len(data) > merkle.TileWidth*merkle.HashSize {
+		return nil, fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(data), storage.ErrCorrupt)
+	}
+	if ok && len(cached.Levels[0]) == len(data) {
+		return cached, nil
+	}
+	t := merkle.NewTileTree(data)
+	l.trees.Add(id, t)
+	return t, nil
 }

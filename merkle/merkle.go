@@ -14,6 +14,7 @@
 package merkle
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -68,49 +69,83 @@ func (t TileID) Width(size uint64) uint64 {
 // grows) but never different ones.
 type TileReader func(level, index uint64) ([]byte, error)
 
-// NodeHash returns the hash of tree node (level, index), computed from the
-// tile that holds its subtree: the node's 2**(level%8) descendants at tile
-// level level/8 are hashed up to it.
-func NodeHash(id compact.NodeID, read TileReader) ([]byte, error) {
+// TileTree is a tile with its inner levels: Levels[0] are the tile's
+// hashes, Levels[k] the hashes of the perfect subtrees of 2**k of them
+// (complete pairs only), concatenated, HashSize bytes each. A TileTree of a
+// full tile never changes, so it can be cached.
+type TileTree struct {
+	Levels [TileHeight][]byte
+}
+
+// NewTileTree computes the inner levels of a tile (a whole number of
+// hashes; a partial tile is fine).
+func NewTileTree(hashes []byte) *TileTree {
+	if len(hashes)%HashSize != 0 {
+		panic(fmt.Sprintf("merkle: tile of %d bytes", len(hashes)))
+	}
+	t := &TileTree{}
+	t.Levels[0] = hashes
+	for k := 1; k < TileHeight; k++ {
+		below := t.Levels[k-1]
+		n := len(below) / HashSize / 2
+		level := make([]byte, 0, n*HashSize)
+		for i := range n {
+			l, r := below[2*i*HashSize:(2*i+1)*HashSize], below[(2*i+1)*HashSize:(2*i+2)*HashSize]
+			level = append(level, hasher.HashChildren(l, r)...)
+		}
+		t.Levels[k] = level
+	}
+	return t
+}
+
+// TreeReader returns the TileTree of a tile, as TileReader returns its
+// hashes.
+type TreeReader func(level, index uint64) (*TileTree, error)
+
+// TreesFromTiles returns a TreeReader that reads tiles with read and
+// computes their inner levels on every call.
+func TreesFromTiles(read TileReader) TreeReader {
+	return func(level, index uint64) (*TileTree, error) {
+		data, err := read(level, index)
+		if err != nil {
+			return nil, err
+		}
+		if len(data)%HashSize != 0 {
+			return nil, fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(data), ErrMissingTile)
+		}
+		return NewTileTree(data), nil
+	}
+}
+
+// NodeHash returns the hash of tree node (level, index), found in the
+// inner levels of the tile that holds its subtree: tile level level/8,
+// inner level level%8. The result aliases the TileTree.
+func NodeHash(id compact.NodeID, read TreeReader) ([]byte, error) {
 	tileLevel, k := uint64(id.Level/TileHeight), id.Level%TileHeight
 	first := id.Index << k // first descendant at tree level 8*tileLevel
 	tile := TileID{Level: tileLevel, Index: first / TileWidth}
-	data, err := read(tile.Level, tile.Index)
+	tt, err := read(tile.Level, tile.Index)
 	if err != nil {
 		return nil, fmt.Errorf("reading tile %d/%d for node %d/%d: %w", tile.Level, tile.Index, id.Level, id.Index, err)
 	}
-	lo, n := first%TileWidth, uint64(1)<<k
-	if uint64(len(data)) < (lo+n)*HashSize {
-		return nil, fmt.Errorf("tile %d/%d has %d bytes, node %d/%d needs %d: %w",
-			tile.Level, tile.Index, len(data), id.Level, id.Index, (lo+n)*HashSize, ErrMissingTile)
+	at := (first % TileWidth) >> k // the node's place in inner level k
+	if level := tt.Levels[k]; uint64(len(level)) >= (at+1)*HashSize {
+		return level[at*HashSize : (at+1)*HashSize], nil
 	}
-	return subtreeHash(data[lo*HashSize : (lo+n)*HashSize]), nil
-}
-
-// subtreeHash returns the RFC 6962 hash of a perfect subtree given its
-// leaves' hashes (a power-of-two count of them, concatenated).
-func subtreeHash(hashes []byte) []byte {
-	level := make([][]byte, len(hashes)/HashSize)
-	for i := range level {
-		level[i] = hashes[i*HashSize : (i+1)*HashSize]
-	}
-	for len(level) > 1 {
-		if len(level)%2 != 0 {
-			panic(fmt.Sprintf("merkle: subtree of %d hashes is not perfect", len(level)))
-		}
-		next := level[:len(level)/2]
-		for i := range next {
-			next[i] = hasher.HashChildren(level[2*i], level[2*i+1])
-		}
-		level = next
-	}
-	return level[0]
+	return nil, fmt.Errorf("tile %d/%d has %d hashes, node %d/%d needs %d: %w",
+		tile.Level, tile.Index, len(tt.Levels[0])/HashSize, id.Level, id.Index, (at+1)<<k, ErrMissingTile)
 }
 
 // InclusionProof returns the RFC 6962 (§2.1.1) inclusion proof of leaf index
 // in the tree of the given size, built from the tiles of a tree at least
 // that large.
 func InclusionProof(index, size uint64, read TileReader) ([][]byte, error) {
+	return InclusionProofFromTrees(index, size, TreesFromTiles(read))
+}
+
+// InclusionProofFromTrees is InclusionProof reading TileTrees, which a
+// caller may cache.
+func InclusionProofFromTrees(index, size uint64, read TreeReader) ([][]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("leaf index %d not in tree of size %d", index, size)
 	}
@@ -125,6 +160,12 @@ func InclusionProof(index, size uint64, read TileReader) ([][]byte, error) {
 // trees of sizes from and to, built from the tiles of a tree at least as
 // large as to. The proof from size 0, or between equal sizes, is empty.
 func ConsistencyProof(from, to uint64, read TileReader) ([][]byte, error) {
+	return ConsistencyProofFromTrees(from, to, TreesFromTiles(read))
+}
+
+// ConsistencyProofFromTrees is ConsistencyProof reading TileTrees, which a
+// caller may cache.
+func ConsistencyProofFromTrees(from, to uint64, read TreeReader) ([][]byte, error) {
 	if from > to {
 		return nil, fmt.Errorf("tree size %d greater than %d", from, to)
 	}
@@ -137,9 +178,9 @@ func ConsistencyProof(from, to uint64, read TileReader) ([][]byte, error) {
 
 // fetchProof reads the hashes of nodes.IDs, reading each tile once, and
 // folds the ephemeral node if the proof has one.
-func fetchProof(nodes proof.Nodes, read TileReader) ([][]byte, error) {
-	tiles := make(map[TileID][]byte, 4)
-	cached := func(level, index uint64) ([]byte, error) {
+func fetchProof(nodes proof.Nodes, read TreeReader) ([][]byte, error) {
+	tiles := make(map[TileID]*TileTree, 4)
+	cached := func(level, index uint64) (*TileTree, error) {
 		id := TileID{Level: level, Index: index}
 		if t, ok := tiles[id]; ok {
 			return t, nil
@@ -156,7 +197,7 @@ func fetchProof(nodes proof.Nodes, read TileReader) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		hashes[i] = h
+		hashes[i] = bytes.Clone(h) // Rehash may modify hashes in place
 	}
 	return nodes.Rehash(hashes, hasher.HashChildren)
 }
