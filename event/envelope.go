@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
@@ -43,9 +44,7 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 		return nil, err
 	}
 	var raw dsse.Envelope
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	if err := jsonv2.Unmarshal(b, &raw, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, fieldErr("envelope", "%s", jsonReason(err))
 	}
 	if raw.PayloadType != PayloadType {

@@ -276,3 +276,21 @@ func FuzzParseStatement(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseEvent(b *testing.B) {
+	k, _ := genKey(b, false)
+	env, err := SignEnvelope(context.Background(), buildStatement(b), k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(env)))
+	for b.Loop() {
+		e, err := ParseEnvelope(env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ParseStatement(e.Payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

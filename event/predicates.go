@@ -1,12 +1,11 @@
 package event
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"regexp"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -161,9 +160,7 @@ func token(s string) bool { return tokenRE.MatchString(s) }
 
 // strictUnmarshal decodes a predicate object, refusing unknown fields.
 func strictUnmarshal(pred []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(pred))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(pred, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return fieldErr("statement.predicate", "%s", jsonReason(err))
 	}
 	return nil

@@ -1,13 +1,16 @@
 package event
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/go-json-experiment/json/jsontext"
 	intoto "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Event types.
@@ -76,9 +79,18 @@ func ParseStatement(payload []byte) (*Event, error) {
 	if err := checkJSON(payload, "statement", MaxString); err != nil {
 		return nil, err
 	}
+	// The predicate is decoded straight into its own type below, rather
+	// than through the statement's google.protobuf.Struct (a costly detour).
+	rest, pred, err := splitPredicate(payload)
+	if err != nil {
+		return nil, err
+	}
 	var st intoto.Statement
-	if err := protojson.Unmarshal(payload, &st); err != nil {
+	if err := protojson.Unmarshal(rest, &st); err != nil {
 		return nil, fieldErr("statement", "%s", protoReason(err))
+	}
+	if pred != nil {
+		st.Predicate = &structpb.Struct{} // stands for the predicate in Validate
 	}
 	if st.GetType() != intoto.StatementTypeUri {
 		return nil, fieldErr("statement._type", "%q, want %q", clip(st.GetType()), intoto.StatementTypeUri)
@@ -102,10 +114,6 @@ func ParseStatement(payload []byte) (*Event, error) {
 	}
 	slices.SortFunc(ev.Subjects, func(a, b Digest) int { return strings.Compare(a.String(), b.String()) })
 	ev.Subjects = slices.Compact(ev.Subjects)
-	pred, err := protojson.Marshal(st.GetPredicate())
-	if err != nil {
-		return nil, fieldErr("statement.predicate", "%v", err)
-	}
 	switch pt := st.GetPredicateType(); pt {
 	case ProvenancePredicateType:
 		ev.Type = TypeBuild
@@ -132,4 +140,41 @@ func protoReason(err error) string {
 		s = strings.TrimSpace(s[i+2:])
 	}
 	return strings.TrimPrefix(s, "proto: ")
+}
+
+// splitPredicate returns the statement object without its "predicate"
+// member, and that member's JSON (nil if absent). A predicate that is not
+// a JSON object is refused. The statement was checked by checkJSON.
+func splitPredicate(payload []byte) (rest, pred []byte, err error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(payload))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, nil, fieldErr("statement", "not a JSON object")
+	}
+	rest = append(make([]byte, 0, len(payload)), '{')
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, nil, fieldErr("statement", "malformed JSON: %s", trimJSONError(err))
+		}
+		name := tok.String() // before the next read voids tok
+		val, err := dec.ReadValue()
+		if err != nil {
+			return nil, nil, fieldErr("statement", "malformed JSON: %s", trimJSONError(err))
+		}
+		if name == "predicate" {
+			if val.Kind() != '{' {
+				return nil, nil, fieldErr("statement.predicate", "not a JSON object")
+			}
+			pred = bytes.Clone(val) // val is valid only until the next read
+			continue
+		}
+		if len(rest) > 1 {
+			rest = append(rest, ',')
+		}
+		if rest, err = jsontext.AppendQuote(rest, name); err != nil {
+			return nil, nil, fieldErr("statement", "%v", err)
+		}
+		rest = append(append(rest, ':'), val...)
+	}
+	return append(rest, '}'), pred, nil
 }
