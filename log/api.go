@@ -1,9 +1,6 @@
 package log
 
-import (
-	"context"
-	"errors"
-)
+import "errors"
 
 // Sentinel errors of the Log API, for errors.Is. Errors returned by Log
 // methods wrap one of these where one applies.
@@ -48,6 +45,3 @@ type Checkpoint struct {
 
 	witnessed bool // Note carries cosignatures meeting the witness policy
 }
-
-// Ensure the context import is used by the API surface below.
-var _ = context.Background
