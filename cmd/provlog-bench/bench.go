@@ -139,7 +139,7 @@ type bench struct {
 }
 
 // Run runs the benchmark cfg asks for and returns its results.
-func Run(ctx context.Context, cfg Config) (*Results, error) {
+func Run(ctx context.Context, cfg Config) (_ *Results, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -147,7 +147,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err != nil {
+			slog.Error("kept the scratch directory (provlogd logs in each phase's provlogd.log)", "dir", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
 	b := &bench{cfg: cfg, work: work, res: newResults(cfg)}
 	if b.provlogd = cfg.Provlogd; b.provlogd == "" && cfg.GRPCAddr == "" && cfg.Targets != "tessera" {
 		slog.Info("building provlogd")

@@ -355,3 +355,18 @@ func (w *httpWriter) post(ctx context.Context, e []byte) (uint64, error) {
 }
 
 func (w *httpWriter) close() error { return nil }
+
+// exitStatus describes the child's exit for an error message, or returns
+// "" if it is still running a second later (or the bench did not start it).
+func (p *provlog) exitStatus() string {
+	if p.cmd == nil {
+		return ""
+	}
+	select {
+	case err := <-p.exited:
+		p.exited <- err // for stop
+		return fmt.Sprintf(" (provlogd exited: %v; its log: %s)", err, p.args.logFile)
+	case <-time.After(time.Second):
+		return ""
+	}
+}

@@ -61,7 +61,7 @@ func (b *bench) grow(ctx context.Context, p *provlog, res *ScaleResult) error {
 		spec.Source = opaqueSource(b.cfg.EntrySize, int64(size))
 		lr, err := runLoad(ctx, p, spec)
 		if err != nil {
-			return fmt.Errorf("scale to %d: %w", target, err)
+			return fmt.Errorf("scale to %d: %w%s", target, err, p.exitStatus())
 		}
 		size = target
 		pt, err := scalePoint(ctx, p, size, lr)
