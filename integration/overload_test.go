@@ -60,7 +60,7 @@ func goroutines(t *testing.T, d *provlogd) int {
 // information, everything accepted is durable, reads keep being served,
 // and memory stays under rssBound.
 func TestOverload(t *testing.T) {
-	d := mustStartProvlogd(t, t.TempDir(), "--queue-max-entries", "4096")
+	d := mustStartProvlogd(t, t.TempDir(), "--queue-max-entries", "1024")
 	defer d.mustStop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
