@@ -72,10 +72,11 @@ type Options struct {
 	// FS is the filesystem Pebble uses. If nil, it is the OS filesystem
 	// (vfs.Default). Tests inject faults through it.
 	FS vfs.FS
-	// CacheBytes is Pebble's block cache size. If zero, 256 MiB: the
+	// CacheBytes is Pebble's block cache size. If zero, 192 MiB: the
 	// dedup lookups of every append (almost all misses) read filter and
-	// index blocks, and a cache that holds them measured 1.5× the batched
-	// append rate of a 64 MiB one.
+	// index blocks, and a cache that holds them took the batched append
+	// rate at 10M entries from 34k to 57k entries/s while keeping peak RSS
+	// under 512 MiB (256 MiB: 70k/s but 561 MiB; see BENCHMARKS.md).
 	CacheBytes int64
 	// Logger receives Pebble's own log lines. If nil, slog.Default().
 	Logger *slog.Logger
@@ -93,7 +94,7 @@ type Store struct {
 // Open opens or creates the store in dir.
 func Open(dir string, o Options) (*Store, error) {
 	if o.CacheBytes == 0 {
-		o.CacheBytes = 256 << 20
+		o.CacheBytes = 192 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
