@@ -145,16 +145,7 @@ unreachable, or its answer does not verify.`,
   provlog get 42 --json | jq .promote`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			index, err := parseIndex(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, c, done, err := g.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			bundle, err := c.ProofBundle(ctx, index)
+			index, bundle, err := fetchBundle(cmd, g, args[0])
 			if err != nil {
 				return err
 			}
@@ -401,16 +392,7 @@ unreachable, or its answer does not verify.`,
 		Example: `  provlog prove 42 --out app.tar.gz.tlog-proof`,
 		Args:    cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			index, err := parseIndex(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, c, done, err := g.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			bundle, err := c.ProofBundle(ctx, index)
+			index, bundle, err := fetchBundle(cmd, g, args[0])
 			if err != nil {
 				return err
 			}
@@ -494,4 +476,20 @@ verify.`,
 	}
 	cmd.Flags().StringVar(&policyFile, "witness-policy", "", "tlog-policy `file` the checkpoint's cosignatures must meet")
 	return cmd
+}
+
+// fetchBundle parses an entry index argument and fetches the entry's proof
+// bundle from the log.
+func fetchBundle(cmd *cobra.Command, g *globals, arg string) (uint64, []byte, error) {
+	index, err := parseIndex(arg)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, c, done, err := g.connect(cmd)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer done()
+	bundle, err := c.ProofBundle(ctx, index)
+	return index, bundle, err
 }
