@@ -11,7 +11,12 @@ import (
 // LookupLeaves looks up leaf hashes in the leaf-hash index. For each hash it
 // sets found[i] and, if found, indices[i]. Both slices must have len(hashes).
 func (s *Store) LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error {
+	ready := s.filterReady.Load()
 	for i, h := range hashes {
+		if ready && !s.filter.mayContain(h) {
+			found[i] = false
+			continue
+		}
 		v, err := s.get(leafKey(h))
 		switch {
 		case errors.Is(err, ErrNotFound):

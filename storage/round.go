@@ -147,6 +147,10 @@ func (s *Store) Commit(r *Round) error {
 	if err := b.Set(keyCheckpoint, r.State.Checkpoint, nil); err != nil {
 		return fmt.Errorf("batching checkpoint: %w", err)
 	}
+	// Into the filter before the commit: a hash in the filter whose commit
+	// failed costs a lookup, a committed hash missing from it would break
+	// dedup.
+	s.filter.add(r.LeafHashes)
 	if err := s.commitSync(b); err != nil {
 		return fmt.Errorf("committing round [%d, %d): %w", r.Start, r.State.Size, err)
 	}

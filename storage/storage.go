@@ -33,15 +33,26 @@
 // of it, and the tree state always describes exactly the entries and tiles
 // present. Reopening reads the state key and the rightmost tiles: its cost
 // does not depend on the size of the log.
+//
+// # Performance
+//
+// Entry values are separated into Pebble blob files (value separation, for
+// the 'e' table only), so compactions move references rather than entries.
+// An in-memory Bloom filter over every leaf hash (about 1.5 bytes per
+// entry), filled in the background after Open, answers the dedup lookup of
+// a new entry without reading Pebble; until it is filled, and for a hash it
+// may hold, the leaf-hash index is read, so lookups are always exact.
 package storage
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -86,6 +97,14 @@ type Options struct {
 // the log's sequencer is its only writer.
 type Store struct {
 	db *pebble.DB
+	// filter holds every committed leaf hash once filterReady is set; until
+	// then (while loadFilter fills it in the background after Open)
+	// LookupLeaves reads the leaf-hash index for every hash.
+	filter      *leafFilter
+	filterReady atomic.Bool
+	stopFilter  context.CancelFunc
+	filterDone  chan struct{}
+	logger      *slog.Logger
 	// failed is set once a commit hit a fatal Pebble error: Pebble's commit
 	// pipeline is then unusable, and every later Commit fails.
 	failed atomic.Bool
@@ -112,17 +131,108 @@ func Open(dir string, o Options) (*Store, error) {
 	// Leaf-hash lookups (dedup) are mostly misses: a Bloom filter answers
 	// them without reading blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// Entries go to blob files as they are flushed and compactions then
+	// move only their references, not the entries: the LSM proper holds
+	// the small keys (leaf hashes, tiles, search index), so compactions
+	// stay cheap and its filter and index blocks few as the log grows.
+	// Entries are never overwritten, so blob files hold no garbage to
+	// rewrite; the other tables, whose values are rewritten (tiles,
+	// checkpoints) or tiny, stay in the sstables.
+	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           256,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     5 * time.Minute,
+			TargetGarbageRatio:    1.0,
+		}
+	}
+	opts.Experimental.SpanPolicyFunc = entriesOnlySeparated
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble at %s: %w", dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, logger: o.Logger, filterDone: make(chan struct{})}
 	if err := s.checkVersion(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	if err := s.startFilter(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// startFilter creates the leaf-hash filter and fills it in the background
+// from the leaf-hash index, so that opening a large log stays fast. The
+// iterator is created here, before any commit: every hash committed before
+// it is in its view, and every later Commit adds its own hashes.
+func (s *Store) startFilter() error {
+	var size uint64
+	if v, err := s.get(keyState); err == nil {
+		st, err := decodeState(v)
+		if err != nil {
+			return err
+		}
+		size = st.Size
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	s.filter = newLeafFilter(size + size/2)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'h'}, UpperBound: []byte{'h' + 1}})
+	if err != nil {
+		return fmt.Errorf("reading leaf-hash index: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopFilter = cancel
+	go func() {
+		defer close(s.filterDone)
+		start := time.Now()
+		n, err := s.loadFilter(ctx, it)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.Error("loading the leaf-hash filter failed; dedup lookups read the index", "err", err)
+			}
+			return
+		}
+		s.filterReady.Store(true)
+		s.logger.Debug("leaf-hash filter loaded", "hashes", n, "bytes", s.filter.bytes(), "took", time.Since(start))
+	}()
+	return nil
+}
+
+// loadFilter adds every leaf hash of it to the filter and closes it.
+func (s *Store) loadFilter(ctx context.Context, it *pebble.Iterator) (n uint64, err error) {
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	const chunk = 4096
+	buf := make([]byte, chunk*hashSize)
+	batch := make([][]byte, 0, chunk)
+	flush := func() {
+		s.filter.add(batch)
+		n += uint64(len(batch))
+		batch = batch[:0]
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		if len(batch) == cap(batch) {
+			flush()
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+		}
+		if k := it.Key(); len(k) == 1+hashSize {
+			h := buf[len(batch)*hashSize : (len(batch)+1)*hashSize]
+			copy(h, k[1:])
+			batch = append(batch, h)
+		}
+	}
+	flush()
+	return n, it.Error()
 }
 
 // checkVersion writes the schema version into a new store and refuses a
@@ -142,7 +252,11 @@ func (s *Store) checkVersion() error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stopFilter()
+	<-s.filterDone
+	return s.db.Close()
+}
 
 // get returns a copy of the value of key, or ErrNotFound.
 func (s *Store) get(key []byte) ([]byte, error) {
@@ -173,6 +287,20 @@ func (s *Store) SetOrigin(origin string) error {
 		return fmt.Errorf("writing origin: %w", err)
 	}
 	return nil
+}
+
+// entriesOnlySeparated is the span policy that lets Pebble separate the
+// values of entry keys ('e') alone.
+func entriesOnlySeparated(start []byte) (pebble.SpanPolicy, []byte, error) {
+	inline := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
+	switch {
+	case len(start) == 0 || start[0] < 'e':
+		return inline, []byte{'e'}, nil
+	case start[0] == 'e':
+		return pebble.SpanPolicy{}, []byte{'f'}, nil
+	default:
+		return inline, nil, nil
+	}
 }
 
 func entryKey(index uint64) []byte {
