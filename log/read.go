@@ -149,7 +149,7 @@ func (l *Log) tileTree(level, index uint64) (*merkle.TileTree, error) {
 	if ok && len(cached.Levels[0]) == merkle.TileWidth*merkle.HashSize {
 		return cached, nil
 	}
-	data, err := l.store.Tile(level, index)
+	data, inner, err := l.store.TileWithInner(level, index)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,14 @@ func (l *Log) tileTree(level, index uint64) (*merkle.TileTree, error) {
 	if ok && len(cached.Levels[0]) == len(data) {
 		return cached, nil
 	}
-	t := merkle.NewTileTree(data)
+	var t *merkle.TileTree
+	if inner != nil {
+		if t, err = merkle.TileTreeFromInner(data, inner); err != nil {
+			return nil, fmt.Errorf("tile %d/%d: %w", level, index, storage.ErrCorrupt)
+		}
+	} else {
+		t = merkle.NewTileTree(data) // a full tile stored without them, or a partial tile
+	}
 	l.trees.Add(id, t)
 	return t, nil
 }

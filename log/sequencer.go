@@ -353,7 +353,13 @@ func (l *Log) sign(pr *pendingRound) error {
 		return err
 	}
 	for id, h := range tiles {
-		pr.round.Tiles = append(pr.round.Tiles, storage.Tile{Level: id.Level, Index: id.Index, Hashes: h})
+		t := storage.Tile{Level: id.Level, Index: id.Index, Hashes: h}
+		if len(h) == merkle.TileWidth*merkle.HashSize {
+			// Stored with its inner levels: a proof through a tile no
+			// longer cached then costs a read, not 254 hashes.
+			t.Inner = merkle.NewTileTree(h).Inner()
+		}
+		pr.round.Tiles = append(pr.round.Tiles, t)
 	}
 	root, err := l.root()
 	if err != nil {

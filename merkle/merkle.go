@@ -98,6 +98,38 @@ func NewTileTree(hashes []byte) *TileTree {
 	return t
 }
 
+// InnerSize is the size of the inner levels 1 to TileHeight-1 of a full
+// tile, as Inner returns them: 254 hashes.
+const InnerSize = (TileWidth - 2) * HashSize
+
+// Inner returns the inner levels 1 to TileHeight-1 of a full tile,
+// concatenated, so that they can be stored beside it and
+// TileTreeFromInner can rebuild the TileTree without hashing.
+func (t *TileTree) Inner() []byte {
+	b := make([]byte, 0, InnerSize)
+	for _, level := range t.Levels[1:] {
+		b = append(b, level...)
+	}
+	return b
+}
+
+// TileTreeFromInner returns the TileTree of a full tile from its hashes
+// and the inner levels that Inner returned for it. It does not recompute
+// them: they must come from storage the caller trusts as it trusts the
+// hashes.
+func TileTreeFromInner(hashes, inner []byte) (*TileTree, error) {
+	if len(hashes) != TileWidth*HashSize || len(inner) != InnerSize {
+		return nil, fmt.Errorf("full tile of %d bytes with inner levels of %d bytes, want %d and %d: %w",
+			len(hashes), len(inner), TileWidth*HashSize, InnerSize, ErrMissingTile)
+	}
+	t := &TileTree{}
+	t.Levels[0] = hashes
+	for k, n := 1, TileWidth/2; k < TileHeight; k, n = k+1, n/2 {
+		t.Levels[k], inner = inner[:n*HashSize:n*HashSize], inner[n*HashSize:]
+	}
+	return t, nil
+}
+
 // TreeReader returns the TileTree of a tile, as TileReader returns its
 // hashes.
 type TreeReader func(level, index uint64) (*TileTree, error)

@@ -224,3 +224,66 @@ func TestWidth(t *testing.T) {
 		}
 	}
 }
+
+// TestTileTreeFromInner checks the stored inner levels of full tiles
+// against sumdb/tlog's node hashes, and proofs built from them.
+func TestTileTreeFromInner(t *testing.T) {
+	tr := newTree(t)
+	tr.grow(t, 3*TileWidth+17)
+	stored := map[TileID]*TileTree{}
+	for id, h := range tr.tiles {
+		if len(h) != TileWidth*HashSize {
+			continue
+		}
+		inner := NewTileTree(h).Inner()
+		if len(inner) != InnerSize {
+			t.Fatalf("tile %v: Inner of %d bytes, want %d", id, len(inner), InnerSize)
+		}
+		tt, err := TileTreeFromInner(h, inner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := 1; k < TileHeight; k++ {
+			level := tt.Levels[k]
+			if len(level) != (TileWidth>>k)*HashSize {
+				t.Fatalf("tile %v inner level %d of %d bytes", id, k, len(level))
+			}
+			for j := range uint64(TileWidth >> k) {
+				n := id.Index*(TileWidth>>k) + j
+				want := tr.stored[tlog.StoredHashIndex(int(id.Level)*TileHeight+k, int64(n))]
+				if !bytes.Equal(level[j*HashSize:(j+1)*HashSize], want[:]) {
+					t.Fatalf("tile %v inner level %d node %d differs from sumdb/tlog's", id, k, j)
+				}
+			}
+		}
+		stored[id] = tt
+	}
+	if len(stored) != 3 {
+		t.Fatalf("%d full tiles, want 3", len(stored))
+	}
+	read := func(level, index uint64) (*TileTree, error) {
+		if tt, ok := stored[TileID{level, index}]; ok {
+			return tt, nil
+		}
+		h, err := tr.readTile(level, index)
+		if err != nil {
+			return nil, err
+		}
+		return NewTileTree(h), nil
+	}
+	for _, i := range []uint64{0, 255, 256, 700, tr.size - 1} {
+		p, err := InclusionProofFromTrees(i, tr.size, read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(hasher, i, tr.size, LeafHash(entry(i)), p, tr.root(t, tr.size)); err != nil {
+			t.Fatalf("proof of %d: %v", i, err)
+		}
+	}
+	h := tr.tiles[TileID{0, 0}]
+	for _, bad := range [][2]int{{len(h) - HashSize, InnerSize}, {len(h), InnerSize - HashSize}, {len(h), 0}} {
+		if _, err := TileTreeFromInner(h[:bad[0]], make([]byte, bad[1])); !errors.Is(err, ErrMissingTile) {
+			t.Errorf("TileTreeFromInner(%d, %d bytes) = %v, want ErrMissingTile", bad[0], bad[1], err)
+		}
+	}
+}

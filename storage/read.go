@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,10 +35,39 @@ func (s *Store) LookupLeaves(hashes [][]byte, indices []uint64, found []bool) er
 
 // Tile returns the stored hashes of a tile, or ErrNotFound.
 func (s *Store) Tile(level, index uint64) ([]byte, error) {
+	hashes, _, err := s.tile(level, index, false)
+	return hashes, err
+}
+
+// TileWithInner returns the stored hashes of a tile and, for a full tile
+// stored with them, its inner levels (nil otherwise), or ErrNotFound.
+func (s *Store) TileWithInner(level, index uint64) (hashes, inner []byte, err error) {
+	return s.tile(level, index, true)
+}
+
+func (s *Store) tile(level, index uint64, withInner bool) (hashes, inner []byte, err error) {
 	if level > 255 {
-		return nil, fmt.Errorf("tile level %d: %w", level, ErrNotFound)
+		return nil, nil, fmt.Errorf("tile level %d: %w", level, ErrNotFound)
 	}
-	return s.get(tileKey(level, index))
+	v, closer, err := s.db.Get(tileKey(level, index))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
+	}
+	defer closer.Close()
+	switch {
+	case len(v) == fullTileSize+innerSize && withInner:
+		b := bytes.Clone(v)
+		return b[:fullTileSize:fullTileSize], b[fullTileSize:], nil
+	case len(v) == fullTileSize+innerSize:
+		return bytes.Clone(v[:fullTileSize]), nil, nil
+	case len(v) <= fullTileSize:
+		return bytes.Clone(v), nil, nil
+	default:
+		return nil, nil, fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(v), ErrCorrupt)
+	}
 }
 
 // Entries calls fn with each stored entry of [start, start+count) in order.

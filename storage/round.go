@@ -31,6 +31,10 @@ type Tile struct {
 	Level, Index uint64
 	// Hashes are the tile's hashes so far, 32 bytes each.
 	Hashes []byte
+	// Inner, for a full tile only, are its inner levels (merkle.TileTree's
+	// Inner), stored after the hashes so that proofs need not recompute
+	// them; nil otherwise.
+	Inner []byte
 }
 
 // Round is everything one sequencing round writes.
@@ -137,7 +141,14 @@ func (s *Store) Commit(r *Round) error {
 		}
 	}
 	for _, t := range r.Tiles {
-		if err := b.Set(tileKey(t.Level, t.Index), t.Hashes, nil); err != nil {
+		v := t.Hashes
+		if t.Inner != nil {
+			if len(t.Hashes) != fullTileSize || len(t.Inner) != innerSize {
+				return fmt.Errorf("tile %d/%d of %d bytes with inner levels of %d bytes", t.Level, t.Index, len(t.Hashes), len(t.Inner))
+			}
+			v = append(t.Hashes[:len(t.Hashes):len(t.Hashes)], t.Inner...)
+		}
+		if err := b.Set(tileKey(t.Level, t.Index), v, nil); err != nil {
 			return fmt.Errorf("batching tile %d/%d: %w", t.Level, t.Index, err)
 		}
 	}

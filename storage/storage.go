@@ -19,7 +19,10 @@
 //	't' || level u8 || N uint64 → tlog-tiles hash tile: its hashes so far,
 //	                              32 bytes each; the rightmost tile of a level
 //	                              is rewritten as it grows, full tiles never
-//	                              change
+//	                              change. A full tile may be followed by its
+//	                              inner levels 1–7 (254 hashes, as
+//	                              merkle.TileTree.Inner), so that proofs need
+//	                              not rehash it
 //	'x' || kind u8 || len u16 || value || index uint64
 //	                            → tag u8: the search index (IndexKey), e.g.
 //	                              artifact digest → the events about it
@@ -62,6 +65,10 @@ import (
 const (
 	schemaVersion = 1
 	hashSize      = 32
+	// fullTileSize is a full tile's hashes; innerSize its inner levels
+	// (merkle.InnerSize), stored after them.
+	fullTileSize = 256 * hashSize
+	innerSize    = 254 * hashSize
 )
 
 var (

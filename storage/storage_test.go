@@ -210,3 +210,48 @@ func TestKV(t *testing.T) {
 		t.Errorf("after reopen: %q, %v", v, err)
 	}
 }
+
+func TestTileWithInner(t *testing.T) {
+	s := openMem(t, vfs.NewMem())
+	defer s.Close()
+	full := bytes.Repeat([]byte{7}, fullTileSize)
+	inner := bytes.Repeat([]byte{9}, innerSize)
+	r := round(0, 3)
+	r.Tiles = []Tile{
+		{Level: 0, Index: 0, Hashes: full, Inner: inner},
+		{Level: 1, Index: 0, Hashes: full}, // full, stored without them
+		{Level: 2, Index: 0, Hashes: full[:64]},
+	}
+	if err := s.Commit(r); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		level     uint64
+		hashes    []byte
+		wantInner []byte
+	}{{0, full, inner}, {1, full, nil}, {2, full[:64], nil}} {
+		h, err := s.Tile(tc.level, 0)
+		if err != nil || !bytes.Equal(h, tc.hashes) {
+			t.Errorf("Tile(%d, 0) = %d bytes, %v; want %d bytes", tc.level, len(h), err, len(tc.hashes))
+		}
+		h, in, err := s.TileWithInner(tc.level, 0)
+		if err != nil || !bytes.Equal(h, tc.hashes) || !bytes.Equal(in, tc.wantInner) || (in == nil) != (tc.wantInner == nil) {
+			t.Errorf("TileWithInner(%d, 0) = %d, %d bytes, %v; want %d, %d", tc.level, len(h), len(in), err, len(tc.hashes), len(tc.wantInner))
+		}
+	}
+	// Inner levels only with a full tile, of the right size; a refused
+	// round writes nothing.
+	for _, bad := range []Tile{
+		{Level: 0, Index: 1, Hashes: full[:64], Inner: inner},
+		{Level: 0, Index: 1, Hashes: full, Inner: inner[:64]},
+	} {
+		r := round(3, 2)
+		r.Tiles = []Tile{bad}
+		if err := s.Commit(r); err == nil {
+			t.Errorf("Commit of tile of %d bytes with inner levels of %d bytes succeeded", len(bad.Hashes), len(bad.Inner))
+		}
+		if st, _ := s.ReadState(); st.Size != 3 {
+			t.Fatalf("state size %d after a refused round", st.Size)
+		}
+	}
+}

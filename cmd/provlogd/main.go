@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,6 +45,7 @@ const defaultOrigin = "localhost/provlog"
 type config struct {
 	data, origin, key      string
 	grpcListen, httpListen string
+	debugListen            string
 	admission, keyring     string
 	auth                   string
 	witnessPolicy          string
@@ -66,6 +68,7 @@ func main() {
 	flag.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent)")
 	flag.StringVar(&c.grpcListen, "grpc-listen", "127.0.0.1:7400", "gRPC listen `address`")
 	flag.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
+	flag.StringVar(&c.debugListen, "debug-listen", "", "`address` serving Go's profiler at /debug/pprof/ (off by default; keep it private)")
 	flag.StringVar(&c.admission, "admission", "attestations", "admission mode: attestations (signed build/sign/promote events, checked against the keyring) or open (any non-empty entry up to the size cap)")
 	flag.StringVar(&c.keyring, "keyring", "", "keyring `file`: authorized submitter keys, roles and environments (default DATA/keyring.json, created empty if absent)")
 	flag.StringVar(&c.auth, "auth", "", "auth `file`: writer identities (bearer token hashes, client certificate subjects) and their roles; without it anyone may write")
@@ -324,6 +327,31 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 		scheme = "https"
 	}
 	fmt.Printf("http: %s://%s/\n", scheme, hl.Addr())
+
+	if c.debugListen != "" {
+		dl, err := net.Listen("tcp", c.debugListen)
+		if err != nil {
+			gl.Close()
+			hl.Close()
+			return fmt.Errorf("debug listen: %w", err)
+		}
+		defer dl.Close()
+		fmt.Printf("debug: http://%s/debug/pprof/\n", dl.Addr())
+		go func() {
+			// The profiler's own mux, not http.DefaultServeMux: nothing else
+			// is served here.
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			ds := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			if err := ds.Serve(dl); err != nil && !errors.Is(err, net.ErrClosed) {
+				slog.Warn("debug server stopped", "err", err)
+			}
+		}()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(gl) }()
