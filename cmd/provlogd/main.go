@@ -306,7 +306,7 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 		hl.Close()
 		return err
 	}
-	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20)}
+	gopts := server.ServerOptions()
 	if tlsConfig != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig.Clone())))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -21,6 +22,17 @@ import (
 
 // retryDelay is the delay suggested to clients under pushback.
 const retryDelay = time.Second
+
+// ServerOptions are the gRPC server options provlogd uses: requests up to
+// 64 MiB (a batch of entries), and a pool of one stream worker per CPU,
+// whose goroutines keep their grown stacks from call to call (in process,
+// 37-60k proofs/s without it, 65k/s with it: BenchmarkReads).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(64 << 20),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	}
+}
 
 // RegisterGRPC registers on s the provlog.v1.Log service over l, the
 // standard gRPC health service (serving status from l.Healthy, for the
