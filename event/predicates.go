@@ -2,12 +2,12 @@ package event
 
 import (
 	"encoding/base64"
-	"regexp"
+	"fmt"
+	"math"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
-	"google.golang.org/protobuf/encoding/protojson"
+	intoto "github.com/in-toto/attestation/go/v1"
 )
 
 // Predicate types.
@@ -19,6 +19,31 @@ const (
 	// PromotePredicateType marks promotion events (PromotePredicate).
 	PromotePredicateType = "https://provlog.dev/attestation/promote/v1"
 )
+
+func knownPredicateType(t string) bool {
+	return t == ProvenancePredicateType || t == SignPredicateType || t == PromotePredicateType
+}
+
+// predicate is a decoded predicate: one of its fields is set.
+type predicate struct {
+	build   *Build
+	sign    *SignPredicate
+	promote *PromotePredicate
+}
+
+// predicate reads a predicate of a known type. Its errors are
+// *FieldErrors, or the reader's.
+func (r *jsonReader) predicate(predType string) (p predicate, err error) {
+	switch predType {
+	case ProvenancePredicateType:
+		p.build, err = r.buildPredicate()
+	case SignPredicateType:
+		p.sign, err = r.signPredicate()
+	case PromotePredicateType:
+		p.promote, err = r.promotePredicate()
+	}
+	return p, err
+}
 
 // MaxDependencies caps a build's resolved dependencies.
 const MaxDependencies = 1024
@@ -36,14 +61,17 @@ type Build struct {
 	Provenance *slsa.Provenance
 }
 
-var commitRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+// isCommit reports whether s is a 40- or 64-digit lowercase hex commit id.
+func isCommit(s string) bool { return (len(s) == 40 || len(s) == 64) && isLowerHex(s) }
 
-func parseProvenance(pred []byte) (*Build, error) {
-	var p slsa.Provenance
-	if err := protojson.Unmarshal(pred, &p); err != nil {
-		return nil, fieldErr("statement.predicate", "not SLSA Provenance v1: %s", protoReason(err))
+// buildPredicate reads a SLSA Provenance v1 predicate, decoded as protojson
+// decodes it and valid as its Validate method says.
+func (r *jsonReader) buildPredicate() (*Build, error) {
+	p, err := r.provenance()
+	if err != nil {
+		return nil, r.fieldErr("statement.predicate", fmt.Errorf("not SLSA Provenance v1: %w", err))
 	}
-	if err := p.Validate(); err != nil {
+	if err := validateProvenance(p); err != nil {
 		return nil, fieldErr("statement.predicate", "%v", err)
 	}
 	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
@@ -54,7 +82,7 @@ func parseProvenance(pred []byte) (*Build, error) {
 		BuilderID:    rd.GetBuilder().GetId(),
 		BuildType:    bd.GetBuildType(),
 		InvocationID: rd.GetMetadata().GetInvocationId(),
-		Provenance:   &p,
+		Provenance:   p,
 	}
 	if t := rd.GetMetadata().GetStartedOn(); t != nil {
 		b.StartedOn = t.AsTime()
@@ -69,18 +97,63 @@ func parseProvenance(pred []byte) (*Build, error) {
 	if src := bd.GetExternalParameters().GetFields()["source"].GetStructValue(); src != nil {
 		b.SourceRepo = src.GetFields()["repository"].GetStringValue()
 		b.SourceCommit = src.GetFields()["commit"].GetStringValue()
-		if !commitRE.MatchString(b.SourceCommit) {
+		if !isCommit(b.SourceCommit) {
 			return nil, fieldErr("statement.predicate.buildDefinition.externalParameters.source.commit", "want a 40- or 64-digit lowercase hex commit id")
 		}
 		return b, nil
 	}
 	for _, dep := range bd.GetResolvedDependencies() {
-		if c, ok := dep.GetDigest()["gitCommit"]; ok && commitRE.MatchString(c) {
+		if c, ok := dep.GetDigest()["gitCommit"]; ok && isCommit(c) {
 			b.SourceRepo, b.SourceCommit = dep.GetUri(), c
 			return b, nil
 		}
 	}
 	return nil, fieldErr("statement.predicate.buildDefinition", "no exact source: want externalParameters.source {repository, commit} or a resolvedDependencies entry with a gitCommit digest")
+}
+
+// validateProvenance fails where (*slsa.Provenance).Validate does (on p as
+// decoded by provenance) but without its reflective proto.Equal calls: a
+// build type, external parameters, a builder id and valid resource
+// descriptors are required.
+func validateProvenance(p *slsa.Provenance) error {
+	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
+	switch {
+	case bd == nil:
+		return slsa.ErrBuildDefinitionRequired
+	case bd.GetBuildType() == "":
+		return slsa.ErrBuildTypeRequired
+	case len(bd.GetExternalParameters().GetFields()) == 0:
+		return slsa.ErrExternalParamsRequired
+	}
+	if err := validateAll("buildDefinition.resolvedDependencies", bd.GetResolvedDependencies()); err != nil {
+		return err
+	}
+	switch {
+	case rd == nil:
+		return slsa.ErrRunDetailsRequired
+	case rd.GetBuilder() == nil:
+		return slsa.ErrBuilderRequired
+	case rd.GetBuilder().GetId() == "":
+		return slsa.ErrBuilderIdRequired
+	}
+	if err := validateAll("runDetails.builder.builderDependencies", rd.GetBuilder().GetBuilderDependencies()); err != nil {
+		return err
+	}
+	if m := rd.GetMetadata(); m != nil {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("runDetails.metadata: %w", err)
+		}
+	}
+	return validateAll("runDetails.byproducts", rd.GetByproducts())
+}
+
+func validateAll(field string, rds []*intoto.ResourceDescriptor) error {
+	for i, rd := range rds {
+		if err := rd.Validate(); err != nil {
+			return fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+	}
+	return nil
 }
 
 // SignPredicate records that an artifact (the statement's subject) was
@@ -96,10 +169,23 @@ type SignPredicate struct {
 	BuildIndex uint64 `json:"buildIndex"`
 }
 
-func parseSign(pred []byte) (*SignPredicate, error) {
+func (r *jsonReader) signPredicate() (*SignPredicate, error) {
 	var p SignPredicate
-	if err := strictUnmarshal(pred, &p); err != nil {
-		return nil, err
+	err := r.goObject(func(name []byte) error {
+		switch string(name) {
+		case "algorithm":
+			return r.goString(&p.Algorithm)
+		case "keyId":
+			return r.goString(&p.KeyID)
+		case "signature":
+			return r.goString(&p.Signature)
+		case "buildIndex":
+			return r.goUint(&p.BuildIndex)
+		}
+		return fmt.Errorf("unknown member %q", clip(string(name)))
+	})
+	if err != nil {
+		return nil, r.fieldErr("statement.predicate", err)
 	}
 	const f = "statement.predicate."
 	switch {
@@ -135,10 +221,27 @@ type PromotePredicate struct {
 // DecisionApproved is the only decision a promotion event records.
 const DecisionApproved = "approved"
 
-func parsePromote(pred []byte) (*PromotePredicate, error) {
+func (r *jsonReader) promotePredicate() (*PromotePredicate, error) {
 	var p PromotePredicate
-	if err := strictUnmarshal(pred, &p); err != nil {
-		return nil, err
+	err := r.goObject(func(name []byte) error {
+		switch string(name) {
+		case "from":
+			return r.goString(&p.From)
+		case "to":
+			return r.goString(&p.To)
+		case "buildIndex":
+			return r.goUint(&p.BuildIndex)
+		case "decision":
+			return r.goString(&p.Decision)
+		case "rationale":
+			return r.goString(&p.Rationale)
+		case "changeRef":
+			return r.goString(&p.ChangeRef)
+		}
+		return fmt.Errorf("unknown member %q", clip(string(name)))
+	})
+	if err != nil {
+		return nil, r.fieldErr("statement.predicate", err)
 	}
 	const f = "statement.predicate."
 	switch {
@@ -154,14 +257,79 @@ func parsePromote(pred []byte) (*PromotePredicate, error) {
 	return &p, nil
 }
 
-var tokenRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
-func token(s string) bool { return tokenRE.MatchString(s) }
-
-// strictUnmarshal decodes a predicate object, refusing unknown fields.
-func strictUnmarshal(pred []byte, v any) error {
-	if err := jsonv2.Unmarshal(pred, v, jsonv2.RejectUnknownMembers(true)); err != nil {
-		return fieldErr("statement.predicate", "%s", jsonReason(err))
+// token reports whether s is a short token: [a-z0-9][a-z0-9._-]{0,63}.
+func token(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
 	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// The sign and promote predicates are decoded as encoding/json/v2 decodes
+// their Go types refusing unknown members: names match exactly, null is
+// the zero value.
+
+// goObject reads an object, calling member for each member name; member
+// must read the value.
+func (r *jsonReader) goObject(member func(name []byte) error) error {
+	return r.object(func() error { return r.mismatch("want a JSON object") }, member)
+}
+
+// goString reads a string or null into s.
+func (r *jsonReader) goString(s *string) error {
+	if ok, err := r.delim('n'); err != nil || ok {
+		*s = ""
+		return err
+	}
+	if r.peek() != '"' {
+		return r.mismatch("want a string")
+	}
+	v, err := r.string()
+	*s = v
+	return err
+}
+
+// goUint reads an unsigned integer (digits only) or null into u.
+func (r *jsonReader) goUint(u *uint64) error {
+	if ok, err := r.delim('n'); err != nil || ok {
+		*u = 0
+		return err
+	}
+	if r.peek() != '0' {
+		return r.mismatch("want an unsigned integer")
+	}
+	v, err := r.scalar()
+	if err != nil {
+		return err
+	}
+	n, ok := parseUint(v)
+	if !ok {
+		return fmt.Errorf("%s: want an unsigned 64-bit integer", clip(string(v)))
+	}
+	*u = n
 	return nil
+}
+
+// parseUint parses decimal digits, refusing anything else and overflow.
+func parseUint(v []byte) (uint64, bool) {
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, len(v) > 0
 }

@@ -2,15 +2,12 @@ package event
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 	intoto "github.com/in-toto/attestation/go/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Event types.
@@ -44,20 +41,52 @@ func ParseDigest(s string) (Digest, error) {
 	return d, nil
 }
 
-var digestLen = map[string]int{"sha256": 64, "sha512": 128}
+// digestLen returns the hex length of a digest algorithm's digests, 0 for
+// an algorithm other than sha256 and sha512.
+func digestLen(alg string) int {
+	switch alg {
+	case "sha256":
+		return 64
+	case "sha512":
+		return 128
+	}
+	return 0
+}
 
 func (d Digest) check(field string) error {
-	n, ok := digestLen[d.Alg]
-	if !ok {
+	n := digestLen(d.Alg)
+	if n == 0 {
 		return fieldErr(field, "algorithm %q, want sha256 or sha512", clip(d.Alg))
 	}
-	if len(d.Hex) != n || strings.ToLower(d.Hex) != d.Hex {
-		return fieldErr(field+"."+d.Alg, "want %d lowercase hex digits", n)
-	}
-	if _, err := hex.DecodeString(d.Hex); err != nil {
+	if len(d.Hex) != n || !isLowerHex(d.Hex) {
 		return fieldErr(field+"."+d.Alg, "want %d lowercase hex digits", n)
 	}
 	return nil
+}
+
+func (d Digest) valid() bool {
+	n := digestLen(d.Alg)
+	return n > 0 && len(d.Hex) == n && isLowerHex(d.Hex)
+}
+
+// isLowerHex reports whether s is all lowercase hex digits.
+func isLowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// compareDigests orders digests by their String forms. Both algorithms of
+// a valid digest have six letters, so comparing algorithms then hex is
+// comparing the strings, without building them.
+func compareDigests(a, b Digest) int {
+	if c := strings.Compare(a.Alg, b.Alg); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Hex, b.Hex)
 }
 
 // Event is a parsed, well-formed event. Exactly one of Build, Sign and
@@ -76,105 +105,227 @@ func (e *Event) HasSubject(d Digest) bool { return slices.Contains(e.Subjects, d
 
 // ParseStatement parses an in-toto Statement v1 and its predicate strictly.
 func ParseStatement(payload []byte) (*Event, error) {
-	if err := checkJSON(payload, "statement", MaxString); err != nil {
-		return nil, err
-	}
-	// The predicate is decoded straight into its own type below, rather
-	// than through the statement's google.protobuf.Struct (a costly detour).
-	rest, pred, err := splitPredicate(payload)
+	ev, err := parseStatement(payload)
 	if err != nil {
-		return nil, err
-	}
-	var st intoto.Statement
-	if err := protojson.Unmarshal(rest, &st); err != nil {
-		return nil, fieldErr("statement", "%s", protoReason(err))
-	}
-	if pred != nil {
-		st.Predicate = &structpb.Struct{} // stands for the predicate in Validate
-	}
-	if st.GetType() != intoto.StatementTypeUri {
-		return nil, fieldErr("statement._type", "%q, want %q", clip(st.GetType()), intoto.StatementTypeUri)
-	}
-	ev := &Event{}
-	if n := len(st.GetSubject()); n > MaxSubjects {
-		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, MaxSubjects)
-	}
-	for i, s := range st.GetSubject() {
-		field := fmt.Sprintf("statement.subject[%d].digest", i)
-		for alg, h := range s.GetDigest() {
-			d := Digest{Alg: alg, Hex: h}
-			if err := d.check(field); err != nil {
-				return nil, err
-			}
-			ev.Subjects = append(ev.Subjects, d)
-		}
-	}
-	if err := st.Validate(); err != nil {
-		return nil, fieldErr("statement", "%v", err)
-	}
-	slices.SortFunc(ev.Subjects, func(a, b Digest) int { return strings.Compare(a.String(), b.String()) })
-	ev.Subjects = slices.Compact(ev.Subjects)
-	switch pt := st.GetPredicateType(); pt {
-	case ProvenancePredicateType:
-		ev.Type = TypeBuild
-		ev.Build, err = parseProvenance(pred)
-	case SignPredicateType:
-		ev.Type = TypeSign
-		ev.Sign, err = parseSign(pred)
-	case PromotePredicateType:
-		ev.Type = TypePromote
-		ev.Promote, err = parsePromote(pred)
-	default:
-		return nil, fieldErr("statement.predicateType", "%q, want %s, %s or %s", clip(pt), ProvenancePredicateType, SignPredicateType, PromotePredicateType)
-	}
-	if err != nil {
-		return nil, err
+		return nil, statementError(payload, err)
 	}
 	return ev, nil
 }
 
-// protoReason shortens a protojson error.
-func protoReason(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "):"); i >= 0 && strings.HasPrefix(s, "proto:") {
-		s = strings.TrimSpace(s[i+2:])
+// statementError returns the error ParseStatement reports for payload
+// given the first one parseStatement met, whose checks must come after
+// these: malformed JSON anywhere (checkJSON), then a predicate that is not
+// a JSON object.
+func statementError(payload []byte, err error) error {
+	if jerr := checkJSON(payload, "statement", MaxString); jerr != nil {
+		return jerr
 	}
-	return strings.TrimPrefix(s, "proto: ")
+	if predicateNotObject(payload) {
+		return fieldErr("statement.predicate", "not a JSON object")
+	}
+	return asFieldError("statement", err)
 }
 
-// splitPredicate returns the statement object without its "predicate"
-// member, and that member's JSON (nil if absent). A predicate that is not
-// a JSON object is refused. The statement was checked by checkJSON.
-func splitPredicate(payload []byte) (rest, pred []byte, err error) {
+// predicateNotObject reports whether payload, which is strict JSON, is an
+// object whose member "predicate" is not an object.
+func predicateNotObject(payload []byte) bool {
 	dec := jsontext.NewDecoder(bytes.NewReader(payload))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return nil, nil, fieldErr("statement", "not a JSON object")
+		return false
 	}
-	rest = append(make([]byte, 0, len(payload)), '{')
-	for dec.PeekKind() != '}' {
+	for dec.PeekKind() == '"' {
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return nil, nil, fieldErr("statement", "malformed JSON: %s", trimJSONError(err))
+			return false
 		}
-		name := tok.String() // before the next read voids tok
-		val, err := dec.ReadValue()
+		if tok.String() == "predicate" {
+			return dec.PeekKind() != '{'
+		}
+		if err := dec.SkipValue(); err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// parseStatement parses a statement in one pass. Its errors are right only
+// if statementError's checks pass.
+//
+// The statement is decoded as protojson decodes an in-toto Statement
+// (whose fields may also be named "type" and "predicate_type") except for
+// its predicate, which must be a JSON object and is decoded as its type
+// says. Errors in the predicate come after those of the statement.
+func parseStatement(payload []byte) (*Event, error) {
+	r := newReader(payload, MaxString, 0)
+	defer r.free()
+	if ok, err := r.delim('{'); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fieldErr("statement", "not a JSON object")
+	}
+	var (
+		typ, predType string
+		subjects      subjects
+		seen          uint32
+		havePred      bool
+		pred          predicate
+		predErr       error
+		predLater     []byte // the predicate, if it came before its type
+	)
+	for {
+		if more, err := r.more(); err != nil {
+			return nil, err
+		} else if !more {
+			break
+		}
+		name, err := r.str()
 		if err != nil {
-			return nil, nil, fieldErr("statement", "malformed JSON: %s", trimJSONError(err))
+			return nil, err
 		}
-		if name == "predicate" {
-			if val.Kind() != '{' {
-				return nil, nil, fieldErr("statement.predicate", "not a JSON object")
+		if string(name) == "predicate" {
+			if r.peek() != '{' {
+				return nil, fieldErr("statement.predicate", "not a JSON object")
 			}
-			pred = bytes.Clone(val) // val is valid only until the next read
+			havePred = true
+			if knownPredicateType(predType) {
+				if pred, predErr = r.predicate(predType); predErr != nil {
+					if r.bad != nil {
+						return nil, r.bad
+					}
+					// Read the rest of the predicate (to the statement's
+					// depth): errors in the statement come first.
+					if err := r.skipTo(1); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			from := int(r.dec.InputOffset())
+			if err := r.skip(); err != nil {
+				return nil, err
+			}
+			to := int(r.dec.InputOffset())
+			predLater = payload[from+bytes.IndexByte(payload[from:to], '{') : to]
 			continue
 		}
-		if len(rest) > 1 {
-			rest = append(rest, ',')
+		num := statementField(name)
+		switch {
+		case num == 0:
+			return nil, fieldErr("statement", "unknown field %q", clip(string(name)))
+		case seen&(1<<num) != 0:
+			return nil, fieldErr("statement", "duplicate field %q", clip(string(name)))
 		}
-		if rest, err = jsontext.AppendQuote(rest, name); err != nil {
-			return nil, nil, fieldErr("statement", "%v", err)
+		seen |= 1 << num
+		if ok, err := r.delim('n'); err != nil {
+			return nil, err
+		} else if ok {
+			continue
 		}
-		rest = append(append(rest, ':'), val...)
+		switch num {
+		case 1:
+			typ, err = r.protoString()
+		case 2:
+			subjects, err = r.subjects()
+		case 3:
+			predType, err = r.protoString()
+		}
+		if err != nil {
+			return nil, r.fieldErr("statement", err)
+		}
 	}
-	return append(rest, '}'), pred, nil
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+
+	if typ != intoto.StatementTypeUri {
+		return nil, fieldErr("statement._type", "%q, want %q", clip(typ), intoto.StatementTypeUri)
+	}
+	if n := subjects.n; n > MaxSubjects {
+		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, MaxSubjects)
+	}
+	if subjects.digestErr != nil {
+		return nil, subjects.digestErr
+	}
+	// What intoto.Statement.Validate requires besides.
+	if subjects.n == 0 {
+		return nil, fieldErr("statement", "%v", intoto.ErrSubjectRequired)
+	}
+	if subjects.noDigest {
+		return nil, fieldErr("statement", "%v", intoto.ErrDigestRequired)
+	}
+	if predType == "" {
+		return nil, fieldErr("statement", "%v", intoto.ErrPredicateTypeRequired)
+	}
+	if !havePred {
+		return nil, fieldErr("statement", "%v", intoto.ErrPredicateRequired)
+	}
+	ev := &Event{Subjects: subjects.digests}
+	slices.SortFunc(ev.Subjects, compareDigests)
+	ev.Subjects = slices.Compact(ev.Subjects)
+	switch predType {
+	case ProvenancePredicateType:
+		ev.Type = TypeBuild
+	case SignPredicateType:
+		ev.Type = TypeSign
+	case PromotePredicateType:
+		ev.Type = TypePromote
+	default:
+		return nil, fieldErr("statement.predicateType", "%q, want %s, %s or %s", clip(predType), ProvenancePredicateType, SignPredicateType, PromotePredicateType)
+	}
+	if predLater != nil {
+		pr := newReader(predLater, MaxString, 1)
+		pred, predErr = pr.predicate(predType)
+		pr.free()
+	}
+	if predErr != nil {
+		return nil, predErr
+	}
+	ev.Build, ev.Sign, ev.Promote = pred.build, pred.sign, pred.promote
+	return ev, nil
+}
+
+// statementField maps a statement member name to its protobuf field number
+// (0 for none); "predicate" is apart.
+func statementField(name []byte) int {
+	switch string(name) {
+	case "_type", "type":
+		return 1
+	case "subject":
+		return 2
+	case "predicateType", "predicate_type":
+		return 3
+	}
+	return 0
+}
+
+// subjects are a statement's subjects as parseStatement needs them.
+type subjects struct {
+	n         int
+	digests   []Digest // all, in order
+	digestErr error    // the first digest that is not sha256 or sha512
+	noDigest  bool     // some subject has no digest
+}
+
+// subjects reads the subject field of a statement: in-toto
+// ResourceDescriptors, of which only the digests are kept.
+func (r *jsonReader) subjects() (subjects, error) {
+	var ss subjects
+	var rd intoto.ResourceDescriptor // what is not kept
+	digest := func(alg, h string) {
+		d := Digest{Alg: alg, Hex: h}
+		if ss.digestErr == nil && !d.valid() {
+			ss.digestErr = d.check(fmt.Sprintf("statement.subject[%d].digest", ss.n))
+		}
+		ss.digests = append(ss.digests, d)
+	}
+	err := r.list(func() error {
+		n := len(ss.digests)
+		if err := r.resourceDescriptor(&rd, digest); err != nil {
+			return err
+		}
+		ss.noDigest = ss.noDigest || len(ss.digests) == n
+		ss.n++
+		return nil
+	})
+	return ss, err
 }
