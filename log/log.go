@@ -6,8 +6,9 @@
 //
 // Add and AddBatch admit entries (see Admitter) in the caller's goroutine
 // and queue them. One goroutine, the sequencer, owns the tree: it takes a
-// batch of queued requests (up to Config.BatchMaxEntries entries, waiting at
-// most Config.BatchMaxAge for more) and prepares a round:
+// batch of queued requests (up to Config.BatchMaxEntries entries; while the
+// committer is busy with two rounds, it waits for one to finish, at most
+// Config.BatchMaxAge, gathering more) and prepares a round:
 //
 //  1. Hash the entries and look them up among the entries of rounds not
 //     yet committed, then in the leaf-hash index: an entry already in the
@@ -97,8 +98,9 @@ type Config struct {
 	MaxEntrySize int
 	// BatchMaxEntries caps the entries of one round. If zero, 4096.
 	BatchMaxEntries int
-	// BatchMaxAge is how long a round waits for more entries after its
-	// first one. If zero, 1ms; negative means do not wait.
+	// BatchMaxAge is the longest a round waits for more entries after its
+	// first one, while the committer is busy (an idle committer takes a
+	// round at once). If zero, 1ms; negative means do not wait.
 	BatchMaxAge time.Duration
 	// QueueMaxEntries caps entries queued but not yet sequenced; beyond it
 	// writes fail fast with ErrPushback. If zero, 65536.
@@ -179,11 +181,15 @@ type Log struct {
 
 	// queue carries requests to the sequencer. mu guards closing it:
 	// submitters hold mu.RLock while sending, Close holds mu.Lock to close.
-	mu          sync.RWMutex
-	closed      bool
-	queue       chan *request
-	queuedN     atomic.Int64 // entries in the queue
-	queuedBytes atomic.Int64 // their bytes
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *request
+	// pendingRounds counts rounds handed to the committer and not yet
+	// answered; roundCommitted wakes the sequencer when one is.
+	pendingRounds  atomic.Int32
+	roundCommitted chan struct{}
+	queuedN        atomic.Int64 // entries in the queue
+	queuedBytes    atomic.Int64 // their bytes
 
 	// fatal is set once by the sequencer when a commit fails.
 	fatal atomic.Pointer[error]
@@ -222,12 +228,13 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 		return nil, fmt.Errorf("reading tree state: %w", err)
 	}
 	l := &Log{
-		cfg:      cfg,
-		store:    store,
-		metrics:  newMetrics(cfg.Registerer),
-		queue:    make(chan *request, cfg.QueueMaxEntries),
-		inflight: map[string]uint64{},
-		done:     make(chan struct{}),
+		cfg:            cfg,
+		store:          store,
+		metrics:        newMetrics(cfg.Registerer),
+		queue:          make(chan *request, cfg.QueueMaxEntries),
+		roundCommitted: make(chan struct{}, 1),
+		inflight:       map[string]uint64{},
+		done:           make(chan struct{}),
 	}
 	if l.trees, err = lru.New[merkle.TileID, *merkle.TileTree](tileTreeCacheSize); err != nil {
 		return nil, err

@@ -170,6 +170,7 @@ func (l *Log) sequence() {
 		batch, more := l.collect(timer)
 		if len(batch) > 0 {
 			if pr := l.prepare(batch); pr != nil {
+				l.pendingRounds.Add(1)
 				commits <- pr
 			}
 		}
@@ -180,8 +181,11 @@ func (l *Log) sequence() {
 }
 
 // collect gathers one round's requests: it blocks for the first, then takes
-// more until BatchMaxEntries or BatchMaxAge. more is false once the queue is
-// closed and empty.
+// more until BatchMaxEntries, or BatchMaxAge, or the committer has room for
+// another round (group commit: fewer than maxPendingRounds prepared and not
+// yet committed), whichever comes first. So an idle log commits an entry at
+// once, and a busy one gathers what arrives while it syncs. more is false
+// once the queue is closed and empty.
 func (l *Log) collect(timer *time.Timer) (batch []*request, more bool) {
 	r, ok := <-l.queue
 	if !ok {
@@ -202,7 +206,7 @@ func (l *Log) collect(timer *time.Timer) (batch []*request, more bool) {
 			continue
 		default:
 		}
-		if l.cfg.BatchMaxAge <= 0 {
+		if l.cfg.BatchMaxAge <= 0 || l.pendingRounds.Load() < maxPendingRounds {
 			break
 		}
 		select {
@@ -211,12 +215,19 @@ func (l *Log) collect(timer *time.Timer) (batch []*request, more bool) {
 				return batch, false
 			}
 			batch, n = append(batch, r), n+len(r.entries)
+		case <-l.roundCommitted:
 		case <-timer.C:
 			return batch, true
 		}
 	}
 	return batch, true
 }
+
+// maxPendingRounds is how many prepared rounds may wait for the committer
+// before the sequencer gathers entries for longer: one committing, one
+// prepared behind it, so the committer never waits for a round to be
+// prepared.
+const maxPendingRounds = 2
 
 // pendingRound is a prepared round on its way to the committer.
 type pendingRound struct {
@@ -412,6 +423,11 @@ func (l *Log) commitLoop(commits <-chan *pendingRound, done chan<- struct{}) {
 			l.inflightMu.Unlock()
 		}
 		l.answer(pr, n)
+		l.pendingRounds.Add(-1)
+		select {
+		case l.roundCommitted <- struct{}{}:
+		default:
+		}
 	}
 }
 
