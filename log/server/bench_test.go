@@ -20,8 +20,8 @@ import (
 	"github.com/provlog/provlog/storage"
 )
 
-// benchServer serves a real log of size entries over gRPC and HTTP on
-// loopback TCP, as provlogd does.
+// benchServer serves a real log of size 1 KiB entries over gRPC and HTTP
+// on loopback TCP, as provlogd does.
 func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
 	b.Helper()
 	st, err := storage.Open(b.TempDir(), storage.Options{})
@@ -38,7 +38,7 @@ func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
 	for start := 0; start < size; start += 4096 {
 		batch := make([][]byte, min(4096, size-start))
 		for j := range batch {
-			batch[j] = binary.BigEndian.AppendUint64(nil, uint64(start+j))
+			batch[j] = binary.BigEndian.AppendUint64(make([]byte, 0, 1024), uint64(start+j))[:1024]
 		}
 		if _, err := l.AddBatch(context.Background(), batch); err != nil {
 			b.Fatal(err)
@@ -62,10 +62,10 @@ func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
 	return gl.Addr().String(), "http://" + hl.Addr().String()
 }
 
-// BenchmarkReads measures inclusion proofs over gRPC and full tiles over
-// HTTP from a log of 2^17 + 1000 entries, with 32 concurrent readers (the
-// bench tool's read load) sharing 4 connections; client and server share
-// the machine.
+// BenchmarkReads measures inclusion proofs over gRPC, full tiles and entry
+// bundles over HTTP from a log of 2^20 + 1000 entries of 1 KiB, with 32
+// concurrent readers (the bench tool's read load) sharing 4 gRPC
+// connections; client and server share the machine.
 func BenchmarkReads(b *testing.B) {
 	const size = 1<<20 + 1000
 	grpcAddr, httpURL := benchServer(b, size)
@@ -97,7 +97,10 @@ func BenchmarkReads(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proofs/s")
 	})
 	b.Run("tile", func(b *testing.B) {
-		benchTiles(b, func(i uint64) string { return httpURL + "/" + layout.TilePath(0, i%(size/256), 0) })
+		benchTiles(b, 8192, func(i uint64) string { return httpURL + "/" + layout.TilePath(0, i%(size/256), 0) })
+	})
+	b.Run("entry-bundle", func(b *testing.B) {
+		benchTiles(b, 256*(2+1024), func(i uint64) string { return httpURL + "/" + layout.EntriesPath(i%(size/256), 0) })
 	})
 	// The bound for any tile server on this HTTP stack: the same requests
 	// answered with a constant 8 KiB body from memory.
@@ -114,14 +117,15 @@ func BenchmarkReads(b *testing.B) {
 		})}
 		go hs.Serve(l)
 		defer hs.Close()
-		benchTiles(b, func(i uint64) string {
+		benchTiles(b, 8192, func(i uint64) string {
 			return "http://" + l.Addr().String() + "/" + layout.TilePath(0, i%(size/256), 0)
 		})
 	})
 }
 
-// benchTiles GETs 8 KiB tiles at url(i) from 32 concurrent readers.
-func benchTiles(b *testing.B, url func(i uint64) string) {
+// benchTiles GETs resources of want bytes at url(i) from 32 concurrent
+// readers.
+func benchTiles(b *testing.B, want int64, url func(i uint64) string) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
 	var n atomic.Uint64
 	b.SetParallelism(16)
@@ -136,13 +140,13 @@ func benchTiles(b *testing.B, url func(i uint64) string) {
 			}
 			m, err := io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK || m != 8192 {
+			if err != nil || resp.StatusCode != http.StatusOK || m != want {
 				b.Errorf("GET %s: %s, %d bytes, %v", u, resp.Status, m, err)
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
 }
 
 // BenchmarkAppendSingle measures durable single-entry appends of 1 KiB
