@@ -80,7 +80,7 @@ func main() {
 	flag.StringVar(&c.clientCA, "client-ca", "", "CA `file` (PEM) that verifies client certificates (mutual TLS, optional per connection)")
 	flag.IntVar(&c.maxEntrySize, "max-entry-size", plog.MaxEntrySizeLimit, "entry size cap in `bytes` (at most 65535, the tlog-tiles bundle limit)")
 	flag.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
-	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries (negative: no wait)")
+	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries while earlier rounds sync; an idle log commits at once (negative: no wait)")
 	flag.IntVar(&c.queueMaxEntries, "queue-max-entries", 65536, "most queued entries before adds are pushed back")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a shutdown waits for in-flight requests")
 	flag.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
