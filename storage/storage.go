@@ -90,11 +90,10 @@ type Options struct {
 	// FS is the filesystem Pebble uses. If nil, it is the OS filesystem
 	// (vfs.Default). Tests inject faults through it.
 	FS vfs.FS
-	// CacheBytes is Pebble's block cache size. If zero, 192 MiB: the
-	// dedup lookups of every append (almost all misses) read filter and
-	// index blocks, and a cache that holds them took the batched append
-	// rate at 10M entries from 34k to 57k entries/s while keeping peak RSS
-	// under 512 MiB (256 MiB: 70k/s but 561 MiB; see BENCHMARKS.md).
+	// CacheBytes is Pebble's block cache size. If zero, 192 MiB, which
+	// keeps the leaf-hash index's filter and index blocks and the hot
+	// tiles resident at 10M entries with peak RSS under 512 MiB (see
+	// BENCHMARKS.md).
 	CacheBytes int64
 	// Logger receives Pebble's own log lines. If nil, slog.Default().
 	Logger *slog.Logger
@@ -132,8 +131,18 @@ func Open(dir string, o Options) (*Store, error) {
 		Logger:             pebbleLogger{o.Logger.With("component", "pebble")},
 		// The log appends at a high rate with keys mostly in index order:
 		// larger memtables mean fewer, larger flushes and less compaction.
-		MemTableSize:  64 << 20,
-		LBaseMaxBytes: 256 << 20,
+		MemTableSize: 64 << 20,
+		// Compactions are mostly of the leaf-hash index, whose random keys
+		// overlap every file below them: a small base level and eight L0
+		// files merged at a time rewrite it less often, and a second
+		// compaction may run when Pebble falls behind. Growing one log to
+		// 10M entries took 86-90 s with a 256 MiB base level, 4 L0 files
+		// and one compaction, 72 s with these (go run ./cmd/provlog-bench
+		// -mode scale).
+		LBaseMaxBytes:              64 << 20,
+		L0CompactionThreshold:      8,
+		L0StopWritesThreshold:      24,
+		CompactionConcurrencyRange: func() (int, int) { return 1, 2 },
 	}
 	// Leaf-hash lookups (dedup) are mostly misses: a Bloom filter answers
 	// them without reading blocks.
@@ -297,17 +306,24 @@ func (s *Store) SetOrigin(origin string) error {
 }
 
 // entriesOnlySeparated is the span policy that lets Pebble separate the
-// values of entry keys ('e') alone.
+// values of entry keys ('e') alone. Its spans also end at each table
+// prefix ('e', 'h', 't', 'x'), so that every sstable Pebble writes holds
+// one table: the sequential tables (entries, tiles) then do not share
+// files with the randomly keyed leaf-hash index, and compactions can move
+// them down a level without rewriting them.
 func entriesOnlySeparated(start []byte) (pebble.SpanPolicy, []byte, error) {
 	inline := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
-	switch {
-	case len(start) == 0 || start[0] < 'e':
+	if len(start) == 0 {
 		return inline, []byte{'e'}, nil
-	case start[0] == 'e':
-		return pebble.SpanPolicy{}, []byte{'f'}, nil
-	default:
-		return inline, nil, nil
 	}
+	end := []byte{start[0] + 1}
+	if start[0] == 0xff {
+		end = nil
+	}
+	if start[0] == 'e' {
+		return pebble.SpanPolicy{}, end, nil
+	}
+	return inline, end, nil
 }
 
 func entryKey(index uint64) []byte {
