@@ -82,6 +82,7 @@ type Storage interface {
 	SetPublished(checkpoint []byte) error
 	Tile(level, index uint64) ([]byte, error)
 	TileWithInner(level, index uint64) (hashes, inner []byte, err error)
+	VisitTile(level, index uint64, fn func(hashes, inner []byte) error) error
 	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
 	IndexReader
 }

@@ -592,3 +592,55 @@ func TestOpenDoesNotReplay(t *testing.T) {
 		t.Errorf("size %d after reopen, want 70000", got)
 	}
 }
+
+// TestProofsAtOlderSizes asks for proofs in trees of every size the log
+// went through, newest first and then oldest first, so that cached partial
+// tiles wider than a proof's tree serve it: each proof verifies with
+// transparency-dev/merkle/proof against the checkpoint of its size.
+func TestProofsAtOlderSizes(t *testing.T) {
+	e := newEnv(t)
+	var cps []*flog.Checkpoint
+	var leaves [][]byte
+	n := 0
+	for _, size := range []int{1, 5, 255, 256, 257, 300, 511, 512, 600, 65536 + 300} {
+		var batch [][]byte
+		for ; n < size; n++ {
+			batch = append(batch, testEntry(n))
+			leaves = append(leaves, rfc6962.DefaultHasher.HashLeaf(testEntry(n)))
+		}
+		if _, err := e.log.AddBatch(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		cps = append(cps, e.checkpoint())
+	}
+	check := func(cp *flog.Checkpoint) {
+		t.Helper()
+		for _, i := range []uint64{0, cp.Size / 2, cp.Size - 1} {
+			p, err := e.log.InclusionProof(context.Background(), i, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, cp.Size, leaves[i], p, cp.Hash); err != nil {
+				t.Fatalf("inclusion proof for %d in %d: %v", i, cp.Size, err)
+			}
+		}
+		for _, old := range cps {
+			if old.Size > cp.Size {
+				continue
+			}
+			p, err := e.log.ConsistencyProof(context.Background(), old.Size, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
+				t.Fatalf("consistency proof %d to %d: %v", old.Size, cp.Size, err)
+			}
+		}
+	}
+	for i := len(cps) - 1; i >= 0; i-- {
+		check(cps[i])
+	}
+	for _, cp := range cps {
+		check(cp)
+	}
+}

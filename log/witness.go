@@ -88,5 +88,5 @@ func (l *Log) witnessProof(ctx context.Context, from, to uint64) ([][]byte, erro
 	if latest := l.latest.Load().Size; to > latest || from > to {
 		return nil, fmt.Errorf("%w: consistency proof %d to %d, latest size %d", ErrOutOfRange, from, to, latest)
 	}
-	return merkle.ConsistencyProofFromTrees(from, to, l.tileTree)
+	return merkle.ConsistencyProofVisiting(from, to, l.treeVisitor(to))
 }

@@ -153,19 +153,45 @@ func TreesFromTiles(read TileReader) TreeReader {
 // inner levels of the tile that holds its subtree: tile level level/8,
 // inner level level%8. The result aliases the TileTree.
 func NodeHash(id compact.NodeID, read TreeReader) ([]byte, error) {
-	tileLevel, k := uint64(id.Level/TileHeight), id.Level%TileHeight
-	first := id.Index << k // first descendant at tree level 8*tileLevel
-	tile := TileID{Level: tileLevel, Index: first / TileWidth}
+	tile := nodeTile(id)
 	tt, err := read(tile.Level, tile.Index)
 	if err != nil {
 		return nil, fmt.Errorf("reading tile %d/%d for node %d/%d: %w", tile.Level, tile.Index, id.Level, id.Index, err)
 	}
-	at := (first % TileWidth) >> k // the node's place in inner level k
+	return nodeHashIn(tt, tile, id)
+}
+
+// nodeTile returns the tile that holds node id.
+func nodeTile(id compact.NodeID) TileID {
+	first := id.Index << (id.Level % TileHeight) // first descendant at tree level 8*tileLevel
+	return TileID{Level: uint64(id.Level / TileHeight), Index: first / TileWidth}
+}
+
+// nodeHashIn returns the hash of node id from tt, the TileTree of tile.
+func nodeHashIn(tt *TileTree, tile TileID, id compact.NodeID) ([]byte, error) {
+	k := id.Level % TileHeight
+	at := ((id.Index << k) % TileWidth) >> k // the node's place in inner level k
 	if level := tt.Levels[k]; uint64(len(level)) >= (at+1)*HashSize {
 		return level[at*HashSize : (at+1)*HashSize], nil
 	}
 	return nil, fmt.Errorf("tile %d/%d has %d hashes, node %d/%d needs %d: %w",
 		tile.Level, tile.Index, len(tt.Levels[0])/HashSize, id.Level, id.Index, (at+1)<<k, ErrMissingTile)
+}
+
+// TreeVisitor calls fn with the TileTree of a tile. The TileTree may be
+// valid only during the call (it may alias a store's buffers): fn copies
+// what it keeps.
+type TreeVisitor func(level, index uint64, fn func(*TileTree) error) error
+
+// Visiting adapts a TreeReader to a TreeVisitor.
+func Visiting(read TreeReader) TreeVisitor {
+	return func(level, index uint64, fn func(*TileTree) error) error {
+		t, err := read(level, index)
+		if err != nil {
+			return err
+		}
+		return fn(t)
+	}
 }
 
 // InclusionProof returns the RFC 6962 (§2.1.1) inclusion proof of leaf index
@@ -178,6 +204,12 @@ func InclusionProof(index, size uint64, read TileReader) ([][]byte, error) {
 // InclusionProofFromTrees is InclusionProof reading TileTrees, which a
 // caller may cache.
 func InclusionProofFromTrees(index, size uint64, read TreeReader) ([][]byte, error) {
+	return InclusionProofVisiting(index, size, Visiting(read))
+}
+
+// InclusionProofVisiting is InclusionProof visiting each tile it needs
+// once.
+func InclusionProofVisiting(index, size uint64, visit TreeVisitor) ([][]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("leaf index %d not in tree of size %d", index, size)
 	}
@@ -185,7 +217,7 @@ func InclusionProofFromTrees(index, size uint64, read TreeReader) ([][]byte, err
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof plan: %w", err)
 	}
-	return fetchProof(nodes, read)
+	return fetchProof(nodes, visit)
 }
 
 // ConsistencyProof returns the RFC 6962 (§2.1.2) consistency proof between
@@ -198,6 +230,12 @@ func ConsistencyProof(from, to uint64, read TileReader) ([][]byte, error) {
 // ConsistencyProofFromTrees is ConsistencyProof reading TileTrees, which a
 // caller may cache.
 func ConsistencyProofFromTrees(from, to uint64, read TreeReader) ([][]byte, error) {
+	return ConsistencyProofVisiting(from, to, Visiting(read))
+}
+
+// ConsistencyProofVisiting is ConsistencyProof visiting each tile it needs
+// once.
+func ConsistencyProofVisiting(from, to uint64, visit TreeVisitor) ([][]byte, error) {
 	if from > to {
 		return nil, fmt.Errorf("tree size %d greater than %d", from, to)
 	}
@@ -205,31 +243,35 @@ func ConsistencyProofFromTrees(from, to uint64, read TreeReader) ([][]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("consistency proof plan: %w", err)
 	}
-	return fetchProof(nodes, read)
+	return fetchProof(nodes, visit)
 }
 
-// fetchProof reads the hashes of nodes.IDs, reading each tile once, and
+// fetchProof reads the hashes of nodes.IDs, visiting each tile once, and
 // folds the ephemeral node if the proof has one.
-func fetchProof(nodes proof.Nodes, read TreeReader) ([][]byte, error) {
-	tiles := make(map[TileID]*TileTree, 4)
-	cached := func(level, index uint64) (*TileTree, error) {
-		id := TileID{Level: level, Index: index}
-		if t, ok := tiles[id]; ok {
-			return t, nil
-		}
-		t, err := read(level, index)
-		if err == nil {
-			tiles[id] = t
-		}
-		return t, err
-	}
+func fetchProof(nodes proof.Nodes, visit TreeVisitor) ([][]byte, error) {
 	hashes := make([][]byte, len(nodes.IDs))
+	done := make([]bool, len(nodes.IDs))
 	for i, id := range nodes.IDs {
-		h, err := NodeHash(id, cached)
-		if err != nil {
-			return nil, err
+		if done[i] {
+			continue
 		}
-		hashes[i] = bytes.Clone(h) // Rehash may modify hashes in place
+		tile := nodeTile(id)
+		err := visit(tile.Level, tile.Index, func(tt *TileTree) error {
+			for j := i; j < len(nodes.IDs); j++ {
+				if done[j] || nodeTile(nodes.IDs[j]) != tile {
+					continue
+				}
+				h, err := nodeHashIn(tt, tile, nodes.IDs[j])
+				if err != nil {
+					return err
+				}
+				hashes[j], done[j] = bytes.Clone(h), true // a copy: tt may be borrowed, and Rehash modifies hashes in place
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading tile %d/%d for node %d/%d: %w", tile.Level, tile.Index, id.Level, id.Index, err)
+		}
 	}
 	return nodes.Rehash(hashes, hasher.HashChildren)
 }

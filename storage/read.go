@@ -46,27 +46,42 @@ func (s *Store) TileWithInner(level, index uint64) (hashes, inner []byte, err er
 }
 
 func (s *Store) tile(level, index uint64, withInner bool) (hashes, inner []byte, err error) {
+	err = s.VisitTile(level, index, func(h, in []byte) error {
+		if !withInner || in == nil {
+			hashes = bytes.Clone(h)
+			return nil
+		}
+		b := make([]byte, len(h)+len(in))
+		copy(b[copy(b, h):], in)
+		hashes, inner = b[:len(h):len(h)], b[len(h):]
+		return nil
+	})
+	return hashes, inner, err
+}
+
+// VisitTile calls fn with the stored hashes of a tile and, for a full tile
+// stored with them, its inner levels (nil otherwise), or returns
+// ErrNotFound. Both slices are the store's own buffers, valid only during
+// the call: fn copies what it keeps.
+func (s *Store) VisitTile(level, index uint64, fn func(hashes, inner []byte) error) error {
 	if level > 255 {
-		return nil, nil, fmt.Errorf("tile level %d: %w", level, ErrNotFound)
+		return fmt.Errorf("tile level %d: %w", level, ErrNotFound)
 	}
 	v, closer, err := s.db.Get(tileKey(level, index))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil, ErrNotFound
+		return ErrNotFound
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
+		return fmt.Errorf("reading tile %d/%d: %w", level, index, err)
 	}
 	defer closer.Close()
 	switch {
-	case len(v) == fullTileSize+innerSize && withInner:
-		b := bytes.Clone(v)
-		return b[:fullTileSize:fullTileSize], b[fullTileSize:], nil
 	case len(v) == fullTileSize+innerSize:
-		return bytes.Clone(v[:fullTileSize]), nil, nil
+		return fn(v[:fullTileSize:fullTileSize], v[fullTileSize:])
 	case len(v) <= fullTileSize:
-		return bytes.Clone(v), nil, nil
+		return fn(v, nil)
 	default:
-		return nil, nil, fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(v), ErrCorrupt)
+		return fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(v), ErrCorrupt)
 	}
 }
 
