@@ -495,6 +495,14 @@ func TestStorageFaults(t *testing.T) {
 			if cp := e.checkpoint(); cp.Size != before.Size {
 				t.Fatalf("checkpoint moved to %d after a failed round", cp.Size)
 			}
+			// The failed round leaves the committer's count of pending
+			// rounds, which group commit relies on, as it found it.
+			for deadline := time.Now().Add(5 * time.Second); e.log.pendingRounds.Load() != 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d rounds still pending after the failed round was answered", e.log.pendingRounds.Load())
+				}
+				time.Sleep(time.Millisecond)
+			}
 			e.verifyTree()
 			e.faults.mu.Lock()
 			e.faults.failLookup, e.faults.commit = false, commitOK

@@ -400,35 +400,42 @@ func (l *Log) sign(pr *pendingRound) error {
 func (l *Log) commitLoop(commits <-chan *pendingRound, done chan<- struct{}) {
 	defer close(done)
 	for pr := range commits {
-		if p := l.fatal.Load(); p != nil {
-			l.fail(pr.batch, fmt.Errorf("%w: %w", ErrUnavailable, *p))
-			continue
-		}
-		n := len(pr.round.Entries)
-		if n > 0 {
-			if err := l.store.Commit(pr.round); err != nil {
-				l.fail(pr.batch, l.stop(fmt.Errorf("storage commit: %w", err)))
-				continue
-			}
-			l.latest.Store(pr.cp)
-			if l.cfg.Witness == nil {
-				l.publish(pr.cp)
-			} else {
-				l.kickWitness()
-			}
-			l.inflightMu.Lock()
-			for h := range pr.hashes {
-				delete(l.inflight, h)
-			}
-			l.inflightMu.Unlock()
-		}
-		l.answer(pr, n)
+		l.commitRound(pr)
+		// Whatever became of the round, the committer has room again.
 		l.pendingRounds.Add(-1)
 		select {
 		case l.roundCommitted <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// commitRound commits one prepared round and answers its requests, or
+// fails them.
+func (l *Log) commitRound(pr *pendingRound) {
+	if p := l.fatal.Load(); p != nil {
+		l.fail(pr.batch, fmt.Errorf("%w: %w", ErrUnavailable, *p))
+		return
+	}
+	n := len(pr.round.Entries)
+	if n > 0 {
+		if err := l.store.Commit(pr.round); err != nil {
+			l.fail(pr.batch, l.stop(fmt.Errorf("storage commit: %w", err)))
+			return
+		}
+		l.latest.Store(pr.cp)
+		if l.cfg.Witness == nil {
+			l.publish(pr.cp)
+		} else {
+			l.kickWitness()
+		}
+		l.inflightMu.Lock()
+		for h := range pr.hashes {
+			delete(l.inflight, h)
+		}
+		l.inflightMu.Unlock()
+	}
+	l.answer(pr, n)
 }
 
 // answer closes the round's requests, whose results are set, and counts

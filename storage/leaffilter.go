@@ -46,13 +46,18 @@ func newBloomBlocks(capacity uint64) *bloomBlocks {
 }
 
 // positions yields the block and the leafFilterK bit positions (0–511) of
-// hash within it. hash must be at least 17 bytes long.
+// hash within it: the block from bytes 0–7, seven positions from the 63 low
+// bits of bytes 8–15, the eighth from bytes 16–17. hash must be at least
+// 18 bytes long.
 func (b *bloomBlocks) positions(hash []byte, fn func(word, bit uint64) bool) bool {
 	base := (binary.BigEndian.Uint64(hash[0:8]) % b.nblocks) * 8
-	bits := binary.BigEndian.Uint64(hash[8:16])<<8 | uint64(hash[16])
-	for range leafFilterK {
+	bits := binary.BigEndian.Uint64(hash[8:16])
+	for i := range leafFilterK {
 		pos := bits & 511
 		bits >>= 9
+		if i == leafFilterK-1 {
+			pos = uint64(binary.BigEndian.Uint16(hash[16:18])) & 511
+		}
 		if !fn(base+pos/64, pos%64) {
 			return false
 		}
@@ -95,8 +100,10 @@ func (f *leafFilter) add(hashes [][]byte) {
 		}
 		if f.count >= newest.capacity {
 			newest = newBloomBlocks(newest.capacity * 2)
-			chain = append(chain[:len(chain):len(chain)], newest)
-			f.chain.Store(&chain)
+			// A new slice each time: readers hold the published one.
+			next := append(chain[:len(chain):len(chain)], newest)
+			f.chain.Store(&next)
+			chain = next
 			f.count = 0
 		}
 		newest.add(h)

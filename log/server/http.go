@@ -107,6 +107,7 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 	zw.Reset(w)
 	zw.Write(data)
 	zw.Close()
+	zw.Reset(io.Discard) // let go of this response before pooling
 	gzipWriters.Put(zw)
 }
 
