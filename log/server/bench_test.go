@@ -62,6 +62,20 @@ func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
 	return gl.Addr().String(), "http://" + hl.Addr().String()
 }
 
+// benchClients opens 4 gRPC connections to addr, as the bench tool does.
+func benchClients(b *testing.B, addr string) [4]provlogv1.LogClient {
+	var conns [4]provlogv1.LogClient
+	for i := range conns {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cc.Close() })
+		conns[i] = provlogv1.NewLogClient(cc)
+	}
+	return conns
+}
+
 // BenchmarkReads measures inclusion proofs over gRPC, full tiles and entry
 // bundles over HTTP from a log of 2^20 + 1000 entries of 1 KiB, with 32
 // concurrent readers (the bench tool's read load) sharing 4 gRPC
@@ -70,15 +84,7 @@ func BenchmarkReads(b *testing.B) {
 	const size = 1<<20 + 1000
 	grpcAddr, httpURL := benchServer(b, size)
 	b.Run("inclusion-proof", func(b *testing.B) {
-		var conns [4]provlogv1.LogClient
-		for i := range conns {
-			cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { cc.Close() })
-			conns[i] = provlogv1.NewLogClient(cc)
-		}
+		conns := benchClients(b, grpcAddr)
 		var n atomic.Uint64
 		b.SetParallelism(16)
 		b.ResetTimer()
@@ -154,15 +160,7 @@ func benchTiles(b *testing.B, want int64, url func(i uint64) string) {
 // connections, as the bench tool's single mode does.
 func BenchmarkAppendSingle(b *testing.B) {
 	grpcAddr, _ := benchServer(b, 0)
-	var conns [4]provlogv1.LogClient
-	for i := range conns {
-		cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { cc.Close() })
-		conns[i] = provlogv1.NewLogClient(cc)
-	}
+	conns := benchClients(b, grpcAddr)
 	var n atomic.Uint64
 	b.SetParallelism(32)
 	b.ResetTimer()
