@@ -81,7 +81,6 @@ type Storage interface {
 	LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error
 	SetPublished(checkpoint []byte) error
 	Tile(level, index uint64) ([]byte, error)
-	TileWithInner(level, index uint64) (hashes, inner []byte, err error)
 	VisitTile(level, index uint64, fn func(hashes, inner []byte) error) error
 	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
 	IndexReader

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -137,75 +138,46 @@ func (l *Log) readErr(what string, err error) error {
 }
 
 // tileTreeCacheSize is how many tiles with their inner levels (about
-// 16 KiB each when full) the log keeps for building proofs.
+// 16 KiB each when full) the log keeps for building proofs: the upper
+// tiles and the rightmost ones (treeVisitor).
 const tileTreeCacheSize = 1024
 
 // treeVisitor returns the visitor of tiles and their inner levels with
-// which proofs in the tree of the given size are built. A full level-0 tile
-// not in the cache is read in place, without copying or caching it: a large
-// log has too many of them for a cache, and the 16 KiB copy was a quarter
-// of the cost of reading one.
+// which proofs in the tree of the given size are built. Full tiles never
+// change, and a tile only grows, so a cached tile serves every proof in a
+// tree whose width in that tile it covers; otherwise the tile is read once
+// from the store. A full level-0 tile is then used in place, without
+// copying or caching it: a large log has too many of them for a cache, and
+// the 16 KiB copy was a quarter of the cost of reading one. Any other tile
+// read is copied and cached, replacing a narrower cached copy.
 func (l *Log) treeVisitor(size uint64) merkle.TreeVisitor {
 	return func(level, index uint64, fn func(*merkle.TileTree) error) error {
 		id := merkle.TileID{Level: level, Index: index}
-		width := id.Width(size)
-		if t, ok := l.trees.Get(id); ok && uint64(len(t.Levels[0])) >= width*merkle.HashSize {
+		if t, ok := l.trees.Get(id); ok && uint64(len(t.Levels[0])) >= id.Width(size)*merkle.HashSize {
 			return fn(t)
 		}
-		if level == 0 && width == merkle.TileWidth {
-			var inPlace bool
-			err := l.store.VisitTile(level, index, func(hashes, inner []byte) error {
-				if inner == nil {
-					return nil // stored without its inner levels
-				}
-				inPlace = true
+		return l.store.VisitTile(level, index, func(hashes, inner []byte) error {
+			if len(hashes)%merkle.HashSize != 0 || len(hashes) > merkle.TileWidth*merkle.HashSize {
+				return fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(hashes), storage.ErrCorrupt)
+			}
+			if level == 0 && inner != nil {
 				t, err := merkle.TileTreeFromInner(hashes, inner)
 				if err != nil {
 					return fmt.Errorf("tile %d/%d: %w", level, index, storage.ErrCorrupt)
 				}
 				return fn(t)
-			})
-			if inPlace || err != nil {
-				return err
 			}
-		}
-		t, err := l.tileTree(level, index)
-		if err != nil {
-			return err
-		}
-		return fn(t)
+			var t *merkle.TileTree
+			if inner != nil {
+				var err error
+				if t, err = merkle.TileTreeFromInner(bytes.Clone(hashes), bytes.Clone(inner)); err != nil {
+					return fmt.Errorf("tile %d/%d: %w", level, index, storage.ErrCorrupt)
+				}
+			} else {
+				t = merkle.NewTileTree(bytes.Clone(hashes)) // a partial tile, or a full one stored without them
+			}
+			l.trees.Add(id, t)
+			return fn(t)
+		})
 	}
-}
-
-// tileTree returns a tile with its inner levels, for building proofs. Full
-// tiles never change, so their TileTrees are cached for good; a partial
-// tile's is cached too: a tile only grows, so a cached partial tile serves
-// every proof in a tree whose width in that tile it covers (treeVisitor),
-// and is replaced when a read finds the stored tile wider.
-func (l *Log) tileTree(level, index uint64) (*merkle.TileTree, error) {
-	id := merkle.TileID{Level: level, Index: index}
-	cached, ok := l.trees.Get(id)
-	if ok && len(cached.Levels[0]) == merkle.TileWidth*merkle.HashSize {
-		return cached, nil
-	}
-	data, inner, err := l.store.TileWithInner(level, index)
-	if err != nil {
-		return nil, err
-	}
-	if len(data)%merkle.HashSize != 0 || len(data) > merkle.TileWidth*merkle.HashSize {
-		return nil, fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(data), storage.ErrCorrupt)
-	}
-	if ok && len(cached.Levels[0]) == len(data) {
-		return cached, nil
-	}
-	var t *merkle.TileTree
-	if inner != nil {
-		if t, err = merkle.TileTreeFromInner(data, inner); err != nil {
-			return nil, fmt.Errorf("tile %d/%d: %w", level, index, storage.ErrCorrupt)
-		}
-	} else {
-		t = merkle.NewTileTree(data) // a full tile stored without them, or a partial tile
-	}
-	l.trees.Add(id, t)
-	return t, nil
 }

@@ -130,37 +130,6 @@ func TileTreeFromInner(hashes, inner []byte) (*TileTree, error) {
 	return t, nil
 }
 
-// TreeReader returns the TileTree of a tile, as TileReader returns its
-// hashes.
-type TreeReader func(level, index uint64) (*TileTree, error)
-
-// TreesFromTiles returns a TreeReader that reads tiles with read and
-// computes their inner levels on every call.
-func TreesFromTiles(read TileReader) TreeReader {
-	return func(level, index uint64) (*TileTree, error) {
-		data, err := read(level, index)
-		if err != nil {
-			return nil, err
-		}
-		if len(data)%HashSize != 0 {
-			return nil, fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(data), ErrMissingTile)
-		}
-		return NewTileTree(data), nil
-	}
-}
-
-// NodeHash returns the hash of tree node (level, index), found in the
-// inner levels of the tile that holds its subtree: tile level level/8,
-// inner level level%8. The result aliases the TileTree.
-func NodeHash(id compact.NodeID, read TreeReader) ([]byte, error) {
-	tile := nodeTile(id)
-	tt, err := read(tile.Level, tile.Index)
-	if err != nil {
-		return nil, fmt.Errorf("reading tile %d/%d for node %d/%d: %w", tile.Level, tile.Index, id.Level, id.Index, err)
-	}
-	return nodeHashIn(tt, tile, id)
-}
-
 // nodeTile returns the tile that holds node id.
 func nodeTile(id compact.NodeID) TileID {
 	first := id.Index << (id.Level % TileHeight) // first descendant at tree level 8*tileLevel
@@ -183,14 +152,18 @@ func nodeHashIn(tt *TileTree, tile TileID, id compact.NodeID) ([]byte, error) {
 // what it keeps.
 type TreeVisitor func(level, index uint64, fn func(*TileTree) error) error
 
-// Visiting adapts a TreeReader to a TreeVisitor.
-func Visiting(read TreeReader) TreeVisitor {
+// visitTiles returns a TreeVisitor that reads tiles with read and
+// computes their inner levels on every visit.
+func visitTiles(read TileReader) TreeVisitor {
 	return func(level, index uint64, fn func(*TileTree) error) error {
-		t, err := read(level, index)
+		data, err := read(level, index)
 		if err != nil {
 			return err
 		}
-		return fn(t)
+		if len(data)%HashSize != 0 {
+			return fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(data), ErrMissingTile)
+		}
+		return fn(NewTileTree(data))
 	}
 }
 
@@ -198,17 +171,11 @@ func Visiting(read TreeReader) TreeVisitor {
 // in the tree of the given size, built from the tiles of a tree at least
 // that large.
 func InclusionProof(index, size uint64, read TileReader) ([][]byte, error) {
-	return InclusionProofFromTrees(index, size, TreesFromTiles(read))
-}
-
-// InclusionProofFromTrees is InclusionProof reading TileTrees, which a
-// caller may cache.
-func InclusionProofFromTrees(index, size uint64, read TreeReader) ([][]byte, error) {
-	return InclusionProofVisiting(index, size, Visiting(read))
+	return InclusionProofVisiting(index, size, visitTiles(read))
 }
 
 // InclusionProofVisiting is InclusionProof visiting each tile it needs
-// once.
+// once, through a visitor that may cache tiles or lend a store's buffers.
 func InclusionProofVisiting(index, size uint64, visit TreeVisitor) ([][]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("leaf index %d not in tree of size %d", index, size)
@@ -224,17 +191,11 @@ func InclusionProofVisiting(index, size uint64, visit TreeVisitor) ([][]byte, er
 // trees of sizes from and to, built from the tiles of a tree at least as
 // large as to. The proof from size 0, or between equal sizes, is empty.
 func ConsistencyProof(from, to uint64, read TileReader) ([][]byte, error) {
-	return ConsistencyProofFromTrees(from, to, TreesFromTiles(read))
-}
-
-// ConsistencyProofFromTrees is ConsistencyProof reading TileTrees, which a
-// caller may cache.
-func ConsistencyProofFromTrees(from, to uint64, read TreeReader) ([][]byte, error) {
-	return ConsistencyProofVisiting(from, to, Visiting(read))
+	return ConsistencyProofVisiting(from, to, visitTiles(read))
 }
 
 // ConsistencyProofVisiting is ConsistencyProof visiting each tile it needs
-// once.
+// once, through a visitor as for InclusionProofVisiting.
 func ConsistencyProofVisiting(from, to uint64, visit TreeVisitor) ([][]byte, error) {
 	if from > to {
 		return nil, fmt.Errorf("tree size %d greater than %d", from, to)

@@ -261,18 +261,14 @@ func TestTileTreeFromInner(t *testing.T) {
 	if len(stored) != 3 {
 		t.Fatalf("%d full tiles, want 3", len(stored))
 	}
-	read := func(level, index uint64) (*TileTree, error) {
+	visit := func(level, index uint64, fn func(*TileTree) error) error {
 		if tt, ok := stored[TileID{level, index}]; ok {
-			return tt, nil
+			return fn(tt)
 		}
-		h, err := tr.readTile(level, index)
-		if err != nil {
-			return nil, err
-		}
-		return NewTileTree(h), nil
+		return visitTiles(tr.readTile)(level, index, fn)
 	}
 	for _, i := range []uint64{0, 255, 256, 700, tr.size - 1} {
-		p, err := InclusionProofFromTrees(i, tr.size, read)
+		p, err := InclusionProofVisiting(i, tr.size, visit)
 		if err != nil {
 			t.Fatal(err)
 		}

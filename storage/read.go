@@ -33,30 +33,13 @@ func (s *Store) LookupLeaves(hashes [][]byte, indices []uint64, found []bool) er
 	return nil
 }
 
-// Tile returns the stored hashes of a tile, or ErrNotFound.
-func (s *Store) Tile(level, index uint64) ([]byte, error) {
-	hashes, _, err := s.tile(level, index, false)
-	return hashes, err
-}
-
-// TileWithInner returns the stored hashes of a tile and, for a full tile
-// stored with them, its inner levels (nil otherwise), or ErrNotFound.
-func (s *Store) TileWithInner(level, index uint64) (hashes, inner []byte, err error) {
-	return s.tile(level, index, true)
-}
-
-func (s *Store) tile(level, index uint64, withInner bool) (hashes, inner []byte, err error) {
-	err = s.VisitTile(level, index, func(h, in []byte) error {
-		if !withInner || in == nil {
-			hashes = bytes.Clone(h)
-			return nil
-		}
-		b := make([]byte, len(h)+len(in))
-		copy(b[copy(b, h):], in)
-		hashes, inner = b[:len(h):len(h)], b[len(h):]
+// Tile returns a copy of the stored hashes of a tile, or ErrNotFound.
+func (s *Store) Tile(level, index uint64) (hashes []byte, err error) {
+	err = s.VisitTile(level, index, func(h, _ []byte) error {
+		hashes = bytes.Clone(h)
 		return nil
 	})
-	return hashes, inner, err
+	return hashes, err
 }
 
 // VisitTile calls fn with the stored hashes of a tile and, for a full tile

@@ -211,7 +211,7 @@ func TestKV(t *testing.T) {
 	}
 }
 
-func TestTileWithInner(t *testing.T) {
+func TestTileInnerLevels(t *testing.T) {
 	s := openMem(t, vfs.NewMem())
 	defer s.Close()
 	full := bytes.Repeat([]byte{7}, fullTileSize)
@@ -234,9 +234,13 @@ func TestTileWithInner(t *testing.T) {
 		if err != nil || !bytes.Equal(h, tc.hashes) {
 			t.Errorf("Tile(%d, 0) = %d bytes, %v; want %d bytes", tc.level, len(h), err, len(tc.hashes))
 		}
-		h, in, err := s.TileWithInner(tc.level, 0)
+		var in []byte
+		err = s.VisitTile(tc.level, 0, func(hashes, inner []byte) error {
+			h, in = bytes.Clone(hashes), bytes.Clone(inner)
+			return nil
+		})
 		if err != nil || !bytes.Equal(h, tc.hashes) || !bytes.Equal(in, tc.wantInner) || (in == nil) != (tc.wantInner == nil) {
-			t.Errorf("TileWithInner(%d, 0) = %d, %d bytes, %v; want %d, %d", tc.level, len(h), len(in), err, len(tc.hashes), len(tc.wantInner))
+			t.Errorf("VisitTile(%d, 0) = %d, %d bytes, %v; want %d, %d", tc.level, len(h), len(in), err, len(tc.hashes), len(tc.wantInner))
 		}
 	}
 	// Inner levels only with a full tile, of the right size; a refused
