@@ -169,7 +169,7 @@ func (c *Client) LogClient() provlogv1.LogClient { return c.log }
 // transportCredentials returns plaintext or TLS credentials for target.
 func transportCredentials(target string, cfg Config) (credentials.TransportCredentials, error) {
 	if cfg.Plaintext {
-		if !isLoopback(target) {
+		if !IsLoopback(target) {
 			return nil, fmt.Errorf("plaintext gRPC to %q: only loopback targets may go without TLS", target)
 		}
 		return insecure.NewCredentials(), nil
@@ -196,8 +196,9 @@ func transportCredentials(target string, cfg Config) (credentials.TransportCrede
 	return credentials.NewTLS(tc), nil
 }
 
-// isLoopback reports whether the gRPC target names a loopback host.
-func isLoopback(target string) bool {
+// IsLoopback reports whether the gRPC target names a loopback host: the
+// targets Dial accepts with Config.Plaintext.
+func IsLoopback(target string) bool {
 	for _, scheme := range []string{"dns:///", "passthrough:///"} {
 		target = strings.TrimPrefix(target, scheme)
 	}

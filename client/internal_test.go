@@ -65,8 +65,8 @@ func TestIsLoopback(t *testing.T) {
 		"127.0.0.1:1": true, "127.1.2.3:1": true, "[::1]:1": true, "localhost:1": true, "localhost": true,
 		"passthrough:///127.0.0.1:1": true, "0.0.0.0:1": false, "example.com:1": false, "[::]:1": false, "": false,
 	} {
-		if got := isLoopback(target); got != want {
-			t.Errorf("isLoopback(%q) = %v, want %v", target, got, want)
+		if got := IsLoopback(target); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", target, got, want)
 		}
 	}
 }

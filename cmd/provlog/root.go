@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -207,7 +206,7 @@ func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 		return nil, err
 	}
 	target := g.target()
-	useTLS := g.forceTLS || g.ca != "" || g.cert != "" || g.keyFile != "" || !isLoopback(target)
+	useTLS := g.forceTLS || g.ca != "" || g.cert != "" || g.keyFile != "" || !client.IsLoopback(target)
 	if (g.cert == "") != (g.keyFile == "") {
 		return nil, usageErr("--cert and --key-file go together")
 	}
@@ -226,19 +225,6 @@ func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 		return nil, asUsage(err)
 	}
 	return c, nil
-}
-
-// isLoopback reports whether a gRPC target names a loopback host.
-func isLoopback(target string) bool {
-	host, _, err := net.SplitHostPort(target)
-	if err != nil {
-		host = target
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // printJSON prints v as indented JSON on stdout.
