@@ -294,6 +294,7 @@ func TestKeyringErrors(t *testing.T) {
 	pubJSON, _ := json.Marshal(string(pub))
 	for name, ring := range map[string]string{
 		"unknown field":     `{"keys":[],"x":1}`,
+		"trailing data":     `{"keys":[]} {"keys":[]}`,
 		"no roles":          `{"keys":[{"name":"a","publicKey":` + string(pubJSON) + `,"roles":[]}]}`,
 		"unknown role":      `{"keys":[{"name":"a","publicKey":` + string(pubJSON) + `,"roles":["admin"]}]}`,
 		"both key forms":    `{"keys":[{"name":"a","publicKey":` + string(pubJSON) + `,"publicKeyFile":"x","roles":["builder"]}]}`,

@@ -1,9 +1,7 @@
 package log
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/internal/strictjson"
 )
 
 // Roles a keyring grants.
@@ -96,10 +95,8 @@ func LoadKeyring(path string) (*Keyring, error) {
 // ParseKeyring parses a keyring; relative key files are read from dir.
 func ParseKeyring(b []byte, dir string) (*Keyring, error) {
 	var f keyringFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("malformed: %w", err)
+	if err := strictjson.Decode(b, &f); err != nil {
+		return nil, err
 	}
 	kr := &Keyring{byID: map[string]*ringKey{}, envs: map[string]Environment{}}
 	for i, k := range f.Keys {

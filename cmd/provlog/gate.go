@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/provlog/provlog/client"
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/internal/strictjson"
 )
 
 const gateLong = `The deploy gate: decide whether an artifact may be deployed to an
@@ -138,13 +137,8 @@ func loadPolicy(file string) (*policy, error) {
 // parsePolicy parses a gate policy; relative files are in dir.
 func parsePolicy(raw []byte, dir string) (*policy, error) {
 	var gp gatePolicy
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&gp); err != nil {
-		return nil, fmt.Errorf("malformed: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("malformed: trailing data")
+	if err := strictjson.Decode(raw, &gp); err != nil {
+		return nil, err
 	}
 	p := &policy{gatePolicy: gp, approvals: map[string]resolvedRule{}}
 	named := map[string]policyKey{}

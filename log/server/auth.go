@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
+	"github.com/provlog/provlog/internal/strictjson"
 	"github.com/provlog/provlog/log"
 )
 
@@ -90,10 +89,8 @@ func LoadAuth(path string) (*Auth, error) {
 // ParseAuth parses an auth file's contents.
 func ParseAuth(b []byte) (*Auth, error) {
 	var f authFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("malformed: %w", err)
+	if err := strictjson.Decode(b, &f); err != nil {
+		return nil, err
 	}
 	a := &Auth{byToken: map[[32]byte]*identity{}, bySubject: map[string]*identity{}, byCert: map[[32]byte]*identity{}}
 	for i, id := range f.Identities {

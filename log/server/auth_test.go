@@ -242,6 +242,7 @@ func TestParseAuthErrors(t *testing.T) {
 	h := tokenHash("x")
 	for name, f := range map[string]string{
 		"unknown field": `{"identities":[],"x":1}`,
+		"trailing data": `{"identities":[]}]`,
 		"no name":       `{"identities":[{"tokenSHA256":"` + h + `","roles":["writer"]}]}`,
 		"no roles":      `{"identities":[{"name":"a","tokenSHA256":"` + h + `","roles":[]}]}`,
 		"unknown role":  `{"identities":[{"name":"a","tokenSHA256":"` + h + `","roles":["root"]}]}`,
