@@ -1,22 +1,19 @@
 package client_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/provlog/provlog/internal/provlogdproc"
 )
 
 // The tests and examples of this package run the real provlogd binary,
@@ -48,9 +45,8 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmpRoot)
 	provlogdBin = filepath.Join(tmpRoot, "provlogd")
-	cmd := exec.Command(goCommand(), "build", "-o", provlogdBin, "github.com/provlog/provlog/cmd/provlogd")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building provlogd: %v\n%s", err, out)
+	if err := provlogdproc.Build(context.Background(), "github.com/provlog/provlog/cmd/provlogd", provlogdBin); err != nil {
+		fmt.Fprintf(os.Stderr, "building provlogd: %v\n", err)
 		return 1
 	}
 	defer func() {
@@ -61,25 +57,6 @@ func runTests(m *testing.M) int {
 		}
 	}()
 	return m.Run()
-}
-
-// goCommand returns the go command of the running toolchain if it can be
-// found, else the one on PATH.
-func goCommand() string {
-	if root := os.Getenv("GOROOT"); root != "" {
-		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // provlogd is one provlogd child process.
@@ -141,18 +118,27 @@ func launch(dataDir string, args ...string) (*provlogd, error) {
 	runningMu.Lock()
 	running = append(running, d)
 	runningMu.Unlock()
-	printed := make(chan struct{})
+	type banner struct {
+		provlogdproc.Banner
+		err error
+	}
+	banners := make(chan banner, 1)
 	go func() {
-		d.readStdout(stdout, printed)
+		b, drained, err := provlogdproc.ReadBanner(stdout, writerFunc(d.write))
+		banners <- banner{b, err}
+		<-drained
 		d.waitErr = d.cmd.Wait()
 		close(d.exited)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	select {
-	case <-printed:
-	case <-d.exited:
-		return nil, fmt.Errorf("provlogd exited during start-up (%v):\n%s", d.waitErr, d.output())
+	case b := <-banners:
+		if b.err != nil {
+			<-d.exited
+			return nil, fmt.Errorf("provlogd exited during start-up (%v):\n%s", d.waitErr, d.output())
+		}
+		d.GRPCAddr, d.HTTPURL, d.VerifierKey = b.GRPCAddr, b.HTTPURL, b.VerifierKey
 	case <-ctx.Done():
 		d.kill()
 		return nil, fmt.Errorf("provlogd did not start within %v:\n%s", startTimeout, d.output())
@@ -195,35 +181,6 @@ func (d *provlogd) output() string {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	return d.out.String()
-}
-
-func (d *provlogd) readStdout(stdout io.Reader, printed chan<- struct{}) {
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		fmt.Fprintf(writerFunc(d.write), "stdout: %s\n", line)
-		if printed == nil {
-			continue
-		}
-		if v, ok := strings.CutPrefix(line, "grpc: "); ok {
-			if _, _, err := net.SplitHostPort(v); err == nil {
-				d.GRPCAddr = v
-			}
-		}
-		if v, ok := strings.CutPrefix(line, "http: "); ok {
-			if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-				d.HTTPURL = v
-			}
-		}
-		if v, ok := strings.CutPrefix(line, "verifier key: "); ok {
-			d.VerifierKey = v
-		}
-		if d.GRPCAddr != "" && d.HTTPURL != "" && d.VerifierKey != "" {
-			close(printed)
-			printed = nil
-		}
-	}
-	io.Copy(io.Discard, stdout)
 }
 
 func (d *provlogd) kill() {

@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/provlog/provlog/internal/provlogdproc"
 )
 
 var (
@@ -36,9 +39,7 @@ func provlogCLI(t *testing.T) string {
 	t.Helper()
 	provlogCLIOnce.Do(func() {
 		bin := filepath.Join(filepath.Dir(provlogdBin), "provlog")
-		cmd := exec.Command(goCommand(), "build", "-o", bin, "github.com/provlog/provlog/cmd/provlog")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			provlogCLIErr = fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
+		if provlogCLIErr = provlogdproc.Build(context.Background(), "github.com/provlog/provlog/cmd/provlog", bin); provlogCLIErr != nil {
 			return
 		}
 		provlogCLIBin = bin

@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +19,8 @@ import (
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/provlog/provlog/internal/provlogdproc"
 )
 
 const (
@@ -58,31 +57,7 @@ func runTests(m *testing.M) int {
 // buildProvlogd builds cmd/provlogd into bin with the go command that runs
 // the tests.
 func buildProvlogd(bin string) error {
-	cmd := exec.Command(goCommand(), "build", "-o", bin, "github.com/provlog/provlog/cmd/provlogd")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
-	}
-	return nil
-}
-
-// goCommand returns the go command of the toolchain running the tests if it
-// can be found, else the one on PATH.
-func goCommand() string {
-	roots := []string{os.Getenv("GOROOT")}
-	for _, root := range roots {
-		if root == "" {
-			continue
-		}
-		p := filepath.Join(root, "bin", "go")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "go"
+	return provlogdproc.Build(context.Background(), "github.com/provlog/provlog/cmd/provlogd", bin)
 }
 
 // provlogd is one run of the provlogd binary as a child process.
@@ -139,9 +114,15 @@ func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, err
 			t.Logf("end of provlogd output (%s):\n%s", strings.Join(argv, " "), tail(d.logPath, 60))
 		}
 	})
-	printed := make(chan struct{})
+	type banner struct {
+		provlogdproc.Banner
+		err error
+	}
+	banners := make(chan banner, 1)
 	go func() {
-		d.readStdout(stdout, logFile, printed)
+		b, drained, err := provlogdproc.ReadBanner(stdout, logFile)
+		banners <- banner{b, err}
+		<-drained
 		d.waitErr = d.cmd.Wait()
 		logFile.Close()
 		close(d.exited)
@@ -150,9 +131,12 @@ func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, err
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	select {
-	case <-printed:
-	case <-d.exited:
-		return nil, fmt.Errorf("provlogd exited during start-up (%v):\n%s", d.waitErr, tail(d.logPath, 30))
+	case b := <-banners:
+		if b.err != nil {
+			<-d.exited
+			return nil, fmt.Errorf("provlogd exited during start-up (%v):\n%s", d.waitErr, tail(d.logPath, 30))
+		}
+		d.GRPCAddr, d.HTTPURL, d.VerifierKey = b.GRPCAddr, b.HTTPURL, b.VerifierKey
 	case <-ctx.Done():
 		return nil, fmt.Errorf("provlogd did not print its addresses and verifier key within %v:\n%s", startTimeout, tail(d.logPath, 30))
 	}
@@ -175,38 +159,6 @@ func mustStartProvlogd(t testing.TB, dataDir string, args ...string) *provlogd {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// readStdout copies the child's stdout to logFile, parses the lines naming
-// its addresses and verifier key, and closes printed once it has seen all
-// three. It returns at EOF.
-func (d *provlogd) readStdout(stdout io.Reader, logFile io.Writer, printed chan<- struct{}) {
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		fmt.Fprintf(logFile, "stdout: %s\n", line)
-		if printed == nil {
-			continue
-		}
-		if v, ok := strings.CutPrefix(line, "grpc: "); ok {
-			if _, _, err := net.SplitHostPort(v); err == nil {
-				d.GRPCAddr = v
-			}
-		}
-		if v, ok := strings.CutPrefix(line, "http: "); ok {
-			if u, err := url.Parse(v); err == nil && u.Scheme == "http" && u.Host != "" && u.Path == "/" {
-				d.HTTPURL = v
-			}
-		}
-		if v, ok := strings.CutPrefix(line, "verifier key: "); ok {
-			d.VerifierKey = v
-		}
-		if d.GRPCAddr != "" && d.HTTPURL != "" && d.VerifierKey != "" {
-			close(printed)
-			printed = nil
-		}
-	}
-	io.Copy(io.Discard, stdout)
 }
 
 // waitHealthy polls GET /healthz until it answers 200.

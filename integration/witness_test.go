@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -19,15 +20,16 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/provlog/provlog/internal/provlogdproc"
 )
 
 // buildWitness builds cmd/provlog-witness into a temporary directory.
 func buildWitness(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "provlog-witness")
-	cmd := exec.Command(goCommand(), "build", "-o", bin, "github.com/provlog/provlog/cmd/provlog-witness")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	if err := provlogdproc.Build(context.Background(), "github.com/provlog/provlog/cmd/provlog-witness", bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

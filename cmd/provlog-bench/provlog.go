@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -24,15 +23,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/provlog/provlog/internal/provlogdproc"
 )
 
 // buildProvlogd builds cmd/provlogd of the module in the current directory
 // into dir and returns the binary's path.
 func buildProvlogd(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "provlogd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/provlog/provlog/cmd/provlogd")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := provlogdproc.Build(ctx, "github.com/provlog/provlog/cmd/provlogd", bin); err != nil {
 		return "", fmt.Errorf("building provlogd (run provlog-bench from the provlog module): %w", err)
 	}
 	return bin, nil
@@ -89,8 +88,11 @@ func startProvlogd(ctx context.Context, a provlogdArgs) (*provlog, time.Duration
 		return nil, 0, fmt.Errorf("starting provlogd: %w", err)
 	}
 	p := &provlog{args: a, cmd: cmd, exited: make(chan error, 1)}
-	banner, err := readBanner(stdout)
-	go func() { p.exited <- cmd.Wait() }()
+	banner, drained, err := provlogdproc.ReadBanner(stdout, nil)
+	go func() {
+		<-drained
+		p.exited <- cmd.Wait()
+	}()
 	if err == nil {
 		err = p.connect(banner)
 	}
@@ -107,38 +109,20 @@ func startProvlogd(ctx context.Context, a provlogdArgs) (*provlog, time.Duration
 // dialProvlog connects to a running provlogd.
 func dialProvlog(grpcAddr, httpURL, verifierKey string) (*provlog, error) {
 	p := &provlog{}
-	err := p.connect(map[string]string{"grpc": grpcAddr, "http": httpURL, "verifier key": verifierKey})
+	err := p.connect(provlogdproc.Banner{GRPCAddr: grpcAddr, HTTPURL: httpURL, VerifierKey: verifierKey})
 	return p, err
-}
-
-// readBanner reads provlogd's startup lines ("verifier key: K", "grpc:
-// ADDR", "http: URL") and then drains stdout in the background.
-func readBanner(r io.Reader) (map[string]string, error) {
-	got := map[string]string{}
-	sc := bufio.NewScanner(r)
-	for len(got) < 3 && sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ": ")
-		if ok && (k == "verifier key" || k == "grpc" || k == "http") {
-			got[k] = v
-		}
-	}
-	go io.Copy(io.Discard, r) //nolint:errcheck // drained until the child exits
-	if len(got) < 3 {
-		return nil, fmt.Errorf("startup banner incomplete (%v): %w", got, errors.Join(sc.Err(), io.ErrUnexpectedEOF))
-	}
-	return got, nil
 }
 
 // grpcConns is how many gRPC connections the bench opens to provlogd;
 // writers share them round robin.
 const grpcConns = 4
 
-func (p *provlog) connect(banner map[string]string) error {
-	v, err := note.NewVerifier(banner["verifier key"])
+func (p *provlog) connect(banner provlogdproc.Banner) error {
+	v, err := note.NewVerifier(banner.VerifierKey)
 	if err != nil {
 		return fmt.Errorf("log verifier key: %w", err)
 	}
-	p.verifier, p.grpcAddr, p.httpURL = v, banner["grpc"], strings.TrimSuffix(banner["http"], "/")
+	p.verifier, p.grpcAddr, p.httpURL = v, banner.GRPCAddr, strings.TrimSuffix(banner.HTTPURL, "/")
 	for range grpcConns {
 		c, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
