@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -40,7 +41,8 @@ import (
 //
 // Tokens are stored only as hashes and never logged. A certificate is
 // matched by subject or by fingerprint, after TLS has verified it against
-// the configured client CAs. rate is entries per second (0: unlimited),
+// the configured client CAs; only the leaf of the verified chain is
+// matched, never another certificate the client sent along with it. rate is entries per second (0: unlimited),
 // burst defaults to rate.
 type Auth struct {
 	byToken   map[[32]byte]*identity
@@ -148,9 +150,9 @@ func parseSHA256(s string) ([32]byte, error) {
 	return [32]byte(b), nil
 }
 
-// identify returns the identity presenting token (may be empty) or one of
-// the verified client certificates.
-func (a *Auth) identify(token string, certs []*x509.Certificate) (*identity, error) {
+// identify returns the identity presenting token (may be empty) or the
+// verified client certificate leaf (may be nil).
+func (a *Auth) identify(token string, leaf *x509.Certificate) (*identity, error) {
 	if token != "" {
 		h := sha256.Sum256([]byte(token))
 		for k, id := range a.byToken { // compare in constant time; few identities
@@ -160,24 +162,22 @@ func (a *Auth) identify(token string, certs []*x509.Certificate) (*identity, err
 		}
 		return nil, fmt.Errorf("%w: unknown token", errUnauthenticated)
 	}
-	for _, c := range certs {
-		if id, ok := a.byCert[sha256.Sum256(c.Raw)]; ok {
-			return id, nil
-		}
-		if id, ok := a.bySubject[c.Subject.String()]; ok {
-			return id, nil
-		}
+	if leaf == nil {
+		return nil, errUnauthenticated
 	}
-	if len(certs) > 0 {
-		return nil, fmt.Errorf("%w: certificate %q is not a configured identity", errUnauthenticated, certs[0].Subject.String())
+	if id, ok := a.byCert[sha256.Sum256(leaf.Raw)]; ok {
+		return id, nil
 	}
-	return nil, errUnauthenticated
+	if id, ok := a.bySubject[leaf.Subject.String()]; ok {
+		return id, nil
+	}
+	return nil, fmt.Errorf("%w: certificate %q is not a configured identity", errUnauthenticated, leaf.Subject.String())
 }
 
 // admit authenticates a write of n entries and returns ctx carrying the
 // submitter, or errUnauthenticated / errRateLimited.
-func (a *Auth) admit(ctx context.Context, token string, certs []*x509.Certificate, n int) (context.Context, error) {
-	id, err := a.identify(token, certs)
+func (a *Auth) admit(ctx context.Context, token string, leaf *x509.Certificate, n int) (context.Context, error) {
+	id, err := a.identify(token, leaf)
 	if err != nil {
 		return nil, err
 	}
@@ -188,30 +188,42 @@ func (a *Auth) admit(ctx context.Context, token string, certs []*x509.Certificat
 }
 
 // grpcCredentials returns the bearer token and the verified client
-// certificates of a gRPC request.
-func grpcCredentials(ctx context.Context) (string, []*x509.Certificate) {
+// certificate of a gRPC request.
+func grpcCredentials(ctx context.Context) (string, *x509.Certificate) {
 	var token string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
 			token = bearer(v[0])
 		}
 	}
-	var certs []*x509.Certificate
+	var leaf *x509.Certificate
 	if p, ok := peer.FromContext(ctx); ok {
-		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
-			certs = ti.State.PeerCertificates
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			leaf = verifiedLeaf(ti.State)
 		}
 	}
-	return token, certs
+	return token, leaf
 }
 
 // httpCredentials does the same for an HTTP request.
-func httpCredentials(r *http.Request) (string, []*x509.Certificate) {
-	var certs []*x509.Certificate
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		certs = r.TLS.PeerCertificates
+func httpCredentials(r *http.Request) (string, *x509.Certificate) {
+	var leaf *x509.Certificate
+	if r.TLS != nil {
+		leaf = verifiedLeaf(*r.TLS)
 	}
-	return bearer(r.Header.Get("Authorization")), certs
+	return bearer(r.Header.Get("Authorization")), leaf
+}
+
+// verifiedLeaf returns the leaf of the first verified chain, or nil if TLS
+// verified no client certificate. Only the leaf identifies the client: the
+// rest of the chain the client presented (PeerCertificates[1:]) is
+// whatever it chose to send, such as another identity's public
+// certificate, and proves nothing about who holds the key.
+func verifiedLeaf(cs tls.ConnectionState) *x509.Certificate {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return cs.VerifiedChains[0][0]
 }
 
 func bearer(h string) string {
@@ -246,8 +258,8 @@ func (o options) authorizeGRPC(ctx context.Context, n int) (context.Context, err
 	if o.auth == nil {
 		return ctx, nil
 	}
-	token, certs := grpcCredentials(ctx)
-	return o.auth.admit(ctx, token, certs, n)
+	token, leaf := grpcCredentials(ctx)
+	return o.auth.admit(ctx, token, leaf, n)
 }
 
 // authorizeHTTP does the same for an HTTP write.
@@ -255,6 +267,6 @@ func (o options) authorizeHTTP(r *http.Request, n int) (context.Context, error) 
 	if o.auth == nil {
 		return r.Context(), nil
 	}
-	token, certs := httpCredentials(r)
-	return o.auth.admit(r.Context(), token, certs, n)
+	token, leaf := httpCredentials(r)
+	return o.auth.admit(r.Context(), token, leaf, n)
 }
