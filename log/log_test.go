@@ -69,6 +69,9 @@ func (e *testEnv) open(cfg Config) {
 }
 
 func (e *testEnv) close() {
+	if e.faults != nil {
+		e.faults.unblockCommits()
+	}
 	if e.log != nil {
 		e.log.Close()
 		e.store.Close()
@@ -327,30 +330,46 @@ func TestReopenWithOtherKeyFails(t *testing.T) {
 func TestPushback(t *testing.T) {
 	e := newEnv(t)
 	e.reopen(Config{QueueMaxEntries: 4, BatchMaxEntries: 1, BatchMaxAge: -1})
-	e.faults.block = make(chan struct{})
+	e.faults.blockCommits()
 	ctx := context.Background()
-	// The first add is taken by the sequencer and blocks in Commit; four
-	// more fill the queue; the next is pushed back at once.
+	// The sequencer pipelines rounds: with the first round blocked in
+	// Commit, it prepares a second (waiting in the committer's channel) and
+	// a third (waiting to be handed over), and only then stops taking
+	// requests from the queue. So three adds leave the queue before four
+	// more fill it; wait for each stage rather than assume a timing.
 	var pending []*Pending
-	for i := range 5 {
+	submit := func(i int) {
+		t.Helper()
 		p, err := e.log.Submit(ctx, [][]byte{testEntry(i)})
 		if err != nil {
 			t.Fatalf("Submit(%d): %v", i, err)
 		}
 		pending = append(pending, p)
-		if i == 0 {
-			e.faults.waitBlocked(t)
-		}
+	}
+	submit(0)
+	e.faults.waitBlocked(t)
+	for i := 1; i <= maxPendingRounds; i++ {
+		submit(i)
+		waitFor(t, "the sequencer to take the add", func() bool { return e.log.queuedN.Load() == 0 })
+	}
+	for i := range 4 {
+		submit(maxPendingRounds + 1 + i)
 	}
 	if _, err := e.log.Submit(ctx, [][]byte{testEntry(99)}); !errors.Is(err, ErrPushback) {
 		t.Fatalf("Submit over the queue bound: %v, want ErrPushback", err)
 	}
-	close(e.faults.block)
+	e.faults.unblockCommits()
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for i, p := range pending {
-		res, err := p.Wait(ctx)
+		res, err := p.Wait(waitCtx)
 		if err != nil || res[0].Index != uint64(i) {
 			t.Errorf("pending %d: %+v, %v", i, res, err)
 		}
+	}
+	// Room again once the rounds are committed.
+	if _, err := e.log.Add(waitCtx, testEntry(99)); err != nil {
+		t.Errorf("Add after the queue drained: %v", err)
 	}
 }
 
@@ -402,8 +421,9 @@ type faultyStore struct {
 	mu         sync.Mutex
 	failLookup bool
 	commit     commitFault
-	block      chan struct{} // if set, Commit waits for it to close
-	blocked    chan struct{}
+	block      chan struct{} // if set, Commit waits for it to close (blockCommits)
+	blocked    chan struct{} // closed once a Commit waits on block
+	unblock    func()        // closes block, once
 }
 
 type commitFault int
@@ -449,18 +469,35 @@ func (f *faultyStore) Commit(r *storage.Round) error {
 	return f.Store.Commit(r)
 }
 
+// blockCommits makes Commit wait until unblockCommits, which the test
+// environment also calls on cleanup, so a failing test never leaves the
+// committer blocked and the package hung.
+func (f *faultyStore) blockCommits() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	block := make(chan struct{})
+	f.block, f.blocked, f.unblock = block, nil, sync.OnceFunc(func() { close(block) })
+}
+
+// unblockCommits releases the commits blockCommits holds; it may be called
+// more than once.
+func (f *faultyStore) unblockCommits() {
+	f.mu.Lock()
+	unblock := f.unblock
+	f.mu.Unlock()
+	if unblock != nil {
+		unblock()
+	}
+}
+
+// waitBlocked waits until a Commit is held by blockCommits.
 func (f *faultyStore) waitBlocked(t *testing.T) {
 	t.Helper()
-	for range 1000 {
+	waitFor(t, "the sequencer to reach Commit", func() bool {
 		f.mu.Lock()
-		b := f.blocked
-		f.mu.Unlock()
-		if b != nil {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatal("sequencer never reached Commit")
+		defer f.mu.Unlock()
+		return f.blocked != nil
+	})
 }
 
 func TestStorageFaults(t *testing.T) {

@@ -79,9 +79,12 @@ func parseTestCheckpoint(n []byte) (*flog.Checkpoint, error) {
 	return &c, nil
 }
 
+// waitFor polls cond until it holds; the bound is generous (a loaded
+// machine under the race detector is slow), it only turns a hang into a
+// failure.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 500 {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		if cond() {
 			return
 		}
