@@ -42,8 +42,18 @@ import (
 // Tokens are stored only as hashes and never logged. A certificate is
 // matched by subject or by fingerprint, after TLS has verified it against
 // the configured client CAs; only the leaf of the verified chain is
-// matched, never another certificate the client sent along with it. rate is entries per second (0: unlimited),
-// burst defaults to rate.
+// matched, never another certificate the client sent along with it.
+//
+// rate is entries per second (0: unlimited); burst, the most entries one
+// write may take at once, defaults to rate (at least 1). A write over the
+// rate is pushed back with retry information (ResourceExhausted with
+// RetryInfo; 429 with Retry-After): waiting helps. A batch of more entries
+// than the burst could never be admitted, however long the client waited,
+// so it is refused once, as invalid, without retry information
+// (InvalidArgument; 413 with no Retry-After), with a reason naming the
+// burst; the client must split it. The burst is not raised to the largest
+// batch, which would let one write take what the rate allows in a much
+// longer time.
 type Auth struct {
 	byToken   map[[32]byte]*identity
 	bySubject map[string]*identity
@@ -71,6 +81,9 @@ type authFile struct {
 var (
 	errUnauthenticated = errors.New("writes need a bearer token or client certificate of a configured identity")
 	errRateLimited     = errors.New("identity over its rate limit")
+	// errOverBurst ends the reason of a batch larger than the identity's
+	// burst, which no wait would admit.
+	errOverBurst = errors.New("split it into smaller batches")
 )
 
 var authRoles = []string{log.RoleWriter, log.RoleBuilder, log.RoleSigner, log.RolePromoter, log.RoleApprover}
@@ -175,14 +188,21 @@ func (a *Auth) identify(token string, leaf *x509.Certificate) (*identity, error)
 }
 
 // admit authenticates a write of n entries and returns ctx carrying the
-// submitter, or errUnauthenticated / errRateLimited.
+// submitter, or errUnauthenticated, errOverBurst or errRateLimited.
 func (a *Auth) admit(ctx context.Context, token string, leaf *x509.Certificate, n int) (context.Context, error) {
 	id, err := a.identify(token, leaf)
 	if err != nil {
 		return nil, err
 	}
-	if id.limiter != nil && !id.limiter.AllowN(time.Now(), n) {
-		return nil, fmt.Errorf("%w (%s)", errRateLimited, id.sub.Name)
+	if id.limiter != nil {
+		// AllowN never allows more than the burst: refuse for good what
+		// waiting cannot admit.
+		if burst := id.limiter.Burst(); n > burst {
+			return nil, fmt.Errorf("batch of %d entries exceeds identity %s's rate-limit burst of %d: %w", n, id.sub.Name, burst, errOverBurst)
+		}
+		if !id.limiter.AllowN(time.Now(), n) {
+			return nil, fmt.Errorf("%w (%s)", errRateLimited, id.sub.Name)
+		}
 	}
 	return log.WithSubmitter(ctx, id.sub), nil
 }

@@ -257,3 +257,66 @@ func TestParseAuthErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchOverBurst: a batch larger than the identity's burst (slow: 2)
+// can never be admitted, so it is refused as invalid, without retry
+// information (client/retry.go does not retry InvalidArgument, and
+// retries ResourceExhausted even without RetryInfo), and without taking
+// tokens; a batch within the burst but over the rate is still pushed back
+// with retry information.
+func TestBatchOverBurst(t *testing.T) {
+	f, subs := recordingLog()
+	c := provlogv1.NewLogClient(dialBufconn(t, func(s *grpc.Server) { RegisterGRPC(s, f, WithAuth(testAuth(t, ""))) }))
+	three := &provlogv1.AppendBatchRequest{Entries: [][]byte{[]byte("a"), []byte("b"), []byte("c")}}
+	wantRefused := func(what string, err error) {
+		t.Helper()
+		st := status.Convert(err)
+		if st.Code() != codes.InvalidArgument || len(st.Details()) != 0 || !strings.Contains(st.Message(), "batch of 3 entries exceeds identity slow's rate-limit burst of 2") {
+			t.Errorf("%s: %v (details %v), want InvalidArgument naming the burst, no details", what, err, st.Details())
+		}
+	}
+	for i := range 2 { // refused every time, not "retry later"
+		_, err := c.AppendBatch(withToken(slowToken), three)
+		wantRefused(fmt.Sprintf("batch of 3, try %d", i), err)
+	}
+	st, err := c.AppendStream(withToken(slowToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(three)
+	st.CloseSend()
+	_, err = st.Recv()
+	wantRefused("stream batch of 3", err)
+	// The refusals took no tokens: the full burst is still there.
+	if _, err := c.AppendBatch(withToken(slowToken), &provlogv1.AppendBatchRequest{Entries: three.Entries[:2]}); err != nil {
+		t.Fatalf("batch of 2 (the burst): %v", err)
+	}
+	_, err = c.AppendBatch(withToken(slowToken), &provlogv1.AppendBatchRequest{Entries: three.Entries[:2]})
+	if s := status.Convert(err); s.Code() != codes.ResourceExhausted || len(s.Details()) == 0 {
+		t.Errorf("batch of 2 over the rate: %v, want ResourceExhausted with RetryInfo", err)
+	}
+	if n := len(subs()); n != 1 {
+		t.Errorf("%d batches reached the log, want 1", n)
+	}
+
+	// POST /add carries one entry, within any burst (at least 1); a write
+	// of more maps to 413 with no Retry-After, and over the rate to 429
+	// with it.
+	o := applyOptions([]Option{WithAuth(testAuth(t, ""))})
+	for _, tc := range []struct{ n, want int }{{3, http.StatusRequestEntityTooLarge}, {2, http.StatusTooManyRequests}} {
+		n, want := tc.n, tc.want
+		r := httptest.NewRequest("POST", "/add", nil)
+		r.Header.Set("Authorization", "Bearer "+slowToken)
+		o.authorizeHTTP(r, 1) // take a token, so that 2 is over the rate
+		_, err := o.authorizeHTTP(r, n)
+		rec := httptest.NewRecorder()
+		httpError(rec, err)
+		retry := rec.Header().Get("Retry-After")
+		if rec.Code != want || (retry == "") != (want == http.StatusRequestEntityTooLarge) {
+			t.Errorf("write of %d over HTTP: %d, Retry-After %q; want %d, Retry-After only on 429", n, rec.Code, retry, want)
+		}
+		if want == http.StatusRequestEntityTooLarge && !strings.Contains(rec.Body.String(), "rate-limit burst of 2") {
+			t.Errorf("write of %d over HTTP: reason %q does not name the burst", n, rec.Body)
+		}
+	}
+}

@@ -179,7 +179,7 @@ func appendBatchResponse(rs []log.AddResult) *provlogv1.AppendBatchResponse {
 // their text.
 func grpcError(err error) error {
 	switch {
-	case errors.Is(err, log.ErrInvalidEntry):
+	case errors.Is(err, log.ErrInvalidEntry), errors.Is(err, errOverBurst):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, log.ErrPushback), errors.Is(err, errRateLimited):
 		return pushbackStatus(err)

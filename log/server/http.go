@@ -35,7 +35,8 @@ const (
 //
 // Errors are one-line text/plain reasons: 400 bad input, 403 an event's
 // signatures or roles refused, 404 not found, 405 wrong method, 409 an
-// event's lineage refused, 413 entry too large, 429 and 503 (with Retry-After)
+// event's lineage refused, 413 entry too large (or more entries than the
+// writer's rate-limit burst, see Auth), 429 and 503 (with Retry-After)
 // under pushback or when the log is unavailable, 500 otherwise.
 func HTTPHandler(l Log, metrics http.Handler, opts ...Option) http.Handler {
 	h := &httpServer{log: l, opts: applyOptions(opts)}
@@ -219,6 +220,8 @@ func httpError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, log.ErrInvalidEntry):
 		code = http.StatusBadRequest
+	case errors.Is(err, errOverBurst):
+		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, log.ErrPushback), errors.Is(err, errRateLimited):
 		code = http.StatusTooManyRequests
 	case errors.Is(err, errUnauthenticated):
