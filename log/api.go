@@ -17,7 +17,7 @@ var (
 	// it, until a restart), or a storage read failed. Retry later,
 	// elsewhere or after a restart.
 	ErrUnavailable = errors.New("log is not accepting writes")
-	// ErrOutOfRange: an index or tree size beyond the published tree,
+	// ErrOutOfRange: an index or tree size beyond the integrated tree,
 	// or an impossible pair of sizes.
 	ErrOutOfRange = errors.New("out of range")
 	// ErrNotFound: no such entry, tile or bundle.

@@ -272,17 +272,17 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 	return l, nil
 }
 
-// openPublished sets the published checkpoint at open: the latest signed
-// one, or, when witnessed, the last one published after witnessing (none
-// for a log never witnessed: readers wait for the first).
+// openPublished sets the published checkpoint at open. Unwitnessed, it is
+// the latest signed one. Witnessed, it is the one last published (stored
+// by SetPublished before it was served, cosigned or, fail-open, the log's
+// alone); where none was ever stored (a new log, or one that just gained a
+// witness policy), the latest log-signed checkpoint, which an unwitnessed
+// log had already served. Either way the published tree never shrinks
+// across a restart, which monitors would take for a fork.
 func (l *Log) openPublished(st storage.State) error {
 	latest := l.latest.Load()
-	if l.cfg.Witness == nil {
+	if l.cfg.Witness == nil || st.Published == nil {
 		l.publish(latest)
-		return nil
-	}
-	if st.Published == nil {
-		l.publish(&Checkpoint{Size: 0, Root: rfc6962.DefaultHasher.EmptyRoot()})
 		return nil
 	}
 	cp, err := l.parseOwnCheckpoint(st.Published)
@@ -292,7 +292,6 @@ func (l *Log) openPublished(st storage.State) error {
 	if cp.Size > latest.Size {
 		return fmt.Errorf("stored published checkpoint of size %d beyond the tree (size %d)", cp.Size, latest.Size)
 	}
-	cp.witnessed = true
 	l.publish(cp)
 	return nil
 }
@@ -317,7 +316,9 @@ func (l *Log) parseOwnCheckpoint(n []byte) (*Checkpoint, error) {
 	if !bytes.HasPrefix(n, signed) {
 		return nil, errors.New("not signed by this log's key")
 	}
-	return &Checkpoint{Size: c.Size, Root: c.Hash, Note: bytes.Clone(n)}, nil
+	// Cosignatures follow the log's signature only when witnessing met the
+	// policy; a fail-open checkpoint is stored as the log signed it.
+	return &Checkpoint{Size: c.Size, Root: c.Hash, Note: bytes.Clone(n), witnessed: len(n) > len(signed)}, nil
 }
 
 // Close stops accepting writes, sequences everything already queued (each
@@ -369,7 +370,19 @@ func (l *Log) kickWitness() {
 	}
 }
 
+// publish makes cp the published checkpoint. The published tree only
+// grows: a smaller checkpoint is refused (a bug, logged), while one of the
+// same size may replace it (the cosigned form of a fail-open checkpoint).
 func (l *Log) publish(cp *Checkpoint) {
-	l.published.Store(cp)
+	for {
+		old := l.published.Load()
+		if old != nil && cp.Size < old.Size {
+			l.cfg.Logger.Error("refusing to publish a smaller checkpoint", "size", cp.Size, "published", old.Size)
+			return
+		}
+		if l.published.CompareAndSwap(old, cp) {
+			break
+		}
+	}
 	l.metrics.treeSize.Set(float64(cp.Size))
 }

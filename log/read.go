@@ -11,15 +11,25 @@ import (
 	"github.com/provlog/provlog/storage"
 )
 
-// Reads serve only what the published checkpoint covers: a reader never
-// sees an entry, tile or proof beyond the tree that has been signed and
-// published.
+// Reads serve the integrated tree: everything a durable signed checkpoint
+// covers, which is the published tree, or, when the log is witnessed, may
+// run ahead of it while the latest checkpoint waits for its quorum. The
+// checkpoints sent to witnesses are public (a witness serves what it
+// cosigned), and C2SP tlog-tiles says "Logs MUST serve partial tiles
+// corresponding to tree sizes for which a checkpoint was produced", so
+// tiles, entries and proofs up to that size are served; only the
+// published checkpoint (Checkpoint, and the proof bundles and search that
+// are answered against it) waits for the witnesses. Nothing beyond a
+// durable signed checkpoint is ever served.
+
+// integratedSize is the size of the latest durable signed checkpoint.
+func (l *Log) integratedSize() uint64 { return l.latest.Load().Size }
 
 // InclusionProof returns the RFC 6962 inclusion proof of entry index in the
-// tree of the given size; it needs index < size <= the published size.
+// tree of the given size; it needs index < size <= the integrated size.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	if pub := l.Checkpoint().Size; size > pub {
-		return nil, fmt.Errorf("%w: tree size %d beyond published size %d", ErrOutOfRange, size, pub)
+	if have := l.integratedSize(); size > have {
+		return nil, fmt.Errorf("%w: tree size %d beyond the log's size %d", ErrOutOfRange, size, have)
 	}
 	if index >= size {
 		return nil, fmt.Errorf("%w: index %d not in tree of size %d", ErrOutOfRange, index, size)
@@ -32,11 +42,11 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 }
 
 // ConsistencyProof returns the RFC 6962 consistency proof between the trees
-// of sizes from and to; it needs from <= to <= the published size. The proof
-// from 0, or between equal sizes, is empty.
+// of sizes from and to; it needs from <= to <= the integrated size. The
+// proof from 0, or between equal sizes, is empty.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	if pub := l.Checkpoint().Size; to > pub {
-		return nil, fmt.Errorf("%w: tree size %d beyond published size %d", ErrOutOfRange, to, pub)
+	if have := l.integratedSize(); to > have {
+		return nil, fmt.Errorf("%w: tree size %d beyond the log's size %d", ErrOutOfRange, to, have)
 	}
 	if from > to {
 		return nil, fmt.Errorf("%w: from size %d greater than to size %d", ErrOutOfRange, from, to)
@@ -49,7 +59,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 }
 
 // IndexOf returns the index of the entry with the given RFC 6962 leaf hash,
-// or ErrNotFound if the published tree has no such entry.
+// or ErrNotFound if the integrated tree has no such entry.
 func (l *Log) IndexOf(ctx context.Context, leafHash []byte) (uint64, error) {
 	if len(leafHash) != merkle.HashSize {
 		return 0, fmt.Errorf("%w: leaf hash of %d bytes", ErrNotFound, len(leafHash))
@@ -58,18 +68,18 @@ func (l *Log) IndexOf(ctx context.Context, leafHash []byte) (uint64, error) {
 	if err := l.store.LookupLeaves([][]byte{leafHash}, idx, found); err != nil {
 		return 0, fmt.Errorf("looking up leaf hash: %w", err)
 	}
-	if !found[0] || idx[0] >= l.Checkpoint().Size {
+	if !found[0] || idx[0] >= l.integratedSize() {
 		return 0, fmt.Errorf("%w: no entry with leaf hash %x", ErrNotFound, leafHash)
 	}
 	return idx[0], nil
 }
 
 // Entries calls fn with each entry of [start, start+count) in order; the
-// range must lie within the published tree. The entry slice is valid only
+// range must lie within the integrated tree. The entry slice is valid only
 // during the call. An error from fn stops the iteration and is returned.
 func (l *Log) Entries(ctx context.Context, start, count uint64, fn func(index uint64, entry []byte) error) error {
-	if pub := l.Checkpoint().Size; start >= pub || count > pub-start {
-		return fmt.Errorf("%w: entries [%d, %d+%d) beyond published size %d", ErrOutOfRange, start, start, count, pub)
+	if have := l.integratedSize(); start >= have || count > have-start {
+		return fmt.Errorf("%w: entries [%d, %d+%d) beyond the log's size %d", ErrOutOfRange, start, start, count, have)
 	}
 	return l.store.Entries(start, count, func(i uint64, e []byte) error {
 		if err := ctx.Err(); err != nil {
@@ -81,7 +91,7 @@ func (l *Log) Entries(ctx context.Context, start, count uint64, fn func(index ui
 
 // Tile returns the hashes of tlog-tiles tile (level, index) at the given
 // width (1..255 for a partial tile, 0 for the full tile), or ErrNotFound if
-// the published tree does not have the tile at that width.
+// the integrated tree does not have the tile at that width.
 func (l *Log) Tile(ctx context.Context, level, index uint64, width uint8) ([]byte, error) {
 	w, err := l.tileWidth(merkle.TileID{Level: level, Index: index}, width)
 	if err != nil {
@@ -116,22 +126,22 @@ func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byt
 	return b, nil
 }
 
-// tileWidth checks that the published tree has the tile at the requested
+// tileWidth checks that the integrated tree has the tile at the requested
 // width (0 meaning full) and returns that width.
 func (l *Log) tileWidth(id merkle.TileID, width uint8) (uint64, error) {
 	want := uint64(width)
 	if want == 0 {
 		want = merkle.TileWidth
 	}
-	if have := id.Width(l.Checkpoint().Size); have < want {
-		return 0, fmt.Errorf("%w: tile %d/%d of width %d (published tree has width %d)", ErrNotFound, id.Level, id.Index, want, have)
+	if have := id.Width(l.integratedSize()); have < want {
+		return 0, fmt.Errorf("%w: tile %d/%d of width %d (the tree has width %d)", ErrNotFound, id.Level, id.Index, want, have)
 	}
 	return want, nil
 }
 
 func (l *Log) readErr(what string, err error) error {
 	if errors.Is(err, storage.ErrNotFound) {
-		// The published tree has it, so the store must: report corruption.
+		// The integrated tree has it, so the store must: report corruption.
 		return fmt.Errorf("%s missing from store: %w", what, storage.ErrCorrupt)
 	}
 	return fmt.Errorf("reading %s: %w", what, err)

@@ -26,7 +26,12 @@ type Witnesser interface {
 // and only then publishes it. Sequencing never waits for witnesses.
 //
 // If the policy is not met, nothing new is published (fail closed) unless
-// Config.WitnessFailOpen, which publishes the log-signed checkpoint alone.
+// Config.WitnessFailOpen, which publishes the log-signed checkpoint alone,
+// recorded durably first like a cosigned one. A log that has never
+// published a witnessed checkpoint starts from its latest log-signed one
+// (see openPublished), so adding a witness policy never shrinks the
+// published tree. Reads (tiles, entries, proofs) serve the whole
+// integrated tree, as tlog-tiles requires; only the checkpoint waits.
 // The loop retries every interval until the latest checkpoint is witnessed.
 
 // witnessLoop runs until ctx ends.
@@ -73,13 +78,24 @@ func (l *Log) witnessLatest(ctx context.Context) bool {
 		l.metrics.witnessFailures.Inc()
 		l.cfg.Logger.WarnContext(ctx, "checkpoint not witnessed", "size", cp.Size, "err", err)
 		if l.cfg.WitnessFailOpen && l.published.Load().Size < cp.Size {
-			l.publish(cp)
+			l.publishFailOpen(ctx, cp)
 		}
 		return false
 	}
 	l.publish(&Checkpoint{Size: cp.Size, Root: cp.Root, Note: cosigned, witnessed: true})
 	l.metrics.witnessedSize.Set(float64(cp.Size))
 	return true
+}
+
+// publishFailOpen publishes the log-signed checkpoint cp without
+// cosignatures, after recording it durably: what was published once is
+// published again after a restart, never a smaller tree.
+func (l *Log) publishFailOpen(ctx context.Context, cp *Checkpoint) {
+	if err := l.store.SetPublished(cp.Note); err != nil {
+		l.cfg.Logger.WarnContext(ctx, "fail-open checkpoint not published", "size", cp.Size, "err", err)
+		return
+	}
+	l.publish(cp)
 }
 
 // witnessProof returns a consistency proof up to the latest signed tree,

@@ -105,11 +105,9 @@ func TestWitnessedPublishing(t *testing.T) {
 		}
 	}
 	waitFor(t, "a witnessing attempt", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.calls > 0 })
-	if cp := e.log.Checkpoint(); len(cp.Note) != 0 {
-		t.Fatalf("published %d bytes without witnesses", len(cp.Note))
-	}
-	if _, err := e.log.InclusionProof(ctx, 0, 1); !errors.Is(err, ErrOutOfRange) {
-		t.Errorf("proof from an unpublished tree: %v", err)
+	// A new log publishes its empty tree, signed, until witnesses cosign.
+	if cp := e.checkpoint(); cp.Size != 0 || bytes.HasSuffix(e.log.Checkpoint().Note, cosig) {
+		t.Fatalf("published size %d without witnesses, want the log-signed empty tree", cp.Size)
 	}
 	// Witnesses come back: the latest checkpoint is published, cosigned.
 	w.set(true)
@@ -162,4 +160,105 @@ func TestWitnessFailOpen(t *testing.T) {
 		t.Error("fail-open checkpoint claims a cosignature")
 	}
 	e.checkpoint()
+}
+
+func TestWitnessFailOpenSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	w := &fakeWitness{t: t}
+	cfg := Config{Witness: w, WitnessFailOpen: true, WitnessInterval: 10 * time.Millisecond}
+	e.reopen(cfg)
+	for i := range 20 {
+		if _, err := e.log.Add(context.Background(), testEntry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the fail-open checkpoint", func() bool { return e.log.Checkpoint().Size == 20 })
+	// The published size never goes backwards across a restart: not with
+	// fail-open, nor when the operator drops fail-open.
+	for _, restart := range []Config{cfg, {Witness: w, WitnessInterval: 10 * time.Millisecond}} {
+		e.reopen(restart)
+		if got := e.checkpoint().Size; got != 20 {
+			t.Fatalf("published size after restart %d, want 20", got)
+		}
+	}
+	// When the witnesses come back, the same tree is published cosigned.
+	w.set(true)
+	waitFor(t, "the cosigned checkpoint", func() bool { return bytes.HasSuffix(e.log.Checkpoint().Note, cosig) })
+	if got := e.checkpoint().Size; got != 20 {
+		t.Errorf("cosigned size %d, want 20", got)
+	}
+}
+
+func TestAddingWitnessPolicyKeepsPublished(t *testing.T) {
+	e := newEnv(t)
+	for i := range 20 {
+		if _, err := e.log.Add(context.Background(), testEntry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The log had published size 20 unwitnessed; a witness policy whose
+	// witnesses are down must not take that back.
+	w := &fakeWitness{t: t}
+	e.reopen(Config{Witness: w, WitnessInterval: 10 * time.Millisecond})
+	waitFor(t, "a witnessing attempt", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.calls > 0 })
+	if got := e.checkpoint().Size; got != 20 {
+		t.Fatalf("published size %d after adding a witness policy, want 20", got)
+	}
+}
+
+// TestReadsServeIntegratedTree: checkpoints sent to witnesses are public,
+// and tlog-tiles says "Logs MUST serve partial tiles corresponding to tree
+// sizes for which a checkpoint was produced": while the quorum is not met,
+// tiles, entries and proofs still serve the integrated tree.
+func TestReadsServeIntegratedTree(t *testing.T) {
+	e := newEnv(t)
+	w := &fakeWitness{t: t}
+	e.reopen(Config{Witness: w, WitnessInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	var entries [][]byte
+	for i := range 300 {
+		entries = append(entries, testEntry(i))
+	}
+	if _, err := e.log.AddBatch(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.log.Checkpoint().Size; got != 0 {
+		t.Fatalf("published %d without witnesses", got)
+	}
+	// The checkpoint the witnesses were sent, and an independent check of
+	// what is served against it.
+	cp, err := parseTestCheckpoint(e.log.latest.Load().Note)
+	if err != nil || cp.Size != 300 {
+		t.Fatalf("latest checkpoint: %+v, %v", cp, err)
+	}
+	if _, err := e.log.Tile(ctx, 0, 1, 300-256); err != nil {
+		t.Errorf("partial tile at the integrated size: %v", err)
+	}
+	if _, err := e.log.EntryBundle(ctx, 1, 300-256); err != nil {
+		t.Errorf("partial entry bundle at the integrated size: %v", err)
+	}
+	for _, i := range []uint64{0, 255, 299} {
+		p, err := e.log.InclusionProof(ctx, i, 300)
+		if err != nil {
+			t.Fatalf("inclusion proof of %d: %v", i, err)
+		}
+		leaf := rfc6962.DefaultHasher.HashLeaf(entries[i])
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, 300, leaf, p, cp.Hash); err != nil {
+			t.Errorf("inclusion proof of %d: %v", i, err)
+		}
+	}
+	if _, err := e.log.InclusionProof(ctx, 0, 301); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("proof beyond the integrated tree: %v, want ErrOutOfRange", err)
+	}
+	if _, err := e.log.ConsistencyProof(ctx, 10, 300); err != nil {
+		t.Errorf("consistency proof to the integrated size: %v", err)
+	}
+	n := 0
+	if err := e.log.Entries(ctx, 0, 300, func(uint64, []byte) error { n++; return nil }); err != nil || n != 300 {
+		t.Errorf("Entries: %d, %v", n, err)
+	}
+	// Search and proof bundles answer against the published checkpoint.
+	if _, err := e.log.ProofBundle(ctx, 0); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("proof bundle beyond the published checkpoint: %v, want ErrOutOfRange", err)
+	}
 }
