@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // Key is a log's checkpoint signing key.
@@ -25,9 +26,17 @@ type Key struct {
 }
 
 // LoadOrCreateKey loads the note private key in keyFile, or, if the file
-// does not exist, generates an Ed25519 key named origin, writes it to
-// keyFile (mode 0600) and its verifier key to pubFile (one line). If origin
-// is empty the existing key's name is used; if both are set they must agree.
+// does not exist, generates an Ed25519 key named origin and writes it to
+// keyFile (mode 0600). Either way pubFile then holds the key's verifier key
+// (one line): it is derived from the private key and rewritten whenever it
+// is missing or says otherwise. If origin is empty the existing key's name
+// is used; if both are set they must agree.
+//
+// Creation is crash-safe: each file is written under a temporary name,
+// synced and renamed into place (internal/atomicfile). A crash before the
+// private key is in place leaves no key (the next start generates one
+// afresh, whatever pub file a crashed start left); a crash after it leaves
+// the key, and the next start restores the pub file from it.
 func LoadOrCreateKey(keyFile, pubFile, origin string) (*Key, error) {
 	raw, err := os.ReadFile(keyFile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -48,6 +57,9 @@ func LoadOrCreateKey(keyFile, pubFile, origin string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log key %s: %w", keyFile, err)
 	}
+	if err := ensurePub(pubFile, vkey); err != nil {
+		return nil, err
+	}
 	return &Key{Signer: signer, Verifier: vkey}, nil
 }
 
@@ -63,15 +75,27 @@ func createKey(keyFile, pubFile, origin string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generated key: %w", err)
 	}
-	if err := writeFileSync(pubFile, []byte(vkey+"\n"), 0o644); err != nil {
-		return nil, err
+	// The private key first, never replacing one (another process may just
+	// have created it); its pub file follows from it.
+	if err := atomicfile.Create(keyFile, []byte(skey+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
 	}
-	// The private key is written last, with O_EXCL: a crash before it
-	// leaves no key, and the next start generates one afresh.
-	if err := writeFileSync(keyFile, []byte(skey+"\n"), 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.WriteFile(pubFile, []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("log verifier key: %w", err)
 	}
 	return &Key{Signer: signer, Verifier: vkey, Created: true}, nil
+}
+
+// ensurePub makes pubFile hold vkey, the verifier key of the log's private
+// key, unless it already does.
+func ensurePub(pubFile, vkey string) error {
+	if b, err := os.ReadFile(pubFile); err == nil && strings.TrimSpace(string(b)) == vkey {
+		return nil
+	}
+	if err := atomicfile.WriteFile(pubFile, []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("log verifier key: %w", err)
+	}
+	return nil
 }
 
 // verifierKey derives "name+hash+base64(0x01||pub)" from a note private key
@@ -87,30 +111,4 @@ func verifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(key[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
-}
-
-// writeFileSync creates path exclusively with data and syncs it and its
-// directory.
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("syncing directory of %s: %w", path, err)
-	}
-	defer d.Close()
-	return d.Sync()
 }
