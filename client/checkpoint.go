@@ -15,9 +15,10 @@ package client
 // note.Open checks: the first three lines must be exactly what
 // formats/log.Checkpoint.Marshal produces from the parsed values (so "007"
 // or a non-canonical base64 root is rejected, which log.ParseCheckpoint
-// alone accepts), the root is 32 bytes, and every signature line, verified
-// or not, is canonical base64 (note.Open decodes leniently, so a
-// signature's spare bits could otherwise be flipped without detection).
+// alone accepts), the root is 32 bytes, and every verified signature line
+// is canonical base64 (note.Open decodes leniently, so a signature's spare
+// bits could otherwise be flipped without detection). Lines of unknown
+// keys are ignored, as signed-note requires, however they are encoded.
 
 import (
 	"bytes"
@@ -68,7 +69,11 @@ func OpenCheckpoint(raw []byte, v note.Verifier, origin string) (*Checkpoint, er
 		}
 		return nil, fmt.Errorf("%w: checkpoint: %w", ErrFormat, err)
 	}
-	for _, s := range append(n.Sigs[:len(n.Sigs):len(n.Sigs)], n.UnverifiedSigs...) {
+	// signed-note: "Verifiers MUST ignore signatures from unknown keys", so
+	// only the verified signatures are held to canonical base64; a witness
+	// or mirror line this client cannot verify never makes it reject the
+	// log's checkpoint.
+	for _, s := range n.Sigs {
 		if _, err := base64.StdEncoding.Strict().DecodeString(s.Base64); err != nil {
 			return nil, fmt.Errorf("%w: checkpoint signature by %q: not canonical base64", ErrFormat, s.Name)
 		}
