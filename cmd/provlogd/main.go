@@ -306,7 +306,7 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 		hl.Close()
 		return err
 	}
-	gopts := server.ServerOptions()
+	gopts := server.ServerOptions(server.GRPCConfig{MaxEntrySize: lg.MaxEntrySize()})
 	if tlsConfig != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig.Clone())))
 	}

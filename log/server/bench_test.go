@@ -48,7 +48,7 @@ func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gs := grpc.NewServer(ServerOptions()...)
+	gs := grpc.NewServer(ServerOptions(GRPCConfig{})...)
 	RegisterGRPC(gs, l)
 	go gs.Serve(gl)
 	b.Cleanup(gs.Stop)

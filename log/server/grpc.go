@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -23,13 +24,83 @@ import (
 // retryDelay is the delay suggested to clients under pushback.
 const retryDelay = time.Second
 
-// ServerOptions are the gRPC server options provlogd uses: requests up to
-// 64 MiB (a batch of entries), and a pool of one stream worker per CPU,
-// whose goroutines keep their grown stacks from call to call (in process,
+const (
+	// maxBatchBytes caps the entry bytes of one AppendBatchRequest, through
+	// the receive message cap: 16 MiB, the most that client.AppendMany
+	// puts in one batch. Without it, 4096 entries of 64 KiB would be a
+	// 256 MiB request.
+	maxBatchBytes = 16 << 20
+	// entryFraming is the most protobuf framing of one entry in a request:
+	// a one-byte tag and a length varint of at most three bytes (entries
+	// are under 2^21 bytes).
+	entryFraming = 1 + 3
+	// requestSlack covers the rest of any request: the other fields of an
+	// append, and every read request (the largest, a SearchRequest, is
+	// under 2 KiB).
+	requestSlack = 4 << 10
+)
+
+// GRPCConfig bounds what the gRPC server lets one client hold. The zero
+// value is usable.
+type GRPCConfig struct {
+	// MaxEntrySize is the log's entry cap in bytes (Log.MaxEntrySize), from
+	// which the receive message cap is computed (see maxRequestSize). If
+	// zero, log.MaxEntrySizeLimit.
+	MaxEntrySize int
+	// MaxConcurrentStreams caps the calls in progress on one connection;
+	// a client's further calls wait for one to end. If zero, 256.
+	MaxConcurrentStreams uint32
+	// MaxConnectionIdle is how long a connection with no call in progress
+	// is kept before the server closes it (with GOAWAY; clients reconnect
+	// on their next call). If zero, 5 minutes.
+	MaxConnectionIdle time.Duration
+}
+
+// Keepalive enforcement: a client may ping at most every keepaliveMinTime,
+// and only while a call is in progress, or the server closes the
+// connection (GOAWAY "too_many_pings"); the server pings a connection
+// silent for keepaliveTime and closes it if no answer comes within
+// keepaliveTimeout, so dead peers do not hold streams.
+const (
+	keepaliveMinTime = 30 * time.Second
+	keepaliveTime    = time.Minute
+	keepaliveTimeout = 20 * time.Second
+)
+
+// maxRequestSize is the receive message cap for a log whose entry cap is
+// maxEntrySize: the largest AppendBatchRequest, maxBatchEntries entries of
+// maxEntrySize bytes but at most maxBatchBytes of entries, with their
+// framing, plus requestSlack. A larger message is refused by gRPC with
+// ResourceExhausted before it is decoded. It is 16 MiB and 20 KiB for
+// entries of up to 64 KiB, 4 MiB and 20 KiB for entries of up to 1 KiB.
+func maxRequestSize(maxEntrySize int) int {
+	return min(maxBatchEntries*maxEntrySize, maxBatchBytes) + maxBatchEntries*entryFraming + requestSlack
+}
+
+// ServerOptions are the gRPC server options provlogd uses: the receive
+// message cap of maxRequestSize, the limits of c, keepalive enforcement
+// (see keepaliveMinTime), and a pool of one stream worker per CPU, whose
+// goroutines keep their grown stacks from call to call (in process,
 // 37-60k proofs/s without it, 65k/s with it: BenchmarkReads).
-func ServerOptions() []grpc.ServerOption {
+func ServerOptions(c GRPCConfig) []grpc.ServerOption {
+	if c.MaxEntrySize <= 0 {
+		c.MaxEntrySize = log.MaxEntrySizeLimit
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 256
+	}
+	if c.MaxConnectionIdle <= 0 {
+		c.MaxConnectionIdle = 5 * time.Minute
+	}
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(64 << 20),
+		grpc.MaxRecvMsgSize(maxRequestSize(c.MaxEntrySize)),
+		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: false}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: c.MaxConnectionIdle,
+			Time:              keepaliveTime,
+			Timeout:           keepaliveTimeout,
+		}),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}
 }

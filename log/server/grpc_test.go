@@ -28,8 +28,14 @@ import (
 // returns a client connection to them.
 func dialBufconn(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
+	return dialBufconnWith(t, nil, register)
+}
+
+// dialBufconnWith is dialBufconn with a server of the given options.
+func dialBufconnWith(t *testing.T, opts []grpc.ServerOption, register func(*grpc.Server)) *grpc.ClientConn {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	register(s)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/provlog/provlog/log"
+	"github.com/provlog/provlog/merkle"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
@@ -19,6 +20,14 @@ const (
 	// unless a single entry is larger, at most chunkBytes bytes of them.
 	chunkEntries = 256
 	chunkBytes   = 1 << 20
+	// maxGetEntries caps the entries of one GetEntries call: four entry
+	// bundles (1024 entries, at most 64 MiB; Trillian's CT front end caps
+	// get-entries at 1000). As RFC 6962 section 4.6 has it, "If a client
+	// requests more than the permitted number of entries, the log SHALL
+	// return the maximum number of entries permissible": a call asking for
+	// more gets the first maxGetEntries entries of its range, and the
+	// client continues from there (the proto documents it).
+	maxGetEntries = 4 * merkle.TileWidth
 )
 
 // AppendStream answers each request with one response, in request order, as
@@ -143,8 +152,9 @@ func (p *appendPipeline) send(ctx context.Context, stream provlogv1.Log_AppendSt
 	}
 }
 
-// GetEntries streams the entries in chunks of at most chunkEntries entries
-// and about chunkBytes bytes.
+// GetEntries streams the first maxGetEntries entries of the requested
+// range, which must lie within the published tree, in chunks of at most
+// chunkEntries entries and about chunkBytes bytes.
 func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlogv1.Log_GetEntriesServer) error {
 	if err := validateGetEntriesRequest(req); err != nil {
 		return err
@@ -152,8 +162,9 @@ func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlog
 	if size := s.log.Checkpoint().Size; req.Start >= size || req.Count > size-req.Start {
 		return grpcError(fmt.Errorf("%w: entries [%d, %d) beyond published size %d", log.ErrOutOfRange, req.Start, req.Start+req.Count, size))
 	}
+	count := min(req.Count, maxGetEntries)
 	c := &entriesChunker{stream: stream, next: req.Start, resp: &provlogv1.GetEntriesResponse{}}
-	err := s.log.Entries(stream.Context(), req.Start, req.Count, c.add)
+	err := s.log.Entries(stream.Context(), req.Start, count, c.add)
 	if err == nil {
 		err = c.flush()
 	}

@@ -599,7 +599,13 @@ type GetEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The first index.
 	Start uint64 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
-	// How many entries; they must all lie within the published tree.
+	// How many entries; they must all lie within the published tree. One
+	// call returns at most 1024 entries (four entry bundles), the first of
+	// the range, and then ends the stream without error, as RFC 6962
+	// get-entries (section 4.6) does: "If a client requests more than the
+	// permitted number of entries, the log SHALL return the maximum number
+	// of entries permissible." A client wanting more calls again from start
+	// plus the entries it received.
 	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -70,7 +70,8 @@ type LogClient interface {
 	// GetConsistencyProof returns an RFC 6962 consistency proof between two
 	// tree sizes.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error)
-	// GetEntries streams the entries [start, start+count) in order, in chunks.
+	// GetEntries streams the entries [start, start+min(count, 1024)) in
+	// order, in chunks (see GetEntriesRequest.count).
 	GetEntries(ctx context.Context, in *GetEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetEntriesResponse], error)
 	// Search returns the published events about an artifact digest (or by
 	// builder id, or by source commit), in log order, paginated.
@@ -215,7 +216,8 @@ type LogServer interface {
 	// GetConsistencyProof returns an RFC 6962 consistency proof between two
 	// tree sizes.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error)
-	// GetEntries streams the entries [start, start+count) in order, in chunks.
+	// GetEntries streams the entries [start, start+min(count, 1024)) in
+	// order, in chunks (see GetEntriesRequest.count).
 	GetEntries(*GetEntriesRequest, grpc.ServerStreamingServer[GetEntriesResponse]) error
 	// Search returns the published events about an artifact digest (or by
 	// builder id, or by source commit), in log order, paginated.
