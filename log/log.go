@@ -74,7 +74,9 @@ const MaxEntrySizeLimit = 1<<16 - 1
 // Commit must write the whole round atomically and must not return nil
 // before it is durable (synced); when it returns an error the round may or
 // may not be durable. ReadState must return the state of the last durable
-// round. Reads return storage.ErrNotFound (wrapped) for absent data.
+// round. SetPublished durably records the published checkpoint (nil:
+// removes the record) before returning. Reads return storage.ErrNotFound
+// (wrapped) for absent data.
 type Storage interface {
 	ReadState() (storage.State, error)
 	Commit(*storage.Round) error
@@ -275,13 +277,23 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 // openPublished sets the published checkpoint at open. Unwitnessed, it is
 // the latest signed one. Witnessed, it is the one last published (stored
 // by SetPublished before it was served, cosigned or, fail-open, the log's
-// alone); where none was ever stored (a new log, or one that just gained a
-// witness policy), the latest log-signed checkpoint, which an unwitnessed
-// log had already served. Either way the published tree never shrinks
-// across a restart, which monitors would take for a fork.
+// alone); where none is stored (a new log, or one that ran unwitnessed
+// since), the latest log-signed checkpoint, which an unwitnessed log had
+// already served. Either way the published tree never shrinks across a
+// restart, which monitors would take for a fork.
 func (l *Log) openPublished(st storage.State) error {
 	latest := l.latest.Load()
-	if l.cfg.Witness == nil || st.Published == nil {
+	if l.cfg.Witness == nil && st.Published != nil {
+		// Unwitnessed, the log publishes every checkpoint it signs, beyond
+		// the record a witnessed run left: remove it, before publishing
+		// anything newer, so that a later witnessed start does not go back
+		// to it but starts from the latest checkpoint.
+		if err := l.store.SetPublished(nil); err != nil {
+			return err
+		}
+		st.Published = nil
+	}
+	if st.Published == nil {
 		l.publish(latest)
 		return nil
 	}

@@ -204,6 +204,23 @@ func TestAddingWitnessPolicyKeepsPublished(t *testing.T) {
 	if got := e.checkpoint().Size; got != 20 {
 		t.Fatalf("published size %d after adding a witness policy, want 20", got)
 	}
+	// Fail-open publishes 21 and stores it; then the log runs unwitnessed
+	// to 25, and witnessed again: it must not go back to the stored 21.
+	e.reopen(Config{Witness: w, WitnessFailOpen: true, WitnessInterval: 10 * time.Millisecond})
+	if _, err := e.log.Add(context.Background(), testEntry(20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fail-open checkpoint", func() bool { return e.log.Checkpoint().Size == 21 })
+	e.reopen(Config{})
+	for i := 21; i < 25; i++ {
+		if _, err := e.log.Add(context.Background(), testEntry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.reopen(Config{Witness: w, WitnessInterval: 10 * time.Millisecond})
+	if got := e.checkpoint().Size; got != 25 {
+		t.Fatalf("published size %d witnessed after an unwitnessed run to 25", got)
+	}
 }
 
 // TestReadsServeIntegratedTree: checkpoints sent to witnesses are public,

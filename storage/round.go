@@ -76,8 +76,17 @@ func (s *Store) ReadState() (State, error) {
 }
 
 // SetPublished durably records the checkpoint published after witnessing
-// (the log's note with cosignatures), so that a restart serves it again.
+// (the log's note with cosignatures, or alone when published fail-open),
+// so that a restart serves it again. A nil cp durably removes the record:
+// a log that publishes its latest checkpoint unwitnessed does so, since
+// the record no longer says what was published.
 func (s *Store) SetPublished(cp []byte) error {
+	if cp == nil {
+		if err := s.db.Delete(keyPublished, pebble.Sync); err != nil {
+			return fmt.Errorf("removing published checkpoint: %w", err)
+		}
+		return nil
+	}
 	if err := s.db.Set(keyPublished, cp, pebble.Sync); err != nil {
 		return fmt.Errorf("writing published checkpoint: %w", err)
 	}

@@ -13,7 +13,9 @@
 //	'c'                         → the latest signed checkpoint (signed note)
 //	'p'                         → the latest published checkpoint when it is
 //	                              held back for witnessing: the log's note
-//	                              with the witnesses' cosignatures
+//	                              with the witnesses' cosignatures (or alone,
+//	                              published fail-open); absent while the log
+//	                              runs unwitnessed
 //	'e' || index uint64         → entry bytes
 //	'h' || leaf hash [32]byte   → index uint64 (the dedup and leaf-hash index)
 //	't' || level u8 || N uint64 → tlog-tiles hash tile: its hashes so far,
