@@ -3,11 +3,16 @@ package integration
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,7 +63,13 @@ const (
 //     at its size, and a gRPC consistency proof from the last one seen to
 //     the recovered one verifies with transparency-dev/merkle;
 //   - resubmitting acknowledged entries returns their index with duplicate
-//     set, and resubmitting unacknowledged absent ones appends them anew.
+//     set, and resubmitting unacknowledged absent ones appends them anew;
+//   - the published checkpoint never goes backwards across a kill: each
+//     restart picks at random a plain log or one with a witness policy
+//     whose only witness always fails and --witness-fail-open (so a log
+//     gains and loses its policy, and fail-open checkpoints are published
+//     while it is killed), and the first checkpoint served after a restart
+//     is at least as large as every one seen before the kill.
 //
 // -crash.rounds sets the number of rounds, -crash.seed replays a run.
 func TestCrashUnderLoad(t *testing.T) {
@@ -85,15 +96,23 @@ func TestCrashUnderLoad(t *testing.T) {
 	m := newCrashModel(seed)
 	var cl crashLog
 	cl.verify(ctx, t, d, v, m, rng, true, true)
+	failOpen := failOpenArgs(t)
+	witnessed := 0
 
 	for r := range rounds {
 		delay := time.Duration(rng.Int64N(int64(crashMaxDelay)))
 		acked0 := m.ackedCount()
 		cl.load(ctx, t, d, v, m, r, delay)
-		d, err = startProvlogd(t, dataDir)
+		var args []string
+		if rng.IntN(2) == 0 {
+			args = failOpen
+			witnessed++
+		}
+		d, err = startProvlogd(t, dataDir, args...)
 		if err != nil {
 			t.Fatalf("round %d: restart after SIGKILL: %v", r, err)
 		}
+		cl.checkPublishedAfterKill(ctx, t, d, v, m, r)
 		full := cl.size <= crashFullCheckSize || r%25 == 24 || r == rounds-1
 		cl.verify(ctx, t, d, v, m, rng, full, true)
 		if t.Failed() {
@@ -115,13 +134,71 @@ func TestCrashUnderLoad(t *testing.T) {
 			acked++
 		}
 	}
-	t.Logf("%d rounds in %.1fs: %d entries acknowledged, %d lost; %d sent but unacknowledged when killed, of which %d were logged; %d checkpoints seen; final tree size %d",
-		rounds, time.Since(began).Seconds(), acked, cl.lost, m.unacked, cl.recovered, len(cl.seen), cl.size)
+	t.Logf("%d rounds (%d restarted witnessed, fail-open) in %.1fs: %d entries acknowledged, %d lost; %d sent but unacknowledged when killed, of which %d were logged; %d checkpoints seen; final tree size %d",
+		rounds, witnessed, time.Since(began).Seconds(), acked, cl.lost, m.unacked, cl.recovered, len(cl.seen), cl.size)
 	if uint64(acked+cl.recovered) != cl.size {
 		t.Errorf("%d entries acknowledged and %d found logged, but the tree has %d", acked, cl.recovered, cl.size)
 	}
 	if cl.lost != 0 {
 		t.Fatalf("%d acknowledged entries lost", cl.lost)
+	}
+}
+
+// failOpenArgs returns provlogd flags for a witnessed log whose only
+// witness refuses every checkpoint, published fail-open.
+func failOpenArgs(t *testing.T) []string {
+	t.Helper()
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "witness unavailable", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(dead.Close)
+	_, vkey, err := note.GenerateKey(crand.Reader, "example.com/dead-witness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "witness-policy")
+	text := fmt.Sprintf("witness dead %s %s\nquorum dead\n", vkey, dead.URL)
+	if err := os.WriteFile(policy, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--witness-policy", policy, "--witness-fail-open", "--witness-interval", "20ms"}
+}
+
+// checkPublishedAfterKill checks the first checkpoint d publishes after a
+// restart against every checkpoint seen before the kill: the published
+// tree never shrinks. A witnessed log publishes its latest checkpoint a
+// little after it starts; this then waits until the published tree holds
+// every acknowledged entry (acknowledged means durable, not published,
+// when a log is witnessed), so that verify sees them all.
+func (cl *crashLog) checkPublishedAfterKill(ctx context.Context, t *testing.T, d *provlogd, v note.Verifier, m *crashModel, r int) {
+	t.Helper()
+	cp, err := fetchCheckpoint(ctx, d.HTTPURL, v)
+	if err != nil {
+		t.Fatalf("round %d: checkpoint after restart: %v", r, err)
+	}
+	cl.mu.Lock()
+	var largest uint64
+	for size := range cl.seen {
+		largest = max(largest, size)
+	}
+	cl.mu.Unlock()
+	if cp.Size < largest {
+		t.Fatalf("round %d: published size %d after restart, %d seen before the kill: the published checkpoint went backwards", r, cp.Size, largest)
+	}
+	m.mu.Lock()
+	var need uint64
+	for idx := range m.byIndex {
+		need = max(need, idx+1)
+	}
+	m.mu.Unlock()
+	for deadline := time.Now().Add(time.Minute); cp.Size < need; {
+		if time.Now().After(deadline) {
+			t.Fatalf("round %d: published size %d a minute after restart, acknowledged entries up to index %d", r, cp.Size, need-1)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if cp, err = fetchCheckpoint(ctx, d.HTTPURL, v); err != nil {
+			t.Fatalf("round %d: checkpoint after restart: %v", r, err)
+		}
 	}
 }
 
