@@ -42,6 +42,10 @@ import (
 // defaultOrigin names a new log when neither --origin nor a key is given.
 const defaultOrigin = "localhost/provlog"
 
+// debugWriteTimeout bounds a response of the profiler, a profile or trace
+// of up to about this long included.
+const debugWriteTimeout = 2 * time.Minute
+
 type config struct {
 	data, origin, key      string
 	grpcListen, httpListen string
@@ -312,13 +316,8 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 	}
 	gs := grpc.NewServer(gopts...)
 	server.RegisterGRPC(gs, lg, opts...)
-	hs := &http.Server{
-		Handler:           server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		TLSConfig:         tlsConfig,
-	}
+	hs := server.NewHTTPServer(server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...), server.HTTPTimeouts{})
+	hs.TLSConfig = tlsConfig
 	fmt.Printf("provlogd: log %s (tree size %d)\n", key.Signer.Name(), lg.Checkpoint().Size)
 	fmt.Printf("verifier key: %s\n", key.Verifier)
 	fmt.Printf("grpc: %s\n", gl.Addr())
@@ -346,7 +345,9 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-			ds := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			// Profiles and traces take ?seconds=N (default 30) to write,
+			// which pprof refuses if it reaches the write timeout.
+			ds := server.NewHTTPServer(mux, server.HTTPTimeouts{Write: debugWriteTimeout})
 			if err := ds.Serve(dl); err != nil && !errors.Is(err, net.ErrClosed) {
 				slog.Warn("debug server stopped", "err", err)
 			}

@@ -96,6 +96,7 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
+	allowLargeWrite(w, r)
 	setTileHeaders(w, width)
 	w.Header().Add("Vary", "Accept-Encoding")
 	if !acceptsGzip(r) {
