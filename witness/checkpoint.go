@@ -28,14 +28,22 @@ package witness
 // at most MaxCheckpointSize bytes. A text that parses therefore re-encodes
 // (Checkpoint.Marshal) to exactly the bytes that were sent, and the witness
 // cosigns that re-encoding: what it signs is what it interpreted.
+//
+// Signature lines are read as C2SP signed-note requires: "Verifiers MUST
+// ignore signatures from unknown keys". A line from a key the witness does
+// not know is dropped whatever its base64 (knownSignatures), so it cannot
+// make the witness refuse an otherwise valid checkpoint; the log's own
+// signatures are kept re-encoded in canonical base64.
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -171,9 +179,11 @@ func splitNote(msg []byte) (text, sigs []byte, err error) {
 // openCheckpoint parses a signed checkpoint strictly and verifies it with
 // the log's verifiers. lookup returns the verifiers for an origin, or false
 // if the origin is unknown. It returns the checkpoint and the log's verified
-// signatures. Errors wrap ErrMalformed, ErrUnknownLog or ErrUnverified.
+// signatures, canonically encoded; signature lines of other keys are
+// ignored (openNote). Errors wrap ErrMalformed, ErrUnknownLog or
+// ErrUnverified.
 func openCheckpoint(msg []byte, lookup func(origin string) ([]note.Verifier, bool)) (Checkpoint, []note.Signature, error) {
-	text, _, err := splitNote(msg)
+	text, sigs, err := splitNote(msg)
 	if err != nil {
 		return Checkpoint{}, nil, err
 	}
@@ -185,7 +195,7 @@ func openCheckpoint(msg []byte, lookup func(origin string) ([]note.Verifier, boo
 	if !ok {
 		return Checkpoint{}, nil, fmt.Errorf("%w: origin %q", ErrUnknownLog, cp.Origin)
 	}
-	n, err := note.Open(msg, note.VerifierList(vs...))
+	n, err := openNote(text, sigs, note.VerifierList(vs...))
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
@@ -199,6 +209,66 @@ func openCheckpoint(msg []byte, lookup func(origin string) ([]note.Verifier, boo
 		panic("witness: note text split disagrees with note.Open")
 	}
 	return cp, n.Sigs, nil
+}
+
+// openNote verifies the note of text and signature block sigs (as
+// splitNote returns them) with known, after dropping every signature line
+// that is not from a known key (knownSignatures). The returned note's
+// signatures are the verified ones, canonically encoded; a note with no
+// signature line from a known key is a *note.UnverifiedNoteError.
+func openNote(text, sigs []byte, known note.Verifiers) (*note.Note, error) {
+	lines, err := knownSignatures(sigs, known)
+	if err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, &note.UnverifiedNoteError{Note: &note.Note{Text: string(text)}}
+	}
+	return note.Open(slices.Concat(text, []byte("\n"), lines), known)
+}
+
+// knownSignatures returns the lines of the signature block sigs that are
+// signatures by a key of known, each re-encoded canonically: "— ", the key
+// name, a space, the standard padded base64 of key ID || signature, and a
+// newline. C2SP signed-note: "Verifiers MUST ignore signatures from unknown
+// keys, even if they share a name or ID (but not both) with a known key."
+// So a line with another name, with base64 that does not decode (it names
+// no key ID) or with another key ID is dropped rather than a reason to
+// refuse the note. A known key's signature is read in any base64 that
+// decodes (padded or not, stray trailing bits), since what is verified and
+// kept is its canonical re-encoding. Only a line that is no signature line
+// at all (not "— " first) is malformed.
+func knownSignatures(sigs []byte, known note.Verifiers) ([]byte, error) {
+	var out []byte
+	for line := range bytes.Lines(sigs) {
+		rest, ok := bytes.CutPrefix(bytes.TrimSuffix(line, []byte("\n")), []byte("— "))
+		if !ok {
+			return nil, fmt.Errorf("%w: signature line %.40q does not start with an em dash and a space", ErrMalformed, line)
+		}
+		name, b64, _ := strings.Cut(string(rest), " ")
+		sig, ok := decodeSignature(b64)
+		if !ok {
+			continue
+		}
+		var unknown *note.UnknownVerifierError
+		if _, err := known.Verifier(name, binary.BigEndian.Uint32(sig)); errors.As(err, &unknown) {
+			continue
+		}
+		out = fmt.Appendf(out, "— %s %s\n", name, base64.StdEncoding.EncodeToString(sig))
+	}
+	return out, nil
+}
+
+// decodeSignature decodes the base64 of a signature line leniently (padded
+// or not, stray trailing bits); ok is false unless it decodes to a key ID
+// and at least one byte of signature.
+func decodeSignature(s string) (sig []byte, ok bool) {
+	t := strings.TrimSuffix(strings.TrimSuffix(s, "="), "=")
+	if strings.ContainsAny(t, "\r\n=") { // the decoder would skip \r and \n
+		return nil, false
+	}
+	b, err := base64.RawStdEncoding.DecodeString(t)
+	return b, err == nil && len(b) > 4
 }
 
 // formatSignatures encodes note signature lines ("— name base64\n").

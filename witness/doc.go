@@ -30,16 +30,32 @@
 // to cosigning two inconsistent checkpoints. AddCheckpoint documents the
 // steps.
 //
-// A checkpoint inconsistent with the cosigned one (same size and another
-// root, a consistency proof that does not connect them, or, when polling,
-// a smaller tree) is refused; the evidence (both log-signed checkpoints and
-// the proof) is stored, logged, counted in provlog_witness_fork_evidence_total
-// and served at GET /evidence and GET /<origin hash>/evidence, and the
+// A checkpoint the witness cannot cosign is refused; only what proves the
+// log misbehaved is kept as evidence: two log-signed checkpoints of one
+// size with different roots; a larger checkpoint whose consistency proof
+// from the log's own tiles (polling) does not verify; a pushed proof whose
+// hashes chain to the larger checkpoint's root but to another root at the
+// cosigned size (see provenFork); or, when polling, a smaller checkpoint
+// that the tiles do not prove consistent with the cosigned one. A pushed
+// proof that merely fails to verify is a 422 (ErrInvalidProof) and nothing
+// more, so clients cannot plant evidence, and a smaller checkpoint the
+// tiles prove consistent is stale, not forked (provlog_witness_polled_tree_size
+// against provlog_witness_cosigned_tree_size, and the "stale" poll result).
+// Evidence (both log-signed checkpoints and the proof) is stored once per
+// content (Evidence.ID), at most Config.MaxEvidence records per log (the
+// first ones; the rest counted in provlog_witness_evidence_dropped_total),
+// logged, counted in provlog_witness_fork_evidence_total, served page by
+// page at GET /evidence and GET /<origin hash>/evidence (Handler), and the
 // error is a *ForkError carrying it.
+//
+// Signature lines from keys the witness does not know are ignored, even
+// if their base64 does not decode, as C2SP signed-note requires; known
+// keys' signatures are kept and served in canonical base64.
 //
 // The log side is Client: given a tlog-policy, it sends each new checkpoint
 // to every witness with a proof from that witness's last size, resyncs on
-// 409, verifies the cosignatures and reports whether the quorum is met.
+// 409, verifies the cosignatures (re-encoding each canonically) and
+// reports whether the quorum is met.
 //
 // The witnessed logs are listed in a text file (ParseLogList, config.go);
 // the witness key is a note private key (key.go).

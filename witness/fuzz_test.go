@@ -2,6 +2,7 @@ package witness
 
 import (
 	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -79,6 +80,7 @@ func FuzzOpenCheckpoint(f *testing.F) {
 	f.Add(lg.checkpoint(f, 0))
 	f.Add([]byte(seedCheckpoint))
 	f.Add(lg.signText(f, "example.com/log\n03\n"+strings.Repeat("A", 43)+"=\n"))
+	f.Add(append(lg.checkpoint(f, 3), "— other.example/key !!!\n— example.com/log AAAAAAAAAAA\n"...))
 	cfg := lg.config(f)
 	lookup := func(o string) ([]noteVerifier, bool) {
 		if o != cfg.Origin {
@@ -93,6 +95,11 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		}
 		if len(sigs) == 0 || !bytes.HasPrefix(msg, append(cp.Marshal(), '\n')) {
 			t.Fatalf("opened checkpoint %q is not canonical or unsigned", msg)
+		}
+		for _, s := range sigs {
+			if b, err := base64.StdEncoding.Strict().DecodeString(s.Base64); err != nil || base64.StdEncoding.EncodeToString(b) != s.Base64 {
+				t.Fatalf("verified signature %q is not canonical base64", s.Base64)
+			}
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -194,4 +196,72 @@ type noteVerifier = note.Verifier
 
 func fnoteVerifier(vkey string) (note.Verifier, error) {
 	return fnote.NewVerifierForCosignatureV1(vkey)
+}
+
+// logCapture is a slog.Handler that keeps every record, for tests that
+// assert what was logged. Handlers made by WithAttrs share its records.
+type logCapture struct {
+	log   *capturedLog
+	attrs []slog.Attr
+}
+
+type capturedLog struct {
+	mu      sync.Mutex
+	records []capturedRecord
+}
+
+type capturedRecord struct {
+	level slog.Level
+	msg   string
+	text  string // the record as slog's TextHandler prints it
+}
+
+func newLogCapture() (*slog.Logger, *logCapture) {
+	c := &logCapture{log: &capturedLog{}}
+	return slog.New(c), c
+}
+
+func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c *logCapture) Handle(ctx context.Context, r slog.Record) error {
+	var b bytes.Buffer
+	h := slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug}).WithAttrs(c.attrs)
+	if err := h.Handle(ctx, r); err != nil {
+		return err
+	}
+	c.log.mu.Lock()
+	defer c.log.mu.Unlock()
+	c.log.records = append(c.log.records, capturedRecord{r.Level, r.Message, b.String()})
+	return nil
+}
+
+func (c *logCapture) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logCapture{log: c.log, attrs: append(slices.Clone(c.attrs), as...)}
+}
+
+func (c *logCapture) WithGroup(string) slog.Handler { return c }
+
+// captureLogs makes w log to a new logCapture, and returns it.
+func (w *testWitness) captureLogs() *logCapture {
+	logger, c := newLogCapture()
+	w.logger = logger
+	return c
+}
+
+// all returns every record logged so far.
+func (c *logCapture) all() []capturedRecord {
+	c.log.mu.Lock()
+	defer c.log.mu.Unlock()
+	return slices.Clone(c.log.records)
+}
+
+// at returns the records logged at level.
+func (c *logCapture) at(level slog.Level) []capturedRecord {
+	var out []capturedRecord
+	for _, r := range c.all() {
+		if r.level == level {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -3,9 +3,13 @@ package witness
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -14,13 +18,24 @@ import (
 //
 //	POST /add-checkpoint             C2SP tlog-witness add-checkpoint
 //	GET  /<origin hash>/checkpoint   latest cosigned checkpoint (C2SP tlog-witness monitor retrieval)
-//	GET  /<origin hash>/evidence     fork evidence for one log, JSON array of Evidence
-//	GET  /evidence                   fork evidence for all logs, JSON array of Evidence
+//	GET  /<origin hash>/evidence     fork evidence for one log, JSON array of Evidence, paginated
+//	GET  /evidence                   fork evidence for all logs, JSON array of Evidence, paginated
 //	GET  /metrics                    Prometheus metrics
 //	GET  /healthz                    "ok"
 //
 // <origin hash> is the lowercase hex SHA-256 of the log's origin
 // (OriginHash).
+//
+// The evidence endpoints return one page: at most ?limit= records (1 to
+// MaxEvidencePage; if absent, DefaultEvidencePage), starting after the
+// record named by the opaque cursor ?after= (if absent, from the first).
+// When more records follow, the response carries an RFC 8288 header
+//
+//	Link: </evidence?limit=100&after=<cursor>>; rel="next"
+//
+// with the URL of the next page; without it, the page is the last. The
+// order is fixed (by log, then by record ID) and records are never
+// deleted, so paging sees each record once. A bad limit or cursor is 400.
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
@@ -129,13 +144,46 @@ func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	rw.Write(cp)
 }
 
+// Page sizes of the evidence endpoints (Handler).
+const (
+	DefaultEvidencePage = 100
+	MaxEvidencePage     = 1000
+)
+
+// evidenceCursorPattern is the form of EvidenceCursor: two lowercase hex
+// SHA-256 hashes.
+var evidenceCursorPattern = regexp.MustCompile(`^[0-9a-f]{64}/[0-9a-f]{64}$`)
+
+// evidencePage parses the limit and after query parameters of the evidence
+// endpoints for origin ("" for all logs).
+func evidencePage(q url.Values, origin string) (limit int, after string, err error) {
+	limit = DefaultEvidencePage
+	if s := q.Get("limit"); s != "" {
+		n, err := parseDecimal(s)
+		if err != nil || n < 1 || n > MaxEvidencePage {
+			return 0, "", fmt.Errorf("limit %.20q: want 1 to %d", s, MaxEvidencePage)
+		}
+		limit = int(n)
+	}
+	after = q.Get("after")
+	if after != "" && (!evidenceCursorPattern.MatchString(after) || origin != "" && !strings.HasPrefix(after, OriginHash(origin)+"/")) {
+		return 0, "", fmt.Errorf("after %.140q is not a cursor of this evidence list", after)
+	}
+	return limit, after, nil
+}
+
 func (w *Witness) serveEvidence(rw http.ResponseWriter, r *http.Request) {
 	origin, ok := w.originFor(r)
 	if !ok {
 		http.Error(rw, "unknown log", http.StatusNotFound)
 		return
 	}
-	ev, err := w.Evidence(r.Context(), origin)
+	limit, after, err := evidencePage(r.URL.Query(), origin)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ev, next, err := w.EvidencePage(r.Context(), origin, after, limit)
 	if err != nil {
 		w.logger.ErrorContext(r.Context(), "reading evidence", "origin", origin, "err", err)
 		http.Error(rw, "internal error", http.StatusInternalServerError)
@@ -145,6 +193,10 @@ func (w *Witness) serveEvidence(rw http.ResponseWriter, r *http.Request) {
 		ev = []Evidence{}
 	}
 	rw.Header().Set("Content-Type", "application/json")
+	if next != "" {
+		q := url.Values{"limit": {strconv.Itoa(limit)}, "after": {next}}
+		rw.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.Path, q.Encode()))
+	}
 	enc := json.NewEncoder(rw)
 	enc.SetIndent("", "  ")
 	enc.Encode(ev)

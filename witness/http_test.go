@@ -220,3 +220,51 @@ func TestEvidenceJSON(t *testing.T) {
 		t.Error("different evidence, same ID")
 	}
 }
+
+// C2SP signed-note: "Verifiers MUST ignore signatures from unknown keys,
+// even if they share a name or ID (but not both) with a known key." A
+// checkpoint with garbage signature lines from other keys is cosigned, and
+// the checkpoint the witness serves keeps only the log's signature, in
+// canonical base64 even if the log wrote it with stray trailing bits.
+func TestUnknownSignatureLinesIgnored(t *testing.T) {
+	lg := newTestLog(t, "example.com/log")
+	lg.add(t, 5, "a")
+	cp := lg.checkpoint(t, 5)
+	i := bytes.LastIndex(cp, []byte("\n\n")) + 2
+	logLine := string(cp[i:])
+	// The log's Ed25519 signature is 68 bytes: its base64 ends in "=" and
+	// its last character carries two unused bits.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	loose := []byte(logLine)
+	k := len(loose) - len("=\n") - 1
+	loose[k] = alphabet[strings.IndexByte(alphabet, loose[k])^1]
+	for _, extra := range []string{
+		"— other.example/key !!!not base64!!!\n",
+		"— other.example/key AAAA\n",           // too short for a key ID and a signature
+		"— other.example/key AAAAAAAAAAA\n",    // unpadded
+		"— example.com/log AAAAAAAAAAAAAAA=\n", // the log's name, another key ID, trailing bits
+		"— other.example/key\n",                // no signature at all
+		"— \n",
+	} {
+		for _, sigs := range []string{logLine + extra, extra + string(loose)} {
+			msg := append(bytes.Clone(cp[:i]), sigs...)
+			w := newTestWitness(t, "", lg.config(t)) // a fresh one each time: old 0
+			h := w.Handler()
+			r := do(t, h, "POST", "/add-checkpoint", AddCheckpointRequest{Checkpoint: msg}.Marshal())
+			if r.code != 200 {
+				t.Errorf("signature block %q: %d %q, want 200", sigs, r.code, r.body)
+				continue
+			}
+			checkCosignature(t, r.body, AddCheckpointRequest{Checkpoint: cp}.Marshal(), w.key.Verifier)
+			served := do(t, h, "GET", "/"+OriginHash(lg.origin)+"/checkpoint", nil).body
+			if want := string(cp) + r.body; served != want {
+				t.Errorf("signature block %q: served\n%s\nwant\n%s", sigs, served, want)
+			}
+		}
+	}
+	// Lines that are no signature lines at all still make the note malformed.
+	msg := append(bytes.Clone(cp), "not a signature line\n"...)
+	if r := do(t, newTestWitness(t, "", lg.config(t)).Handler(), "POST", "/add-checkpoint", AddCheckpointRequest{Checkpoint: msg}.Marshal()); r.code != 400 {
+		t.Errorf("a line without the em dash: %d, want 400", r.code)
+	}
+}

@@ -16,7 +16,10 @@ type metrics struct {
 	cosignatures *prometheus.CounterVec // by origin
 	size         *prometheus.GaugeVec   // by origin
 	evidence     *prometheus.CounterVec // by origin, kind
-	polls        *prometheus.CounterVec // by origin, result
+	// evidenceDropped counts evidence not stored past Config.MaxEvidence.
+	evidenceDropped *prometheus.CounterVec // by origin
+	polls           *prometheus.CounterVec // by origin, result
+	polledSize      *prometheus.GaugeVec   // by origin
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -35,14 +38,22 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		}, []string{"origin"}),
 		evidence: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provlog_witness_fork_evidence_total",
-			Help: "Checkpoints refused as inconsistent with the cosigned one (fork evidence stored), by log origin and kind.",
+			Help: "Fork evidence records stored (checkpoints refused as provably inconsistent with the cosigned one, each distinct one counted once), by log origin and kind.",
 		}, []string{"origin", "kind"}),
+		evidenceDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "provlog_witness_evidence_dropped_total",
+			Help: "Fork evidence not stored because the log already has the most evidence records kept (the first are kept), by log origin.",
+		}, []string{"origin"}),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provlog_witness_polls_total",
-			Help: "Polls of tlog-tiles logs, by log origin and result (cosigned, unchanged, error, inconsistent).",
+			Help: "Polls of tlog-tiles logs, by log origin and result (cosigned, unchanged, stale, error, inconsistent).",
 		}, []string{"origin", "result"}),
+		polledSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "provlog_witness_polled_tree_size",
+			Help: "Size of the checkpoint the log served at the latest poll that verified its signature, by log origin; below provlog_witness_cosigned_tree_size, the log serves a stale checkpoint.",
+		}, []string{"origin"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.cosignatures, m.size, m.evidence, m.polls} {
+	for _, c := range []prometheus.Collector{m.requests, m.cosignatures, m.size, m.evidence, m.evidenceDropped, m.polls, m.polledSize} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("registering witness metrics: %w", err)
 		}

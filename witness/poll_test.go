@@ -8,9 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
@@ -124,6 +127,7 @@ func TestPollTesseraPOSIXLog(t *testing.T) {
 	}
 
 	size := tl.add(t, 300) // more than a full tile: proofs span tile levels
+	firstSize := size
 	cosig, err := w.Poll(ctx, origin)
 	if err != nil || cosig == nil {
 		t.Fatalf("first poll: %q, %v", cosig, err)
@@ -157,7 +161,10 @@ func TestPollTesseraPOSIXLog(t *testing.T) {
 		checkpoint []byte
 		kind       EvidenceKind
 	}{
-		{"rollback to the first cosigned checkpoint", trimCosig(first), KindRollback},
+		// Stale, not a fork: the tiles prove it consistent (this case
+		// was rollback evidence before).
+		{"the first cosigned checkpoint again", trimCosig(first), ""},
+		{"smaller, root not backed by the tiles", tl.log.signText(t, string(Checkpoint{Origin: origin, Size: firstSize, Hash: [32]byte{3}}.Marshal())), KindRollback},
 		{"same size, other root", tl.log.signText(t, string(Checkpoint{Origin: origin, Size: size, Hash: [32]byte{1}}.Marshal())), KindSameSizeDifferentRoot},
 		{"larger, root not backed by the tiles", tl.log.signText(t, string(Checkpoint{Origin: origin, Size: size3, Hash: [32]byte{2}}.Marshal())), KindInconsistentProof},
 	} {
@@ -166,7 +173,10 @@ func TestPollTesseraPOSIXLog(t *testing.T) {
 		}
 		_, err = w.Poll(ctx, origin)
 		var fe *ForkError
-		if !errors.As(err, &fe) || fe.Evidence.Kind != tc.kind {
+		switch {
+		case tc.kind == "" && err != nil:
+			t.Errorf("%s: %v, want no error", tc.name, err)
+		case tc.kind != "" && (!errors.As(err, &fe) || fe.Evidence.Kind != tc.kind):
 			t.Errorf("%s: %v, want a *ForkError of kind %s", tc.name, err, tc.kind)
 		}
 		if rec, _, _ := w.state.Latest(ctx, origin); rec.Size != size {
@@ -228,5 +238,82 @@ func TestRunPollsAndStops(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not stop")
+	}
+}
+
+// A witness that cosigned size N by push and then polls the log serving a
+// smaller checkpoint M < N, consistent with N by the log's tiles, records
+// no evidence: the log is stale, which provlog_witness_polled_tree_size
+// and the "stale" poll result show. A smaller checkpoint inconsistent with
+// N is rollback evidence.
+func TestPollStaleIsNotEvidence(t *testing.T) {
+	tl := newTesseraLog(t, "example.com/tessera")
+	w := newTestWitness(t, "", tl.config(t))
+	ctx := t.Context()
+	origin := tl.log.origin
+	cpFile := filepath.Join(tl.dir, "checkpoint")
+
+	small := tl.add(t, 20)
+	older, err := os.ReadFile(cpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := tl.add(t, 30)
+	tl.stop(t)
+	newer, err := os.ReadFile(cpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddCheckpoint(ctx, &AddCheckpointRequest{Checkpoint: newer}); err != nil {
+		t.Fatalf("push of size %d: %v", big, err)
+	}
+	if err := os.WriteFile(cpFile, older, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if cosig, err := w.Poll(ctx, origin); err != nil || cosig != nil {
+			t.Fatalf("poll of a stale log: %q, %v; want nothing, no error", cosig, err)
+		}
+	}
+	if ev, err := w.Evidence(ctx, origin); err != nil || len(ev) != 0 {
+		t.Fatalf("evidence after stale polls: %d (%v), want none", len(ev), err)
+	}
+	metrics := do(t, w.Handler(), "GET", "/metrics", nil).body
+	for _, want := range []string{
+		fmt.Sprintf("provlog_witness_polled_tree_size{origin=%q} %d\n", origin, small),
+		fmt.Sprintf("provlog_witness_cosigned_tree_size{origin=%q} %d\n", origin, big),
+		fmt.Sprintf("provlog_witness_polls_total{origin=%q,result=\"stale\"} 2\n", origin),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
+	forged := tl.log.signText(t, string(Checkpoint{Origin: origin, Size: small, Hash: [32]byte{4}}.Marshal()))
+	if err := os.WriteFile(cpFile, forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Poll(ctx, origin)
+	var fe *ForkError
+	if !errors.As(err, &fe) || fe.Evidence.Kind != KindRollback {
+		t.Fatalf("poll of a smaller inconsistent checkpoint: %v, want a *ForkError of kind %s", err, KindRollback)
+	}
+	ev, err := w.Evidence(ctx, origin)
+	if err != nil || len(ev) != 1 {
+		t.Fatalf("evidence: %d (%v), want 1", len(ev), err)
+	}
+	// The evidence stands on its own: the proof connects the cosigned
+	// root to no tree whose root at the smaller size is the refused one.
+	e := ev[0]
+	c, err := ParseCheckpointText(noteText(e.Refused))
+	if err != nil || c.Size != small || e.OldSize != small {
+		t.Fatalf("refused checkpoint %+v (%v), old size %d", c, err, e.OldSize)
+	}
+	rec, _, _ := w.state.Latest(ctx, origin)
+	if proof.VerifyConsistency(rfc6962.DefaultHasher, small, big, e.Proof, c.Hash[:], rec.Hash[:]) == nil {
+		t.Error("rollback evidence: the proof verifies")
+	}
+	if real, err := ParseCheckpointText(splitText(older)); err != nil || proof.VerifyConsistency(rfc6962.DefaultHasher, small, big, e.Proof, real.Hash[:], rec.Hash[:]) != nil {
+		t.Errorf("rollback evidence: the proof is not the log's own (%v)", err)
 	}
 }

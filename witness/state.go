@@ -47,13 +47,22 @@ type State interface {
 	// ErrStateChanged otherwise. The check and the write are atomic with
 	// respect to other calls, and next is durable when it returns nil.
 	CompareAndSwap(ctx context.Context, old *Record, next Record) error
-	// AddEvidence stores e durably; storing the same evidence (same ID)
-	// again is a no-op that returns nil.
-	AddEvidence(ctx context.Context, e Evidence) error
-	// Evidence returns the stored evidence for origin, or for every log if
-	// origin is "".
-	Evidence(ctx context.Context, origin string) ([]Evidence, error)
+	// AddEvidence stores e durably and returns added true, unless evidence
+	// with its ID is stored already (added false, nil error) or e.Origin
+	// already has limit records (ErrEvidenceFull): the first limit records
+	// are kept, never replaced. limit <= 0 means no limit.
+	AddEvidence(ctx context.Context, e Evidence, limit int) (added bool, err error)
+	// Evidence returns up to limit stored records for origin, or for every
+	// log if origin is "", in a fixed order, starting after the record
+	// whose cursor (EvidenceCursor) is after ("" for the first). next is
+	// the cursor to pass for the following page, or "" if there are no
+	// more records. limit must be positive.
+	Evidence(ctx context.Context, origin, after string, limit int) (ev []Evidence, next string, err error)
 }
+
+// EvidenceCursor names the position of e in the order of State.Evidence:
+// the lowercase hex hash of its origin, "/", and its ID.
+func EvidenceCursor(e *Evidence) string { return OriginHash(e.Origin) + "/" + e.ID() }
 
 const stateSchemaVersion = 1
 
@@ -63,6 +72,9 @@ type PebbleState struct {
 	// casMu serializes CompareAndSwap's read-compare-write. Cosignatures
 	// are rare, so one mutex for all logs costs nothing measurable.
 	casMu sync.Mutex
+	// evMu serializes AddEvidence's count-check-write, so that the limit
+	// holds under concurrent calls.
+	evMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
@@ -145,26 +157,60 @@ func (s *PebbleState) CompareAndSwap(ctx context.Context, old *Record, next Reco
 	return nil
 }
 
-// AddEvidence implements State.
-func (s *PebbleState) AddEvidence(_ context.Context, e Evidence) error {
+// AddEvidence implements State. It counts the log's records with a scan:
+// at most limit keys, and evidence is rare.
+func (s *PebbleState) AddEvidence(_ context.Context, e Evidence, limit int) (bool, error) {
 	key := append(evidencePrefix(e.Origin), e.ID()...)
-	if _, err := s.kv.Get(key); err == nil {
-		return nil
-	}
 	val, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encoding evidence: %w", err)
+		return false, fmt.Errorf("encoding evidence: %w", err)
+	}
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if _, err := s.kv.Get(key); err == nil {
+		return false, nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return false, fmt.Errorf("reading evidence for %q: %w", e.Origin, err)
+	}
+	if limit > 0 {
+		n := 0
+		err := s.kv.Scan(evidencePrefix(e.Origin), func(_, _ []byte) error {
+			if n++; n >= limit {
+				return ErrEvidenceFull
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("evidence for %q: %w", e.Origin, err)
+		}
 	}
 	if err := s.kv.Set(key, val); err != nil {
-		return fmt.Errorf("writing evidence for %q: %w", e.Origin, err)
+		return false, fmt.Errorf("writing evidence for %q: %w", e.Origin, err)
 	}
-	return nil
+	return true, nil
 }
 
-// Evidence implements State.
-func (s *PebbleState) Evidence(_ context.Context, origin string) ([]Evidence, error) {
+// errPageFull stops an Evidence scan once the page is full.
+var errPageFull = errors.New("page full")
+
+// Evidence implements State. The order is the key order: by origin hash,
+// then by ID; the cursor is the key without its "e/" prefix.
+func (s *PebbleState) Evidence(_ context.Context, origin, after string, limit int) ([]Evidence, string, error) {
+	if limit <= 0 {
+		return nil, "", fmt.Errorf("evidence page limit %d, want > 0", limit)
+	}
 	var out []Evidence
+	last, next := "", ""
 	err := s.kv.Scan(evidencePrefix(origin), func(k, v []byte) error {
+		cursor := string(k[len("e/"):])
+		if cursor <= after {
+			return nil
+		}
+		if len(out) == limit {
+			next = last
+			return errPageFull
+		}
+		last = cursor
 		var e Evidence
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("decoding evidence %q: %w", k, err)
@@ -172,8 +218,8 @@ func (s *PebbleState) Evidence(_ context.Context, origin string) ([]Evidence, er
 		out = append(out, e)
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing evidence: %w", err)
+	if err != nil && !errors.Is(err, errPageFull) {
+		return nil, "", fmt.Errorf("listing evidence: %w", err)
 	}
-	return out, nil
+	return out, next, nil
 }
