@@ -2,14 +2,20 @@ package witness
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	fnote "github.com/transparency-dev/formats/note"
 	fwitness "github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -171,5 +177,183 @@ func TestClientWitnessFailures(t *testing.T) {
 	}
 	if _, err := c.Cosign(t.Context(), []byte("not a checkpoint"), lg.proofFunc(t)); err == nil {
 		t.Error("Cosign of garbage: no error")
+	}
+}
+
+// A witness may write its cosignature in non-canonical base64 (unpadded,
+// stray trailing bits). The Client re-encodes what it copies, so that the
+// cosigned checkpoint has canonical lines only and verifies with
+// golang.org/x/mod/sumdb/note; other lines in the response are ignored.
+func TestClientReencodesCosignatures(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for name, rewrite := range map[string]func(b64 string) string{
+		"unpadded": func(b64 string) string { return strings.TrimRight(b64, "=") },
+		"trailing bits": func(b64 string) string {
+			b := []byte(b64)
+			k := len(strings.TrimRight(b64, "=")) - 1 // carries unused bits: 76 bytes
+			b[k] = alphabet[strings.IndexByte(alphabet, b[k])^1]
+			return string(b)
+		},
+		"with junk lines": func(b64 string) string {
+			return b64 + "\n— junk.example/k !!!\n— junk.example/k AAAA"
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			lg := newTestLog(t, "example.com/log")
+			lg.add(t, 4, "a")
+			real := newInProcessWitness(t, "witness.test/w", lg.config(t))
+			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				rec := httptest.NewRecorder()
+				real.Handler().ServeHTTP(rec, r)
+				body := rec.Body.String()
+				if rec.Code == 200 {
+					line := strings.TrimSuffix(body, "\n")
+					i := strings.LastIndexByte(line, ' ')
+					body = line[:i+1] + rewrite(line[i+1:]) + "\n"
+				}
+				rw.WriteHeader(rec.Code)
+				io.WriteString(rw, body)
+			}))
+			t.Cleanup(srv.Close)
+			policy := fmt.Sprintf("witness w %s %s\nquorum w\n", real.vkey, srv.URL)
+			c, err := NewClient(ClientConfig{Policy: []byte(policy), Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Cosign(t.Context(), lg.checkpoint(t, 4), lg.proofFunc(t))
+			if err != nil || !res.Satisfied {
+				t.Fatalf("Cosign: %v, %v", err, res.Failed)
+			}
+			logV, _ := note.NewVerifier(lg.vkey)
+			wV, err := fnote.NewVerifierForCosignatureV1(real.vkey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := note.Open(res.Checkpoint, note.VerifierList(logV, wV))
+			if err != nil || len(n.Sigs) != 2 || len(n.UnverifiedSigs) != 0 {
+				t.Fatalf("cosigned checkpoint: %v, %d signatures, %d unverified\n%s", err, len(n.Sigs), len(n.UnverifiedSigs), res.Checkpoint)
+			}
+			for _, s := range n.Sigs {
+				if b, err := base64.StdEncoding.Strict().DecodeString(s.Base64); err != nil || base64.StdEncoding.EncodeToString(b) != s.Base64 {
+					t.Errorf("signature line of %s: %q is not canonical base64", s.Name, s.Base64)
+				}
+			}
+		})
+	}
+}
+
+// A witness that refuses with a 409 and no tree size (as omniwitness does
+// for a same-size fork) is logged as refusing, with the status and the
+// body; while it keeps failing it is retried with exponential backoff, not
+// on every Cosign; the client logs one WARN when it starts failing and one
+// INFO when it recovers, and the backoff starts over after a success.
+func TestClientBacksOffFailingWitness(t *testing.T) {
+	lg := newTestLog(t, "example.com/log")
+	lg.add(t, 4, "a")
+	real := newInProcessWitness(t, "witness.test/w", lg.config(t))
+	var refuse atomic.Bool
+	var requests atomic.Int64
+	refuse.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if refuse.Load() {
+			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			rw.WriteHeader(http.StatusConflict)
+			io.WriteString(rw, "same size, different root hash\n")
+			return
+		}
+		real.Handler().ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	logger, logs := newLogCapture()
+	policy := fmt.Sprintf("witness w %s %s\nquorum w\n", real.vkey, srv.URL)
+	c, err := NewClient(ClientConfig{Policy: []byte(policy), Logger: logger, MinBackoff: time.Second, MaxBackoff: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000_000, 0)
+	c.now = func() time.Time { return now }
+	cp := lg.checkpoint(t, 4)
+	cosign := func(calls int, wantSatisfied bool) {
+		t.Helper()
+		for range calls {
+			res, err := c.Cosign(t.Context(), cp, lg.proofFunc(t))
+			if err != nil || res.Satisfied != wantSatisfied {
+				t.Fatalf("at %v: Cosign: %v, failed %v; want satisfied %v", now, err, res.Failed, wantSatisfied)
+			}
+			now = now.Add(100 * time.Millisecond)
+		}
+	}
+	cosign(60, false) // 6 s: tries at 0 s, 1 s and 3 s (backoff 1, 2, then 4 s)
+	if n := requests.Load(); n != 3 {
+		t.Errorf("%d requests to a refusing witness over 60 Cosign calls in 6 s, want 3", n)
+	}
+	warns := logs.at(slog.LevelWarn)
+	if len(warns) != 1 {
+		t.Fatalf("%d WARN lines, want 1: %v", len(warns), warns)
+	}
+	t.Logf("WARN: %s", warns[0].text)
+	if w := warns[0].text; !strings.Contains(w, "refused") || !strings.Contains(w, "409") || !strings.Contains(w, "same size, different root hash") || strings.Contains(w, "malformed") {
+		t.Errorf("WARN line does not say the witness refused, with the status and body: %s", w)
+	}
+
+	refuse.Store(false)
+	now = now.Add(time.Second) // 7 s: the next try
+	cosign(20, true)
+	if n := requests.Load(); n != 3+20 {
+		t.Errorf("%d requests after recovery, want 23", n)
+	}
+	var recovered []capturedRecord
+	for _, r := range logs.at(slog.LevelInfo) {
+		if strings.Contains(r.msg, "recovered") {
+			recovered = append(recovered, r)
+		}
+	}
+	if len(recovered) != 1 || len(logs.at(slog.LevelWarn)) != 1 {
+		t.Errorf("%d recovery INFO lines and %d WARN lines, want 1 and 1", len(recovered), len(logs.at(slog.LevelWarn)))
+	}
+
+	// Failing again: the backoff starts over from MinBackoff.
+	refuse.Store(true)
+	cosign(11, false) // tries at 0 and 1 s
+	if n := requests.Load(); n != 23+2 {
+		t.Errorf("%d requests, want 25: the backoff did not start over after the success", n)
+	}
+	if n := len(logs.at(slog.LevelWarn)); n != 2 {
+		t.Errorf("%d WARN lines after failing again, want 2", n)
+	}
+}
+
+// Concurrent Cosign calls share the witnesses' state safely (run with
+// -race), and a witness's change of state is still logged once.
+func TestClientConcurrentCosign(t *testing.T) {
+	lg := newTestLog(t, "example.com/log")
+	lg.add(t, 4, "a")
+	good := newInProcessWitness(t, "witness.test/good", lg.config(t))
+	bad := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		http.Error(rw, "overloaded", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(bad.Close)
+	_, badKey, _ := GenerateKey("witness.test/bad")
+	policy := fmt.Sprintf("witness good %s %s\nwitness bad %s %s\ngroup g any good bad\nquorum g\n", good.vkey, good.srv.URL, badKey, bad.URL)
+	logger, logs := newLogCapture()
+	c, err := NewClient(ClientConfig{Policy: []byte(policy), Logger: logger, MinBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := lg.checkpoint(t, 4)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				if res, err := c.Cosign(t.Context(), cp, lg.proofFunc(t)); err != nil || !res.Satisfied {
+					t.Errorf("Cosign: %v, failed %v", err, res.Failed)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if warns := logs.at(slog.LevelWarn); len(warns) != 1 || !strings.Contains(warns[0].text, "503") {
+		t.Errorf("WARN lines %v, want one naming the 503", warns)
 	}
 }

@@ -55,7 +55,11 @@
 // The log side is Client: given a tlog-policy, it sends each new checkpoint
 // to every witness with a proof from that witness's last size, resyncs on
 // 409, verifies the cosignatures (re-encoding each canonically) and
-// reports whether the quorum is met.
+// reports whether the quorum is met. A witness that fails (refuses, errs,
+// times out) is retried with exponential backoff, per witness, from
+// ClientConfig.MinBackoff to MaxBackoff, reset by a cosignature; the client
+// logs each change of a witness's state (WARN failing, with why; INFO
+// recovered), not each round.
 //
 // The witnessed logs are listed in a text file (ParseLogList, config.go);
 // the witness key is a note private key (key.go).
