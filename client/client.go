@@ -441,8 +441,28 @@ func toArrays(hashes [][]byte) [][sha256.Size]byte {
 
 // Entries fetches the entries [start, start+count). They are not verified:
 // the log could send any bytes (VerifyInclusion or a bundle proves an
-// entry).
+// entry). A GetEntries call may return only the first part of its range
+// (provlogd sends at most 1,024 entries a call, as RFC 6962 get-entries
+// may), so Entries asks again from where the last answer ended.
 func (c *Client) Entries(ctx context.Context, start, count uint64) ([][]byte, error) {
+	out := make([][]byte, 0, min(count, 4096))
+	for uint64(len(out)) < count {
+		from := start + uint64(len(out))
+		page, err := c.entriesPage(ctx, from, count-uint64(len(out)))
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return nil, fmt.Errorf("%w: GetEntries sent no entries from %d, %d wanted", ErrLogMisbehaved, from, count-uint64(len(out)))
+		}
+		out = append(out, page...)
+	}
+	return out, nil
+}
+
+// entriesPage is one GetEntries call for [start, start+count): the entries
+// the log sends, a prefix of the range.
+func (c *Client) entriesPage(ctx context.Context, start, count uint64) ([][]byte, error) {
 	var out [][]byte
 	err := c.retry(ctx, "get entries", func(ctx context.Context) error {
 		out = out[:0]
@@ -465,13 +485,7 @@ func (c *Client) Entries(ctx context.Context, start, count uint64) ([][]byte, er
 			out = append(out, resp.GetEntries()...)
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	if uint64(len(out)) != count {
-		return nil, fmt.Errorf("%w: GetEntries sent %d entries, want %d", ErrLogMisbehaved, len(out), count)
-	}
-	return out, nil
+	return out, err
 }
 
 // ProofBundle returns a tlog-proof bundle for the entry at index, from the

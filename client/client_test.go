@@ -85,6 +85,20 @@ func TestAppendWaitVerify(t *testing.T) {
 	if _, err := c.VerifyInclusion(ctx, []byte("not logged"), 3); !errors.Is(err, client.ErrInclusionProof) {
 		t.Errorf("VerifyInclusion(wrong entry) = %v, want ErrInclusionProof", err)
 	}
+	// More entries than one GetEntries call sends: Entries pages.
+	got, err := c.Entries(ctx, 1, 5000)
+	if err != nil || len(got) != 5000 {
+		t.Fatalf("Entries(1, 5000) = %d entries, %v", len(got), err)
+	}
+	byIndex := map[uint64][]byte{}
+	for i, r := range rs[:5000] {
+		byIndex[r.Index] = batch[i]
+	}
+	for i, e := range got {
+		if want := byIndex[uint64(i)+1]; !bytes.Equal(e, want) {
+			t.Fatalf("Entries(1, 5000)[%d] = %q, want %q", i, e, want)
+		}
+	}
 
 	_, err = c.Append(ctx, nil)
 	if !errors.Is(err, client.ErrRejected) || status.Code(err) != codes.InvalidArgument {

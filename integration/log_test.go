@@ -690,9 +690,31 @@ func checkGetEntries(ctx context.Context, t *testing.T, d *provlogd, logEntries 
 	}
 }
 
-// getEntries reads [start, start+count) with GetEntries, checking that the
-// chunks are contiguous.
+// getEntries reads [start, start+count) with GetEntries, a call at a time
+// from where the last one ended, checking that the chunks are contiguous
+// and that no call sends more than the documented cap.
 func getEntries(ctx context.Context, d *provlogd, start, count uint64) ([][]byte, error) {
+	var got [][]byte
+	for uint64(len(got)) < count {
+		from := start + uint64(len(got))
+		page, err := getEntriesCall(ctx, d, from, count-uint64(len(got)))
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 || len(page) > maxGetEntries {
+			return nil, fmt.Errorf("GetEntries(%d, %d) sent %d entries, want 1 to %d", from, count-uint64(len(got)), len(page), maxGetEntries)
+		}
+		got = append(got, page...)
+	}
+	return got, nil
+}
+
+// maxGetEntries is the most entries one GetEntries call sends (the proto's
+// GetEntriesRequest.count).
+const maxGetEntries = 1024
+
+// getEntriesCall is one GetEntries call.
+func getEntriesCall(ctx context.Context, d *provlogd, start, count uint64) ([][]byte, error) {
 	st, err := d.Log.GetEntries(ctx, &pb.GetEntriesRequest{Start: start, Count: count})
 	if err != nil {
 		return nil, err
