@@ -154,6 +154,16 @@ func TestRetryGivesUp(t *testing.T) {
 			t.Errorf("Append = %v, want context.Canceled", err)
 		}
 	})
+	t.Run("ResourceExhausted without RetryInfo not retried", func(t *testing.T) {
+		// What gRPC reports for a message over the server's size cap: the
+		// same request would fail for ever.
+		srv := &pushbackServer{code: codes.ResourceExhausted, fail: 1000}
+		c := fakeClient(t, srv, client.Config{Retry: client.RetryPolicy{InitialBackoff: time.Millisecond}})
+		_, err := c.Append(testContext(t), []byte("x"))
+		if status.Code(err) != codes.ResourceExhausted || len(srv.calls) != 1 {
+			t.Errorf("Append = %v after %d calls, want ResourceExhausted after 1", err, len(srv.calls))
+		}
+	})
 	for _, code := range []codes.Code{codes.InvalidArgument, codes.FailedPrecondition, codes.PermissionDenied} {
 		t.Run(code.String()+" not retried", func(t *testing.T) {
 			srv := &pushbackServer{code: code, fail: 1}

@@ -14,7 +14,7 @@ import (
 )
 
 // RetryPolicy says how calls failing with Unavailable or ResourceExhausted
-// (pushback) are retried. Waits grow exponentially from InitialBackoff to
+// with RetryInfo (pushback) are retried. Waits grow exponentially from InitialBackoff to
 // MaxBackoff, each drawn at random from its upper half (jitter); a
 // RetryInfo delay in the server's status is waited at least, plus up to a
 // fifth more of jitter. The call's context bounds the whole: a wait that
@@ -70,11 +70,18 @@ func retryInfoDelay(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// retryable reports whether a call that failed with err may be retried.
+// retryable reports whether a call that failed with err may be retried:
+// Unavailable, and ResourceExhausted when the server says when to retry
+// (RetryInfo, as provlogd's pushback does). gRPC itself reports a message
+// over the size cap as ResourceExhausted without RetryInfo; sending it
+// again would fail the same way for ever.
 func retryable(err error) bool {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted:
+	case codes.Unavailable:
 		return true
+	case codes.ResourceExhausted:
+		_, ok := retryInfoDelay(err)
+		return ok
 	}
 	return false
 }
