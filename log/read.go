@@ -22,13 +22,14 @@ import (
 // are answered against it) waits for the witnesses. Nothing beyond a
 // durable signed checkpoint is ever served.
 
-// integratedSize is the size of the latest durable signed checkpoint.
-func (l *Log) integratedSize() uint64 { return l.latest.Load().Size }
+// IntegratedSize returns the size of the latest durable signed checkpoint,
+// up to which reads serve the tree.
+func (l *Log) IntegratedSize() uint64 { return l.latest.Load().Size }
 
 // InclusionProof returns the RFC 6962 inclusion proof of entry index in the
 // tree of the given size; it needs index < size <= the integrated size.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	if have := l.integratedSize(); size > have {
+	if have := l.IntegratedSize(); size > have {
 		return nil, fmt.Errorf("%w: tree size %d beyond the log's size %d", ErrOutOfRange, size, have)
 	}
 	if index >= size {
@@ -45,7 +46,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 // of sizes from and to; it needs from <= to <= the integrated size. The
 // proof from 0, or between equal sizes, is empty.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	if have := l.integratedSize(); to > have {
+	if have := l.IntegratedSize(); to > have {
 		return nil, fmt.Errorf("%w: tree size %d beyond the log's size %d", ErrOutOfRange, to, have)
 	}
 	if from > to {
@@ -68,7 +69,7 @@ func (l *Log) IndexOf(ctx context.Context, leafHash []byte) (uint64, error) {
 	if err := l.store.LookupLeaves([][]byte{leafHash}, idx, found); err != nil {
 		return 0, fmt.Errorf("looking up leaf hash: %w", err)
 	}
-	if !found[0] || idx[0] >= l.integratedSize() {
+	if !found[0] || idx[0] >= l.IntegratedSize() {
 		return 0, fmt.Errorf("%w: no entry with leaf hash %x", ErrNotFound, leafHash)
 	}
 	return idx[0], nil
@@ -78,7 +79,7 @@ func (l *Log) IndexOf(ctx context.Context, leafHash []byte) (uint64, error) {
 // range must lie within the integrated tree. The entry slice is valid only
 // during the call. An error from fn stops the iteration and is returned.
 func (l *Log) Entries(ctx context.Context, start, count uint64, fn func(index uint64, entry []byte) error) error {
-	if have := l.integratedSize(); start >= have || count > have-start {
+	if have := l.IntegratedSize(); start >= have || count > have-start {
 		return fmt.Errorf("%w: entries [%d, %d+%d) beyond the log's size %d", ErrOutOfRange, start, start, count, have)
 	}
 	return l.store.Entries(start, count, func(i uint64, e []byte) error {
@@ -133,7 +134,7 @@ func (l *Log) tileWidth(id merkle.TileID, width uint8) (uint64, error) {
 	if want == 0 {
 		want = merkle.TileWidth
 	}
-	if have := id.Width(l.integratedSize()); have < want {
+	if have := id.Width(l.IntegratedSize()); have < want {
 		return 0, fmt.Errorf("%w: tile %d/%d of width %d (the tree has width %d)", ErrNotFound, id.Level, id.Index, want, have)
 	}
 	return want, nil

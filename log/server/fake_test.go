@@ -88,6 +88,9 @@ func (f *fakeLog) numAdded() int {
 
 func (f *fakeLog) Checkpoint() log.Checkpoint { return f.cp }
 
+// IntegratedSize is the checkpoint's size: the fake publishes at once.
+func (f *fakeLog) IntegratedSize() uint64 { return f.cp.Size }
+
 // InclusionProof returns the proof [index, size] as single bytes.
 func (f *fakeLog) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
 	if f.err != nil {

@@ -22,7 +22,9 @@ import (
 // Log is what the servers need of *log.Log.
 //
 // Add and AddBatch return only once the entries are durable and covered by
-// a published signed checkpoint. Reads serve only the published tree.
+// a signed checkpoint (published, unless the log is witnessed). Reads
+// serve the integrated tree, up to IntegratedSize; the checkpoint served
+// is the published one, which a witnessed log holds back for its quorum.
 // Errors wrap the sentinels of package log (log.ErrInvalidEntry,
 // log.ErrPushback, log.ErrUnavailable, log.ErrOutOfRange, log.ErrNotFound,
 // log.ErrPermissionDenied, log.ErrFailedPrecondition)
@@ -34,11 +36,14 @@ type Log interface {
 	AddBatch(ctx context.Context, entries [][]byte) ([]log.AddResult, error)
 	// Checkpoint returns the latest published checkpoint.
 	Checkpoint() log.Checkpoint
-	// InclusionProof needs index < size <= the published size.
+	// IntegratedSize is the size of the latest durable signed checkpoint:
+	// reads serve up to it, which may be ahead of Checkpoint().Size.
+	IntegratedSize() uint64
+	// InclusionProof needs index < size <= IntegratedSize().
 	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
 	// IndexOf returns the index of the entry with an RFC 6962 leaf hash.
 	IndexOf(ctx context.Context, leafHash []byte) (uint64, error)
-	// ConsistencyProof needs from <= to <= the published size.
+	// ConsistencyProof needs from <= to <= IntegratedSize().
 	ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error)
 	// Entries calls fn for each entry of [start, start+count) in order;
 	// entry is valid only during the call.

@@ -153,14 +153,14 @@ func (p *appendPipeline) send(ctx context.Context, stream provlogv1.Log_AppendSt
 }
 
 // GetEntries streams the first maxGetEntries entries of the requested
-// range, which must lie within the published tree, in chunks of at most
-// chunkEntries entries and about chunkBytes bytes.
+// range, which must lie within the log's integrated tree, in chunks of at
+// most chunkEntries entries and about chunkBytes bytes.
 func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlogv1.Log_GetEntriesServer) error {
 	if err := validateGetEntriesRequest(req); err != nil {
 		return err
 	}
-	if size := s.log.Checkpoint().Size; req.Start >= size || req.Count > size-req.Start {
-		return grpcError(fmt.Errorf("%w: entries [%d, %d) beyond published size %d", log.ErrOutOfRange, req.Start, req.Start+req.Count, size))
+	if size := s.log.IntegratedSize(); req.Start >= size || req.Count > size-req.Start {
+		return grpcError(fmt.Errorf("%w: entries [%d, %d) beyond the log's size %d", log.ErrOutOfRange, req.Start, req.Start+req.Count, size))
 	}
 	count := min(req.Count, maxGetEntries)
 	c := &entriesChunker{stream: stream, next: req.Start, resp: &provlogv1.GetEntriesResponse{}}

@@ -599,7 +599,9 @@ type GetEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The first index.
 	Start uint64 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
-	// How many entries; they must all lie within the published tree. One
+	// How many entries; they must all lie within the log's tree (up to its
+	// latest durable checkpoint, which may be ahead of the published one
+	// while that waits for witnesses). One
 	// call returns at most 1024 entries (four entry bundles), the first of
 	// the range, and then ends the stream without error, as RFC 6962
 	// get-entries (section 4.6) does: "If a client requests more than the
