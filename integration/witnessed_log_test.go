@@ -204,6 +204,25 @@ func TestWitnessedLog(t *testing.T) {
 	if size := s.checkWitnessed(t, s.published(t, d)); size != last+1 {
 		t.Fatalf("published size %d without a quorum, want %d", size, last+1)
 	}
+	// The checkpoint of the integrated tree went to the witnesses (the one
+	// still up cosigned it and serves it): tlog-tiles, "Logs MUST serve
+	// partial tiles corresponding to tree sizes for which a checkpoint was
+	// produced", so its tiles and entries are served while it waits.
+	integrated := last + 11
+	for _, ref := range []tileRef{bundlesForSize(integrated)[integrated/256], tilesForSize(integrated)[integrated/256]} {
+		code, body, _, err := httpGet(ctx, d.HTTPURL+ref.Path())
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET %s behind the checkpoint sent to witnesses: %d, %v", ref.Path(), code, err)
+		}
+		if ref.Entries {
+			if es, err := parseBundle(body); err != nil || len(es) != ref.Width || string(es[len(es)-1]) != "d 9" {
+				t.Fatalf("GET %s: %d entries, %v", ref.Path(), len(es), err)
+			}
+		}
+	}
+	if got, err := getEntries(ctx, d, last+1, 10); err != nil || string(got[9]) != "d 9" {
+		t.Fatalf("GetEntries beyond the published checkpoint: %v", err)
+	}
 	for _, i := range []int{0, 2} {
 		s.startWitness(t, i)
 	}
@@ -214,8 +233,10 @@ func TestWitnessedLog(t *testing.T) {
 	defer fork.mustStop(t)
 	appendN(fork, "fork", 200)
 	time.Sleep(500 * time.Millisecond)
-	if cp := s.published(t, fork); cp != nil {
-		t.Fatalf("the fork published a checkpoint:\n%s", cp)
+	// A new witnessed log publishes its empty tree, signed, and nothing
+	// more without witnesses.
+	if cp, err := openCheckpoint(s.published(t, fork), s.logV); err != nil || cp.Size != 0 {
+		t.Fatalf("the fork published a checkpoint of size %d (%v), want only its empty tree", cp.Size, err)
 	}
 	for i, p := range s.procs {
 		resp, err := http.Get(p.url + "evidence")
