@@ -18,6 +18,11 @@
 //
 // The config file lists the logs, one "log <origin> <verifier key> [<url>]"
 // per line (see witness.ParseLogList).
+//
+// The HTTP server bounds every connection (serverLimits): 10 s to send the
+// request headers (at most 64 KiB), 30 s for the whole request, one minute
+// to write a response, two minutes idle between requests; a client that
+// sends or reads slowly is cut off rather than holding a handler.
 package main
 
 import (
@@ -46,6 +51,49 @@ type config struct {
 	configFile, key, name, data, listen string
 	pollInterval, shutdownTimeout       time.Duration
 	logLevel                            slog.Level
+	limits                              serverLimits
+}
+
+// serverLimits bound the HTTP server's connections, so that a client that
+// sends or reads slowly cannot hold a handler or a connection for ever.
+// Each zero field takes its default (newHTTPServer); tests set short ones.
+type serverLimits struct {
+	// readHeader bounds reading a request's headers. If zero, 10 s.
+	readHeader time.Duration
+	// read bounds reading a whole request, body included (at most
+	// witness.MaxRequestSize, about 100 kB). If zero, 30 s.
+	read time.Duration
+	// write bounds writing a response, from the end of reading the request
+	// headers. The largest responses are evidence pages (at most
+	// witness.MaxEvidencePage records). If zero, one minute.
+	write time.Duration
+	// idle bounds how long a keep-alive connection waits for its next
+	// request. If zero, two minutes.
+	idle time.Duration
+	// maxHeaderBytes caps a request's headers. If zero, 64 KiB.
+	maxHeaderBytes int
+}
+
+// newHTTPServer returns the server for h, bounded by l.
+func newHTTPServer(h http.Handler, l serverLimits) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d == 0 {
+			return def
+		}
+		return d
+	}
+	maxHeader := l.maxHeaderBytes
+	if maxHeader == 0 {
+		maxHeader = 64 << 10
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: or(l.readHeader, 10*time.Second),
+		ReadTimeout:       or(l.read, 30*time.Second),
+		WriteTimeout:      or(l.write, time.Minute),
+		IdleTimeout:       or(l.idle, 2*time.Minute),
+		MaxHeaderBytes:    maxHeader,
+	}
 }
 
 func main() {
@@ -156,12 +204,7 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           w.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-	}
+	hs := newHTTPServer(w.Handler(), c.limits)
 	fmt.Fprintf(stdout, "provlog-witness: %s witnessing %d logs\n", key.Signer.Name(), len(logs))
 	fmt.Fprintf(stdout, "verifier key: %s\n", key.Verifier)
 	fmt.Fprintf(stdout, "http: http://%s/\n", l.Addr())

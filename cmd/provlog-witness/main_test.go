@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,5 +97,150 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.data, "witness.key")); err != nil {
 		t.Errorf("no key created in the data dir: %v", err)
+	}
+}
+
+// serve runs newHTTPServer(h, l) on a loopback port until the test ends,
+// and returns its address.
+func serve(t *testing.T, h http.Handler, l serverLimits) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := newHTTPServer(h, l)
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String()
+}
+
+// dial connects to addr; the connection is closed when the test ends, and
+// no read or write on it outlives deadline.
+func dial(t *testing.T, addr string, deadline time.Time) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithDeadline(t.Context(), deadline)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(deadline)
+	return conn
+}
+
+// A client that reads a large response one byte at a time cannot hold the
+// handler: the write timeout fails its writes, and the server closes the
+// connection.
+func TestHTTPServerSlowReader(t *testing.T) {
+	const size = 64 << 20 // far more than the socket buffers hold
+	handlerDone := make(chan error, 1)
+	big := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := rw.Write(chunk); err != nil {
+				handlerDone <- err
+				return
+			}
+		}
+		handlerDone <- nil
+	})
+	addr := serve(t, big, serverLimits{write: 500 * time.Millisecond})
+	deadline := time.Now().Add(20 * time.Second)
+	conn := dial(t, addr, deadline)
+	if _, err := io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: witness\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The reader takes one byte every 10 ms until the handler is done,
+	// then drains what the kernel buffered as fast as it can.
+	readerDone := make(chan error, 1)
+	var fast atomic.Bool
+	var read atomic.Int64
+	go func() {
+		b := make([]byte, 1)
+		for {
+			if fast.Load() && len(b) == 1 {
+				b = make([]byte, 64<<10)
+			}
+			n, err := conn.Read(b)
+			read.Add(int64(n))
+			if err != nil {
+				readerDone <- err
+				return
+			}
+			if !fast.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	select {
+	case err := <-handlerDone:
+		if err == nil {
+			t.Fatal("the handler wrote 64 MiB to a client reading 100 bytes a second")
+		}
+	case <-time.After(time.Until(deadline)):
+		t.Fatal("the handler is still writing to a slow reader after 20 s: no write timeout")
+	}
+	// The server closed the connection: after what was buffered, the
+	// reader sees its end (EOF or a reset), not its own deadline, and the
+	// response is cut short.
+	fast.Store(true)
+	select {
+	case err := <-readerDone:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the connection stayed open until the client's deadline (%d bytes read)", read.Load())
+		}
+		if read.Load() >= size {
+			t.Errorf("read %d bytes, the whole response", read.Load())
+		}
+	case <-time.After(time.Until(deadline) + time.Second):
+		t.Fatal("reader did not stop")
+	}
+}
+
+// A client that sends its request one byte at a time is cut off by the
+// header timeout, and oversized headers are refused.
+func TestHTTPServerSlowSenderAndHeaderCap(t *testing.T) {
+	addr := serve(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {}),
+		serverLimits{readHeader: 300 * time.Millisecond, read: 300 * time.Millisecond})
+	deadline := time.Now().Add(20 * time.Second)
+	conn := dial(t, addr, deadline)
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, conn) // returns when the server closes
+		closed <- err
+	}()
+	req := "GET /healthz HTTP/1.1\r\nHost: witness\r\nX-Slow: " + strings.Repeat("a", 1000) + "\r\n\r\n"
+	sent := 0
+send:
+	for ; sent < len(req); sent++ {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("connection ended with %v, want the server to close it", err)
+			}
+			break send
+		case <-time.After(10 * time.Millisecond):
+		}
+		if _, err := conn.Write([]byte{req[sent]}); err != nil {
+			break // closed by the server
+		}
+	}
+	if sent == len(req) {
+		t.Fatalf("the server read a %d-byte request sent at 100 bytes a second", len(req))
+	}
+
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(func() *http.Request {
+		r, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/", nil)
+		r.Header.Set("X-Big", strings.Repeat("a", 100<<10))
+		return r
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("100 KiB of headers: %d, want 431", resp.StatusCode)
 	}
 }
