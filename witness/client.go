@@ -56,6 +56,14 @@ type ClientConfig struct {
 // passed; the error also wraps the witness's last failure.
 var ErrBackoff = errors.New("witness failing, waiting before retrying it")
 
+// ErrWitnessAhead is the error of a witness that has cosigned a larger
+// tree than the checkpoint: Cosign sends it nothing (no proof can go
+// backwards). It is no failure of the witness, so it does not count
+// towards its backoff: the log is behind (restored from a backup, or a
+// fork of the log the witness follows), and the witness is sent the next
+// checkpoint beyond its size.
+var ErrWitnessAhead = errors.New("witness has cosigned a larger tree than the checkpoint")
+
 // RefusedError is a witness's answer that is neither cosignatures (200)
 // nor a 409 resync (a 409 whose Content-Type is text/x.tlog.size, body the
 // witness's size, answered to the first try).
@@ -234,7 +242,12 @@ wait:
 		if r == nil {
 			r = &result{err: fmt.Errorf("witness %s: %w", w.url, context.Cause(ctx))}
 		}
-		if !errors.Is(r.err, ErrBackoff) && (r.err == nil || parent.Err() == nil) {
+		switch {
+		case errors.Is(r.err, ErrBackoff), errors.Is(r.err, ErrWitnessAhead):
+			// Nothing was sent: nothing learnt about the witness.
+		case r.err != nil && parent.Err() != nil:
+			// The caller gave up, not the witness.
+		default:
 			c.observe(ctx, w, cp.Size, r.err)
 		}
 		if r.err != nil {
@@ -327,7 +340,7 @@ func (c *Client) add(ctx context.Context, w clientWitness, checkpoint, text []by
 	old := c.lastSize(w.url)
 	for attempt := 0; ; attempt++ {
 		if old > size {
-			return nil, fmt.Errorf("witness %s has cosigned size %d, larger than checkpoint size %d", w.url, old, size)
+			return nil, fmt.Errorf("witness %s: %w: size %d, checkpoint size %d", w.url, ErrWitnessAhead, old, size)
 		}
 		req := AddCheckpointRequest{OldSize: old, Checkpoint: checkpoint}
 		if old > 0 && old < size {

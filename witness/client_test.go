@@ -3,6 +3,7 @@ package witness
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -355,5 +356,39 @@ func TestClientConcurrentCosign(t *testing.T) {
 	wg.Wait()
 	if warns := logs.at(slog.LevelWarn); len(warns) != 1 || !strings.Contains(warns[0].text, "503") {
 		t.Errorf("WARN lines %v, want one naming the 503", warns)
+	}
+}
+
+// A witness that has cosigned a larger tree than the checkpoint (the log is
+// behind it, or a fork of it) is sent nothing, and that does not count as
+// its failure: the next checkpoint beyond its size goes to it at once,
+// with no backoff. (TestWitnessedLog's fork relies on it: the fork's first
+// checkpoints are below the witnesses' size.)
+func TestClientWitnessAheadIsNoFailure(t *testing.T) {
+	lg := newTestLog(t, "example.com/log")
+	lg.add(t, 8, "a")
+	w := newInProcessWitness(t, "witness.test/w", lg.config(t))
+	if _, err := w.AddCheckpoint(t.Context(), &AddCheckpointRequest{Checkpoint: lg.checkpoint(t, 6)}); err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := newLogCapture()
+	policy := fmt.Sprintf("witness w %s %s\nquorum w\n", w.vkey, w.srv.URL)
+	c, err := NewClient(ClientConfig{Policy: []byte(policy), Logger: logger, MinBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000_000, 0)
+	c.now = func() time.Time { return now } // no time passes
+	for range 3 {
+		res, err := c.Cosign(t.Context(), lg.checkpoint(t, 4), lg.proofFunc(t))
+		if err != nil || res.Satisfied || !errors.Is(res.Failed[w.srv.URL+"/add-checkpoint"], ErrWitnessAhead) {
+			t.Fatalf("checkpoint below the witness: %v, failed %v; want ErrWitnessAhead", err, res.Failed)
+		}
+	}
+	if res, err := c.Cosign(t.Context(), lg.checkpoint(t, 8), lg.proofFunc(t)); err != nil || !res.Satisfied {
+		t.Fatalf("checkpoint beyond the witness: %v, failed %v; want cosigned at once", err, res.Failed)
+	}
+	if n := len(logs.at(slog.LevelWarn)); n != 0 {
+		t.Errorf("%d WARN lines, want none: the witness never failed", n)
 	}
 }
