@@ -107,6 +107,10 @@ func startWitness(t *testing.T, bin string, args ...string) *witnessProc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// A witness that never prints its banner is killed, which ends the
+	// scan below: the test fails rather than hangs.
+	timer := time.AfterFunc(startTimeout, func() { cmd.Process.Kill() })
+	defer timer.Stop()
 	p := &witnessProc{cmd: cmd}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
