@@ -89,10 +89,7 @@ func createKey(keyFile, pubFile, origin string) (*Key, error) {
 // ensurePub makes pubFile hold vkey, the verifier key of the log's private
 // key, unless it already does.
 func ensurePub(pubFile, vkey string) error {
-	if b, err := os.ReadFile(pubFile); err == nil && strings.TrimSpace(string(b)) == vkey {
-		return nil
-	}
-	if err := atomicfile.WriteFile(pubFile, []byte(vkey+"\n"), 0o644); err != nil {
+	if err := atomicfile.Ensure(pubFile, []byte(vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("log verifier key: %w", err)
 	}
 	return nil

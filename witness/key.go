@@ -11,6 +11,8 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // The witness key is an Ed25519 C2SP tlog-cosignature key (cosignature/v1,
@@ -110,46 +112,34 @@ func LoadKey(file string) (*Key, error) {
 	return k, nil
 }
 
-// CreateKey generates a witness key named name, writes its verifier key
-// to pubFile and then the private key to keyFile (mode 0600). It refuses
-// to overwrite an existing keyFile. A crash before the private key is
-// written leaves no key; the next attempt generates one afresh.
+// CreateKey generates a witness key named name and writes it to keyFile
+// (mode 0600), refusing to replace an existing one, and then its verifier
+// key to pubFile. Each file is written under a temporary name, synced and
+// moved into place (internal/atomicfile): a crash before the private key
+// is in place leaves no key, and the next attempt generates one afresh; a
+// crash after it leaves the key, from which EnsurePub restores pubFile.
 func CreateKey(keyFile, pubFile, name string) (*Key, error) {
-	skey, vkey, err := GenerateKey(name)
+	skey, _, err := GenerateKey(name)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(keyFile); err == nil {
-		return nil, fmt.Errorf("witness key %s already exists", keyFile)
+	if err := atomicfile.Create(keyFile, []byte(skey+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("witness key: %w", err)
 	}
-	if err := writeFileSync(pubFile, []byte(vkey+"\n"), 0o644, false); err != nil {
+	k, err := ParseKey(skey)
+	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(keyFile, []byte(skey+"\n"), 0o600, true); err != nil {
+	if err := EnsurePub(pubFile, k); err != nil {
 		return nil, err
 	}
-	return ParseKey(skey)
+	return k, nil
 }
 
-func writeFileSync(name string, data []byte, perm os.FileMode, excl bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if excl {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	}
-	f, err := os.OpenFile(name, flags, perm)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", name, err)
+// EnsurePub makes pubFile hold k's verifier key, unless it already does.
+func EnsurePub(pubFile string, k *Key) error {
+	if err := atomicfile.Ensure(pubFile, []byte(k.Verifier+"\n"), 0o644); err != nil {
+		return fmt.Errorf("witness verifier key: %w", err)
 	}
 	return nil
 }

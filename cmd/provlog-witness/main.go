@@ -236,12 +236,17 @@ func loadKey(c config) (*witness.Key, error) {
 	if c.key != "" {
 		return witness.LoadKey(c.key)
 	}
-	file := filepath.Join(c.data, "witness.key")
+	file, pub := filepath.Join(c.data, "witness.key"), filepath.Join(c.data, "witness.pub")
 	k, err := witness.LoadKey(file)
 	if errors.Is(err, os.ErrNotExist) {
-		if k, err = witness.CreateKey(file, filepath.Join(c.data, "witness.pub"), c.name); err == nil {
+		if k, err = witness.CreateKey(file, pub, c.name); err == nil {
 			slog.Info("created witness key", "file", file, "name", c.name)
 		}
+		return k, err
 	}
-	return k, err
+	if err != nil {
+		return nil, err
+	}
+	// A crash may have left the key without its pub file.
+	return k, witness.EnsurePub(pub, k)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -242,5 +243,59 @@ send:
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("100 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+}
+
+// TestLoadKeyAfterCrash: whatever a start that crashed while creating the
+// witness key left in the data directory, the next start completes it.
+func TestLoadKeyAfterCrash(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+	}{
+		{"nothing", func(*testing.T, string) {}},
+		{"a lone pub file", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, "witness.pub"), "witness.test/old+00000000+AQ==\n")
+		}},
+		{"a key without its pub file", func(t *testing.T, dir string) {
+			if _, err := loadKey(config{data: dir, name: "witness.test/w"}); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, "witness.pub"))
+		}},
+		{"a torn temporary key", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, ".witness.key.tmp-1"), "PRIVATE+KEY+torn")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.setup(t, dir)
+			k, err := loadKey(config{data: dir, name: "witness.test/w"})
+			if err != nil {
+				t.Fatalf("start after the crash: %v", err)
+			}
+			pub, err := os.ReadFile(filepath.Join(dir, "witness.pub"))
+			if err != nil || strings.TrimSpace(string(pub)) != k.Verifier {
+				t.Fatalf("witness.pub = %q, %v; want %q", pub, err, k.Verifier)
+			}
+			v, err := fnote.NewVerifierForCosignatureV1(k.Verifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := note.Sign(&note.Note{Text: "o\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"}, k.Signer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := note.Open(msg, note.VerifierList(v)); err != nil {
+				t.Fatalf("witness.pub does not verify the key's cosignature: %v", err)
+			}
+		})
+	}
+}
+
+func write(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

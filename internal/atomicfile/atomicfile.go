@@ -10,6 +10,7 @@
 package atomicfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,16 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 // path as it was.
 func Create(path string, data []byte, perm fs.FileMode) error {
 	return write(path, data, perm, os.Link)
+}
+
+// Ensure makes path hold data, with WriteFile, unless it already does: a
+// file derived from another (a public key from its private key) is
+// restored when a crash left it missing, torn or stale.
+func Ensure(path string, data []byte, perm fs.FileMode) error {
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, data) {
+		return nil
+	}
+	return WriteFile(path, data, perm)
 }
 
 // write stages data in a synced temporary file, then publishes it at path
