@@ -100,8 +100,12 @@ func TestOverload(t *testing.T) {
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			start := time.Now()
-			if _, err := d.Log.GetCheckpoint(ctx, &pb.GetCheckpointRequest{}); err != nil && ctx.Err() == nil {
+			// A read in flight when the 3 s window closes may see the
+			// deadline at the server a moment before ctx reports it.
+			_, err := d.Log.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
+			if err != nil && ctx.Err() == nil && status.Code(err) != codes.DeadlineExceeded {
 				readErrs.Add(1)
+				t.Logf("read under overload: %v", err)
 			}
 			reads.Add(1)
 			if el := int64(time.Since(start)); el > maxRead.Load() {
