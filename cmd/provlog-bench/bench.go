@@ -304,7 +304,7 @@ func (b *bench) phase(ctx context.Context, t target, spec loadSpec, round int, l
 	b.res.addPhase(p)
 	slog.Info("result", "target", t.Name(), "mode", spec.Mode, "load", load, "entries/s", int(p.PerSec),
 		"ack_p50_ms", p.Ack.P50, "ack_p99_ms", p.Ack.P99, "checkpoint_p99_ms", p.Checkpoint.P99,
-		"cpu_s_per_1000", p.CPUPer1000)
+		"cpu_s_per_1000", p.CPUPer1000, "disk_per_entry", int(p.DiskPerEntry), "apparent_per_entry", int(p.ApparentPerEntry))
 	return p, nil
 }
 
@@ -344,10 +344,13 @@ func (m measure) finish(t target, p *Phase) error {
 		return err
 	}
 	if dir := t.DataDir(); dir != "" {
-		if p.DiskBytes, err = diskUsage(dir); err != nil {
+		du, err := diskUsage(dir)
+		if err != nil {
 			return err
 		}
-		p.DiskPerEntry = float64(p.DiskBytes) / float64(max(p.TreeSize, 1))
+		n := float64(max(p.TreeSize, 1))
+		p.DiskBytes, p.ApparentBytes = du.Allocated, du.Apparent
+		p.DiskPerEntry, p.ApparentPerEntry = float64(du.Allocated)/n, float64(du.Apparent)/n
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,7 +72,58 @@ func TestProcSelf(t *testing.T) {
 	if rss, err := procPeakRSS(pid); err != nil || rss <= 0 {
 		t.Errorf("procPeakRSS = %d, %v", rss, err)
 	}
-	if n, err := diskUsage(t.TempDir()); err != nil || n < 0 {
-		t.Errorf("diskUsage = %d, %v", n, err)
+}
+
+// TestDiskUsage checks that diskUsage counts what the file system
+// allocated, as du does, beside the apparent size: a file preallocated
+// beyond its size (as a WAL is) counts its preallocation, a sparse one
+// only its data.
+func TestDiskUsage(t *testing.T) {
+	dir := t.TempDir()
+	empty, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sparse, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sparse.Close()
+	if err := sparse.Truncate(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	got, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := empty.Apparent + 10 + 1<<20; got.Apparent != want {
+		t.Errorf("apparent = %d, want %d", got.Apparent, want)
+	}
+	if got.Allocated <= empty.Allocated || got.Allocated >= empty.Allocated+1<<20 {
+		t.Errorf("allocated = %d: want some blocks for the small file and none for the 1 MiB hole (empty dir %d)",
+			got.Allocated, empty.Allocated)
+	}
+	pre, err := os.Create(filepath.Join(dir, "prealloc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pre.Close()
+	const keepSize = 1 // FALLOC_FL_KEEP_SIZE: allocate without growing the file
+	if err := syscall.Fallocate(int(pre.Fd()), keepSize, 0, 4<<20); err != nil {
+		t.Skipf("fallocate: %v", err)
+	}
+	after, err := diskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Apparent != got.Apparent || after.Allocated < got.Allocated+4<<20 {
+		t.Errorf("after preallocating 4 MiB: %+v, before %+v; want the same apparent size and 4 MiB more allocated", after, got)
+	}
+	if _, err := diskUsage(filepath.Join(dir, "missing")); err == nil {
+		t.Error("diskUsage of a missing directory: no error")
 	}
 }

@@ -30,9 +30,10 @@
 // Each load reports durable appends/s, ack latency, the time from a call to
 // the first verified signed checkpoint that covers it (polled every 2 ms:
 // GetCheckpoint for provlog, the checkpoint file for Tessera), server CPU
-// seconds per 1,000 entries (/proc/PID/stat), peak RSS (VmHWM) and bytes on
-// disk per entry. With -out it writes results.json, summary.md (the
-// tables for BENCHMARKS.md) and the plots (PNG and SVG).
+// seconds per 1,000 entries (/proc/PID/stat), peak RSS (VmHWM) and disk
+// per entry: the bytes allocated (du: stat blocks, preallocated WAL space
+// included) beside the apparent size. With -out it writes results.json,
+// summary.md (the tables for BENCHMARKS.md) and the plots (PNG and SVG).
 package main
 
 import (

@@ -82,29 +82,41 @@ func resetPeakRSS(pid int) error {
 	return nil
 }
 
-// diskUsage returns the bytes allocated on disk to the files under dir,
-// like du: 512-byte blocks from stat, so sparse and preallocated files
-// count as the file system sees them.
-func diskUsage(dir string) (int64, error) {
-	var total int64
+// diskUse is what the files under a directory take on disk.
+type diskUse struct {
+	// Allocated is the bytes the file system allocated (stat's 512-byte
+	// blocks, as du counts them): preallocated space counts, holes do not.
+	Allocated int64
+	// Apparent is the sum of the sizes (du --apparent-size).
+	Apparent int64
+}
+
+// diskUsage returns what the files and directories under dir, dir
+// included, take on disk, counted like du.
+func diskUsage(dir string) (diskUse, error) {
+	var u diskUse
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			if os.IsNotExist(err) { // removed while walking (compaction, temp files)
+			if os.IsNotExist(err) && path != dir { // removed while walking (compaction, temp files)
 				return nil
 			}
 			return err
 		}
-		total += allocated(info)
+		info, err := d.Info()
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		u.Allocated += allocated(info)
+		u.Apparent += info.Size()
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("measuring disk usage of %s: %w", dir, err)
+		return diskUse{}, fmt.Errorf("measuring disk usage of %s: %w", dir, err)
 	}
-	return total, nil
+	return u, nil
 }
 
 // allocated returns the bytes the file system allocated to a file.

@@ -18,7 +18,8 @@ type summary struct {
 	entries            int64
 	seconds, cpu       float64
 	peakRSS            int64
-	diskPerEntry       float64
+	diskPerEntry       float64 // allocated (du)
+	apparentPerEntry   float64
 	uncovered          int
 	ack, ttc           []time.Duration
 	rounds             map[int]float64 // entries/s by round
@@ -50,6 +51,7 @@ func (r *Results) summaries() []*summary {
 		s.cpu += p.CPUSeconds
 		s.peakRSS = max(s.peakRSS, p.PeakRSS)
 		s.diskPerEntry = max(s.diskPerEntry, p.DiskPerEntry)
+		s.apparentPerEntry = max(s.apparentPerEntry, p.ApparentPerEntry)
 		s.uncovered += p.Uncovered
 		s.ack = append(s.ack, p.ack...)
 		s.ttc = append(s.ttc, p.ttc...)
@@ -124,7 +126,7 @@ func (r *Results) writeAppendTable(w io.Writer, ss []*summary) {
 func (r *Results) writeResourceTable(w io.Writer, ss []*summary) {
 	fmt.Fprintln(w, "### Resources at peak load (Tessera runs inside the bench process: its CPU and RSS include the load generator)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| mode | CPU s / 1,000 entries, provlog | Tessera | peak RSS MiB, provlog | Tessera | disk bytes / entry, provlog | Tessera |")
+	fmt.Fprintln(w, "| mode | CPU s / 1,000 entries, provlog | Tessera | peak RSS MiB, provlog | Tessera | disk bytes / entry allocated (apparent), provlog | Tessera |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|")
 	for _, s := range ss {
 		if s.target != "provlog" || s.load != "peak" || s.mode == modeEvents {
@@ -134,8 +136,8 @@ func (r *Results) writeResourceTable(w io.Writer, ss []*summary) {
 		if t == nil {
 			t = &summary{}
 		}
-		fmt.Fprintf(w, "| %s | %.3f | %.3f | %d | %d | %.0f | %.0f |\n", s.mode, s.cpuPer1000(), t.cpuPer1000(),
-			s.peakRSS>>20, t.peakRSS>>20, s.diskPerEntry, t.diskPerEntry)
+		fmt.Fprintf(w, "| %s | %.3f | %.3f | %d | %d | %s | %s |\n", s.mode, s.cpuPer1000(), t.cpuPer1000(),
+			s.peakRSS>>20, t.peakRSS>>20, fmtDisk(s.diskPerEntry, s.apparentPerEntry), fmtDisk(t.diskPerEntry, t.apparentPerEntry))
 	}
 	fmt.Fprintln(w)
 }
@@ -161,11 +163,12 @@ func (r *Results) writeEventsTable(w io.Writer) {
 	}
 	fmt.Fprintln(w, "### Signed build events (DSSE, Ed25519) beside signature verification alone")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| round | event bytes | verify only /s (all cores) | admitted and durable /s | fraction of bound | ack p50 / p99 ms | CPU s / 1,000 |")
-	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| round | event bytes | verify only /s (all cores) | admitted and durable /s | fraction of bound | ack p50 / p99 ms | CPU s / 1,000 | disk bytes / entry allocated (apparent) |")
+	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, e := range r.Events {
-		fmt.Fprintf(w, "| %d | %d | %s | %s | %.0f%% | %.1f / %.1f | %.3f |\n", e.Round, e.EventBytes, fmtRate(e.VerifyPerSec),
-			fmtRate(e.Phase.PerSec), 100*e.Fraction, e.Phase.Ack.P50, e.Phase.Ack.P99, e.Phase.CPUPer1000)
+		fmt.Fprintf(w, "| %d | %d | %s | %s | %.0f%% | %.1f / %.1f | %.3f | %s |\n", e.Round, e.EventBytes, fmtRate(e.VerifyPerSec),
+			fmtRate(e.Phase.PerSec), 100*e.Fraction, e.Phase.Ack.P50, e.Phase.Ack.P99, e.Phase.CPUPer1000,
+			fmtDisk(e.Phase.DiskPerEntry, e.Phase.ApparentPerEntry))
 	}
 	fmt.Fprintln(w)
 }
@@ -182,9 +185,11 @@ func (r *Results) writeScaleTable(w io.Writer) {
 	for _, p := range s.Points {
 		fmt.Fprintf(w, "| %d | %s | %.2f / %.2f | %d | %.0f |\n", p.Size, fmtRate(p.PerSec), p.Proof.P50, p.Proof.P99, p.RSS>>20, p.Elapsed)
 	}
-	fmt.Fprintf(w, "\nAt %d entries: peak RSS %d MiB; disk %.2f GiB = %.0f bytes/entry, %.2f× the raw entries plus hashes; "+
+	fmt.Fprintf(w, "\nAt %d entries: peak RSS %d MiB; disk allocated %.2f GiB = %.0f bytes/entry, %.2f× the raw entries plus hashes "+
+		"(apparent size %.2f GiB = %.0f bytes/entry); "+
 		"CPU %.3f s / 1,000 entries; SIGTERM to exit %.2f s; restart to healthy %.2f s (RSS then %d MiB).\n\n",
-		s.Entries, s.PeakRSS>>20, float64(s.DiskBytes)/(1<<30), s.DiskPerEntry, s.DiskRatio, s.CPUPer1000,
+		s.Entries, s.PeakRSS>>20, float64(s.DiskBytes)/(1<<30), s.DiskPerEntry, s.DiskRatio,
+		float64(s.ApparentBytes)/(1<<30), s.ApparentPerEntry, s.CPUPer1000,
 		s.ShutdownSeconds, s.RestartSeconds, s.RestartRSS>>20)
 }
 
@@ -193,6 +198,11 @@ func fmtRate(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
+}
+
+// fmtDisk formats allocated and apparent bytes per entry.
+func fmtDisk(allocated, apparent float64) string {
+	return fmt.Sprintf("%.0f (%.0f)", allocated, apparent)
 }
 
 func fmtRatios(total float64, rounds []float64) string {

@@ -57,11 +57,16 @@ type Phase struct {
 	TreeSize uint64 `json:"tree_size"`
 	// CPUSeconds is the CPU the target's process used during the phase
 	// (for in-process Tessera: the bench process, load generator included).
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	CPUPer1000   float64 `json:"cpu_seconds_per_1000"`
-	PeakRSS      int64   `json:"peak_rss_bytes"`
-	DiskBytes    int64   `json:"disk_bytes"`
-	DiskPerEntry float64 `json:"disk_bytes_per_entry"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUPer1000 float64 `json:"cpu_seconds_per_1000"`
+	PeakRSS    int64   `json:"peak_rss_bytes"`
+	// DiskBytes is the space allocated on disk to the log's data (du:
+	// stat blocks, preallocated space included) after the phase;
+	// ApparentBytes the sum of the file sizes. Per entry: over TreeSize.
+	DiskBytes        int64   `json:"disk_bytes"`
+	DiskPerEntry     float64 `json:"disk_bytes_per_entry"`
+	ApparentBytes    int64   `json:"apparent_bytes"`
+	ApparentPerEntry float64 `json:"apparent_bytes_per_entry"`
 	// LoadAvg is the machine's 1-minute load average at the phase's end:
 	// other work on the machine shows here.
 	LoadAvg float64 `json:"load_avg"`
@@ -102,12 +107,16 @@ type ScaleResult struct {
 	// CPUPer1000 is the server's CPU per 1,000 entries over the growth.
 	CPUPer1000 float64 `json:"cpu_seconds_per_1000"`
 	PeakRSS    int64   `json:"peak_rss_bytes"`
-	DiskBytes  int64   `json:"disk_bytes"`
+	// DiskBytes is the space allocated on disk (du), ApparentBytes the sum
+	// of the file sizes, at the end of the growth.
+	DiskBytes     int64 `json:"disk_bytes"`
+	ApparentBytes int64 `json:"apparent_bytes"`
 	// RawBytes is the entries' bytes plus the tree's hashes (2n-1 nodes of
 	// 32 bytes): what DiskBytes is compared with.
-	RawBytes     int64   `json:"raw_bytes"`
-	DiskPerEntry float64 `json:"disk_bytes_per_entry"`
-	DiskRatio    float64 `json:"disk_ratio"`
+	RawBytes         int64   `json:"raw_bytes"`
+	DiskPerEntry     float64 `json:"disk_bytes_per_entry"`
+	ApparentPerEntry float64 `json:"apparent_bytes_per_entry"`
+	DiskRatio        float64 `json:"disk_ratio"`
 	// ShutdownSeconds is SIGTERM to exit; RestartSeconds exec to healthy.
 	ShutdownSeconds float64 `json:"shutdown_seconds"`
 	RestartSeconds  float64 `json:"restart_seconds"`

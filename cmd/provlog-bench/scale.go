@@ -123,14 +123,16 @@ func scalePoint(ctx context.Context, p *provlog, size uint64, lr *loadResult) (S
 // restart measures disk use, then stops provlogd with SIGTERM, starts it
 // again on the same data and times it to healthy.
 func (b *bench) restart(ctx context.Context, p *provlog, res *ScaleResult) error {
-	var err error
-	if res.DiskBytes, err = diskUsage(p.DataDir()); err != nil {
+	du, err := diskUsage(p.DataDir())
+	if err != nil {
 		p.Close()
 		return err
 	}
 	n := int64(res.Entries)
+	res.DiskBytes, res.ApparentBytes = du.Allocated, du.Apparent
 	res.RawBytes = n*int64(b.cfg.EntrySize) + (2*n-1)*32
 	res.DiskPerEntry = float64(res.DiskBytes) / float64(max(n, 1))
+	res.ApparentPerEntry = float64(res.ApparentBytes) / float64(max(n, 1))
 	res.DiskRatio = ratio(float64(res.DiskBytes), float64(res.RawBytes))
 	for _, c := range p.conns {
 		c.Close()
@@ -157,6 +159,6 @@ func (b *bench) restart(ctx context.Context, p *provlog, res *ScaleResult) error
 		return fmt.Errorf("after restart: tree size %d, want %d", size, res.Entries)
 	}
 	slog.Info("scale restart", "size", size, "shutdown", stopped, "restart_to_healthy", took,
-		"rss_MiB", res.RestartRSS>>20, "disk_per_entry", int(res.DiskPerEntry), "disk_ratio", res.DiskRatio)
+		"rss_MiB", res.RestartRSS>>20, "disk_per_entry", int(res.DiskPerEntry), "apparent_per_entry", int(res.ApparentPerEntry), "disk_ratio", res.DiskRatio)
 	return nil
 }
