@@ -177,10 +177,16 @@ func (s *Store) Commit(r *Round) error {
 	return nil
 }
 
-// commitSync commits b with Sync, turning Pebble's fatal commit error (a
+// commitSync commits b with Sync (see recoverFatal).
+func (s *Store) commitSync(b *pebble.Batch) error {
+	return s.recoverFatal(func() error { return b.Commit(pebble.Sync) })
+}
+
+// recoverFatal runs a Pebble write, turning Pebble's fatal commit error (a
 // pebbleFatal panic from pebbleLogger.Fatalf in this goroutine) into an
-// ErrFatal error and failing the store for good.
-func (s *Store) commitSync(b *pebble.Batch) (err error) {
+// ErrFatal error and failing the store for good: Pebble's commit pipeline,
+// shared by every write, is then unusable.
+func (s *Store) recoverFatal(write func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(pebbleFatal)
@@ -191,5 +197,5 @@ func (s *Store) commitSync(b *pebble.Batch) (err error) {
 			err = fmt.Errorf("%w: %s", ErrFatal, f.msg)
 		}
 	}()
-	return b.Commit(pebble.Sync)
+	return write()
 }

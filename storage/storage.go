@@ -17,6 +17,13 @@
 //	                              published fail-open); absent while the log
 //	                              runs unwitnessed
 //	'e' || index uint64         → entry bytes
+//	'b' || index uint64         → the stored form of full entry bundle index
+//	                              (entries [index*256, index*256+256)), as
+//	                              PutBundle was given it: opaque to storage
+//	                              (the caller's encoding, compressed or not).
+//	                              Derived data, written unsynced and never
+//	                              changed: a crash may lose it, and its
+//	                              caller makes it again
 //	'h' || leaf hash [32]byte   → index uint64 (the dedup and leaf-hash index)
 //	't' || level u8 || N uint64 → tlog-tiles hash tile: its hashes so far,
 //	                              32 bytes each; the rightmost tile of a level
@@ -33,7 +40,9 @@
 //
 // All the writes of one sequencing round — its entries, leaf-hash index
 // keys, search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
-// go in one Pebble batch committed with Sync. Pebble applies a batch
+// go in one Pebble batch committed with Sync. Entry bundles ('b') are the
+// one exception: derived from synced entries, they are written unsynced,
+// each on its own, and reach the disk with the next synced write. Pebble applies a batch
 // atomically, so after a crash the store holds either all of a round or none
 // of it, and the tree state always describes exactly the entries and tiles
 // present. Reopening reads the state key and the rightmost tiles: its cost
@@ -41,8 +50,9 @@
 //
 // # Performance
 //
-// Entry values are separated into Pebble blob files (value separation, for
-// the 'e' table only), so compactions move references rather than entries.
+// Entry and entry-bundle values are separated into Pebble blob files (value
+// separation, for the 'e' and 'b' tables only), so compactions move
+// references rather than entries.
 // An in-memory Bloom filter over every leaf hash (1.5 to 3 bytes per
 // entry, as its capacity doubles: about 22 MiB at 10M entries), filled in the background after Open, answers the dedup lookup of
 // a new entry without reading Pebble; until it is filled, and for a hash it
@@ -81,7 +91,8 @@ var (
 	keyPublished  = []byte{'p'}
 )
 
-// ErrNotFound is returned (wrapped) for an absent entry, tile or leaf hash.
+// ErrNotFound is returned (wrapped) for an absent entry, entry bundle, tile
+// or leaf hash.
 var ErrNotFound = errors.New("not found")
 
 // ErrCorrupt is returned (wrapped) when stored data cannot be decoded.
@@ -101,8 +112,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is a log's Pebble database. Its methods are safe for concurrent use;
-// the log's sequencer is its only writer.
+// Store is a log's Pebble database. Its methods are safe for concurrent use.
+// The log's sequencer is the only writer of the log (Commit, SetOrigin,
+// SetPublished); PutBundle, called by readers, writes derived data only.
 type Store struct {
 	db *pebble.DB
 	// filter holds every committed leaf hash once filterReady is set; until
@@ -149,13 +161,13 @@ func Open(dir string, o Options) (*Store, error) {
 	// Leaf-hash lookups (dedup) are mostly misses: a Bloom filter answers
 	// them without reading blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	// Entries go to blob files as they are flushed and compactions then
-	// move only their references, not the entries: the LSM proper holds
-	// the small keys (leaf hashes, tiles, search index), so compactions
-	// stay cheap and its filter and index blocks few as the log grows.
-	// Entries are never overwritten, so blob files hold no garbage to
-	// rewrite; the other tables, whose values are rewritten (tiles,
-	// checkpoints) or tiny, stay in the sstables.
+	// Entries and entry bundles go to blob files as they are flushed and
+	// compactions then move only their references, not the values: the
+	// LSM proper holds the small keys (leaf hashes, tiles, search index),
+	// so compactions stay cheap and its filter and index blocks few as the
+	// log grows. Entries and bundles are never overwritten, so blob files
+	// hold no garbage to rewrite; the other tables, whose values are
+	// rewritten (tiles, checkpoints) or tiny, stay in the sstables.
 	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
@@ -308,24 +320,25 @@ func (s *Store) SetOrigin(origin string) error {
 }
 
 // entriesOnlySeparated is the span policy that lets Pebble separate the
-// values of entry keys ('e') alone. Its spans also end at each table
-// prefix ('e', 'h', 't', 'x'), so that every sstable Pebble writes holds
-// one table: the sequential tables (entries, tiles) then do not share
-// files with the randomly keyed leaf-hash index, and compactions can move
-// them down a level without rewriting them.
+// values of entry keys ('e') and entry-bundle keys ('b') alone. Its spans
+// end at each table prefix ('b', 'e', 'h', 't', 'x'), so that every
+// sstable Pebble writes holds one table: the sequential tables (entries,
+// bundles, tiles) then do not share files with the randomly keyed
+// leaf-hash index, and compactions can move them down a level without
+// rewriting them.
 func entriesOnlySeparated(start []byte) (pebble.SpanPolicy, []byte, error) {
-	inline := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
-	if len(start) == 0 {
-		return inline, []byte{'e'}, nil
+	var table byte
+	if len(start) > 0 {
+		table = start[0]
 	}
-	end := []byte{start[0] + 1}
-	if start[0] == 0xff {
+	end := []byte{table + 1}
+	if table == 0xff {
 		end = nil
 	}
-	if start[0] == 'e' {
+	if table == 'e' || table == 'b' {
 		return pebble.SpanPolicy{}, end, nil
 	}
-	return inline, end, nil
+	return pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}, end, nil
 }
 
 func entryKey(index uint64) []byte {
