@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/transparency-dev/tessera/api/layout"
 )
 
 // Config configures a benchmark run. Zero values take the defaults given.
@@ -49,6 +51,24 @@ type Config struct {
 	ScaleBudget time.Duration
 	// ScalePoints is how many points the scale curve has. If zero, 10.
 	ScalePoints int
+	// MixedWriters is the writers of the mixed phase (POST /add, one
+	// entry each). If zero, 256.
+	MixedWriters int
+	// MixedReaders is its concurrent readers of random full entry bundles
+	// and hash tiles. If zero, 64.
+	MixedReaders int
+	// MixedReadRate caps its reads/s over all readers; zero is uncapped
+	// (the flag's default is 1,024, the cap of issue 12's hammer run).
+	MixedReadRate float64
+	// MixedTileShare is the fraction of its reads that are level-0 hash
+	// tiles, the rest entry bundles; zero is bundles only (the flag's
+	// default is 0.5: a verifying monitor reads one tile per bundle).
+	MixedTileShare float64
+	// MixedPrefill is the entries a log holds before the mixed load. If
+	// zero, 262,144 (1,024 full bundles).
+	MixedPrefill int64
+	// MixedDuration bounds the mixed load. If zero, 20s.
+	MixedDuration time.Duration
 	// Tessera configures the Tessera log.
 	Tessera tesseraConfig
 	// Provlogd is the provlogd binary. If empty, it is built from the
@@ -74,6 +94,14 @@ func (c *Config) setDefaults() error {
 	def(&c.ReadWorkers, 32)
 	def(&c.Events, 60000)
 	def(&c.ScalePoints, 10)
+	def(&c.MixedWriters, 256)
+	def(&c.MixedReaders, 64)
+	if c.MixedPrefill == 0 {
+		c.MixedPrefill = 1 << 18
+	}
+	if c.MixedDuration == 0 {
+		c.MixedDuration = 20 * time.Second
+	}
 	if c.Mode == "" {
 		c.Mode = "suite"
 	}
@@ -93,9 +121,15 @@ func (c *Config) setDefaults() error {
 		c.ScaleBudget = 25 * time.Minute
 	}
 	switch c.Mode {
-	case "suite", "scale", modeSingle, modeBatch, modeStream, modeHTTP, modeEvents:
+	case "suite", "scale", modeSingle, modeBatch, modeStream, modeHTTP, modeEvents, modeMixed:
 	default:
-		return fmt.Errorf("mode %q: want suite, scale, single, batch, stream, http or events", c.Mode)
+		return fmt.Errorf("mode %q: want suite, scale, single, batch, stream, http, events or mixed", c.Mode)
+	}
+	if c.MixedPrefill < layout.TileWidth {
+		return fmt.Errorf("mixed prefill %d: want at least one full bundle (%d)", c.MixedPrefill, layout.TileWidth)
+	}
+	if c.MixedTileShare < 0 || c.MixedTileShare > 1 || c.MixedReadRate < 0 {
+		return fmt.Errorf("mixed tile share %v, read rate %v: want 0..1 and >= 0", c.MixedTileShare, c.MixedReadRate)
 	}
 	switch c.Targets {
 	case "both", "provlog", "tessera":
@@ -168,14 +202,18 @@ func Run(ctx context.Context, cfg Config) (_ *Results, err error) {
 		err = b.scale(ctx)
 	case modeEvents:
 		err = b.events(ctx, 1)
+	case modeMixed:
+		for round := 1; round <= cfg.Rounds && err == nil; round++ {
+			err = b.mixed(ctx, round)
+		}
 	default:
 		err = b.compare(ctx, cfg.Mode, 1)
 	}
 	return b.res, err
 }
 
-// suite runs every comparison for each round, the signed events, then the
-// scale run.
+// suite runs every comparison for each round, the signed events and the
+// mixed load, then the scale run.
 func (b *bench) suite(ctx context.Context) error {
 	for round := 1; round <= b.cfg.Rounds; round++ {
 		for _, mode := range []string{modeBatch, modeStream, modeSingle, modeHTTP} {
@@ -187,6 +225,9 @@ func (b *bench) suite(ctx context.Context) error {
 			if err := b.events(ctx, round); err != nil {
 				return err
 			}
+		}
+		if err := b.mixed(ctx, round); err != nil {
+			return err
 		}
 	}
 	if b.cfg.Targets == "tessera" {
@@ -269,7 +310,11 @@ func (b *bench) newTarget(ctx context.Context, name, keyring string) (target, er
 		return nil, fmt.Errorf("phase directory: %w", err)
 	}
 	if name == "tessera" {
-		return startTessera(filepath.Join(dir, "log"), b.cfg.Tessera)
+		key, err := newTesseraKey()
+		if err != nil {
+			return nil, err
+		}
+		return startTessera(filepath.Join(dir, "log"), b.cfg.Tessera, key)
 	}
 	if b.cfg.GRPCAddr != "" {
 		return dialProvlog(b.cfg.GRPCAddr, b.cfg.HTTPURL, b.cfg.VerifierKey)
@@ -285,11 +330,30 @@ func (b *bench) provlogdArgs(dir, keyring string) provlogdArgs {
 
 // phase runs one load on t and measures it.
 func (b *bench) phase(ctx context.Context, t target, spec loadSpec, round int, load string) (*Phase, error) {
+	return b.phaseWith(ctx, t, spec, round, load, nil)
+}
+
+// phaseWith is phase with beside, if not nil, running alongside the load
+// from its start, given the phase's checkpoint watch; its context ends
+// when the load does, and the phase waits for it to return. The process
+// figures (CPU, memory) cover both.
+func (b *bench) phaseWith(ctx context.Context, t target, spec loadSpec, round int, load string,
+	beside func(context.Context, *checkpointWatch)) (*Phase, error) {
 	slog.Info("phase", "target", t.Name(), "mode", spec.Mode, "round", round, "load", load,
 		"writers", spec.Writers, "per_call", spec.PerCall, "rate", int(spec.Rate))
 	m := startMeasure(t)
 	w := watchCheckpoints(t)
+	besideDone := make(chan struct{})
+	bctx, stopBeside := context.WithCancel(ctx)
+	go func() {
+		defer close(besideDone)
+		if beside != nil {
+			beside(bctx, w)
+		}
+	}()
 	lr, err := runLoad(ctx, t, spec)
+	stopBeside()
+	<-besideDone
 	if err == nil {
 		err = w.waitFor(ctx, lr.maxIndex()+1, 3*t.CheckpointInterval()+10*time.Second)
 	}

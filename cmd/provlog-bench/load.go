@@ -284,6 +284,16 @@ func (w *checkpointWatch) poll(ctx context.Context, t target) {
 	}
 }
 
+// latest returns the largest size seen, 0 if none yet.
+func (w *checkpointWatch) latest() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) == 0 {
+		return 0
+	}
+	return w.seen[len(w.seen)-1].size
+}
+
 // waitFor waits until a checkpoint of at least size has been seen.
 func (w *checkpointWatch) waitFor(ctx context.Context, size uint64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)

@@ -23,6 +23,19 @@
 //   - signed build events through a provlogd admitting attestations,
 //     beside the rate of signature verification alone, measured just
 //     before on the same machine;
+//   - the mixed load (-mode mixed runs -rounds of it alone), in the spirit
+//     of Tessera's hammer: on a log prefilled with -mixed-prefill entries
+//     (262,144 by default: 1,024 full bundles), -mixed-writers writers
+//     (256) POST /add one 1 KiB random entry each while -mixed-readers
+//     readers (64) GET random full entry bundles and level-0 hash tiles
+//     (-mixed-tile-share of them tiles, 0.5) below the latest checkpoint,
+//     sending Accept-Encoding: gzip, at most -mixed-read-rate reads/s
+//     over all (1,024; 0 uncapped), for -mixed-duration (20s). Tessera's
+//     log is prefilled by the library in this process, then served by
+//     this binary re-executed as "provlog-bench serve-tessera" (POST /add
+//     answering once the entry is durable and integrated, and
+//     http.FileServer on its directory, as its conformance server does),
+//     so that its CPU and memory are its own;
 //
 // then the scale run: one log grown to -scale-entries with batched appends,
 // throughput and proof latency along the way, memory, disk and a restart.
@@ -48,6 +61,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == serveTesseraCommand {
+		os.Exit(serveTesseraMain(os.Args[2:]))
+	}
 	cfg, quick := parseFlags()
 	if quick {
 		applyQuick(&cfg)
@@ -64,7 +80,7 @@ func main() {
 func parseFlags() (Config, bool) {
 	var c Config
 	var quick bool
-	flag.StringVar(&c.Mode, "mode", "suite", "what to run: suite, scale, or one load mode: batch, stream, single, http, events")
+	flag.StringVar(&c.Mode, "mode", "suite", "what to run: suite, scale, or one load mode: batch, stream, single, http, events, or mixed (-rounds rounds of it)")
 	flag.StringVar(&c.Targets, "targets", "both", "logs to load: both (alternating), provlog or tessera")
 	flag.IntVar(&c.Writers, "writers", 0, "concurrent writers (default: 64 for single and http, 8 for batch and events, 32 for stream)")
 	flag.IntVar(&c.Batch, "batch", 256, "entries per call in batch, stream and events modes")
@@ -79,9 +95,13 @@ func parseFlags() (Config, bool) {
 	flag.Int64Var(&c.ScaleEntries, "scale-entries", 10_000_000, "entries the scale run grows one log to")
 	flag.DurationVar(&c.ScaleBudget, "scale-budget", 25*time.Minute, "stop the scale run's growth at the last point reached after this long")
 	flag.IntVar(&c.ScalePoints, "scale-points", 10, "points on the scale curve")
-	flag.UintVar(&c.Tessera.BatchMaxSize, "tessera-batch-size", 4096, "Tessera WithBatching max size (provlog's default round cap)")
-	flag.DurationVar(&c.Tessera.BatchMaxAge, "tessera-batch-age", 5*time.Millisecond, "Tessera WithBatching max age (5ms: its best of 1ms to 250ms for these loads)")
-	flag.DurationVar(&c.Tessera.CheckpointInterval, "tessera-checkpoint-interval", time.Second, "Tessera WithCheckpointInterval (at least 100ms)")
+	flag.IntVar(&c.MixedWriters, "mixed-writers", 256, "mixed phase: concurrent writers over POST /add, one entry per request")
+	flag.IntVar(&c.MixedReaders, "mixed-readers", 64, "mixed phase: concurrent readers of random full entry bundles and hash tiles")
+	flag.Float64Var(&c.MixedReadRate, "mixed-read-rate", 1024, "mixed phase: cap on reads/s over all readers (0: uncapped)")
+	flag.Float64Var(&c.MixedTileShare, "mixed-tile-share", 0.5, "mixed phase: fraction of reads that are level-0 hash tiles, the rest entry bundles")
+	flag.Int64Var(&c.MixedPrefill, "mixed-prefill", 1<<18, "mixed phase: entries each log holds before the load")
+	flag.DurationVar(&c.MixedDuration, "mixed-duration", 20*time.Second, "mixed phase: length of the load")
+	tesseraFlags(flag.CommandLine, &c.Tessera)
 	flag.StringVar(&c.Provlogd, "provlogd", "", "provlogd `binary` (default: built from the module in the current directory)")
 	flag.StringVar(&c.GRPCAddr, "grpc", "", "gRPC `address` of a running provlogd to load instead of starting one")
 	flag.StringVar(&c.HTTPURL, "http", "", "HTTP base `URL` of that provlogd")
@@ -121,6 +141,12 @@ func applyQuick(c *Config) {
 	}
 	if !set["scale-points"] {
 		c.ScalePoints = 4
+	}
+	if !set["mixed-prefill"] {
+		c.MixedPrefill = 1 << 16
+	}
+	if !set["mixed-duration"] {
+		c.MixedDuration = 5 * time.Second
 	}
 }
 

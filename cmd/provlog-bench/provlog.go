@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
@@ -51,8 +48,7 @@ type provlogdArgs struct {
 // pointed at (cmd nil), and gRPC connections to it.
 type provlog struct {
 	args     provlogdArgs
-	cmd      *exec.Cmd
-	exited   chan error // the child's Wait result
+	proc     *child // nil if the bench did not start it
 	grpcAddr string
 	httpURL  string
 	verifier note.Verifier
@@ -72,35 +68,22 @@ func startProvlogd(ctx context.Context, a provlogdArgs) (*provlog, time.Duration
 	}
 	argv := append([]string{"--data", a.dataDir, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, admission...)
 	argv = append(argv, a.extra...)
-	logf, err := os.OpenFile(a.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, 0, fmt.Errorf("opening provlogd log: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(a.bin, argv...)
-	cmd.Stderr = logf
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, 0, fmt.Errorf("provlogd stdout: %w", err)
-	}
 	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, 0, fmt.Errorf("starting provlogd: %w", err)
+	var banner provlogdproc.Banner
+	c, err := startChild("provlogd", a.bin, argv, a.logFile, func(stdout io.Reader) (drained <-chan struct{}, err error) {
+		banner, drained, err = provlogdproc.ReadBanner(stdout, nil)
+		return drained, err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	p := &provlog{args: a, cmd: cmd, exited: make(chan error, 1)}
-	banner, drained, err := provlogdproc.ReadBanner(stdout, nil)
-	go func() {
-		<-drained
-		p.exited <- cmd.Wait()
-	}()
-	if err == nil {
-		err = p.connect(banner)
-	}
+	p := &provlog{args: a, proc: c}
+	err = p.connect(banner)
 	if err == nil {
 		err = p.waitHealthy(ctx, 30*time.Second)
 	}
 	if err != nil {
-		p.kill()
+		c.kill()
 		return nil, 0, fmt.Errorf("provlogd %s (log in %s): %w", a.dataDir, a.logFile, err)
 	}
 	return p, time.Since(t0), nil
@@ -131,7 +114,7 @@ func (p *provlog) connect(banner provlogdproc.Banner) error {
 		}
 		p.conns = append(p.conns, c)
 	}
-	p.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}}
+	p.http = newHTTPClient(1024)
 	p.streams = map[int]*sharedStream{}
 	return nil
 }
@@ -146,8 +129,12 @@ func (p *provlog) waitHealthy(ctx context.Context, timeout time.Duration) error 
 				return nil
 			}
 		}
+		var exited chan error
+		if p.proc != nil {
+			exited = p.proc.exited
+		}
 		select {
-		case err := <-p.exited:
+		case err := <-exited:
 			return fmt.Errorf("exited before healthy: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -166,10 +153,10 @@ func (p *provlog) client(i int) provlogv1.LogClient {
 func (p *provlog) Name() string { return "provlog" }
 
 func (p *provlog) PID() int {
-	if p.cmd == nil {
+	if p.proc == nil {
 		return 0
 	}
-	return p.cmd.Process.Pid
+	return p.proc.pid()
 }
 
 func (p *provlog) DataDir() string                   { return p.args.dataDir }
@@ -200,36 +187,11 @@ func (p *provlog) Close() error {
 	for _, c := range p.conns {
 		errs = append(errs, c.Close())
 	}
-	if p.cmd != nil {
-		_, err := p.stop(time.Minute)
+	if p.proc != nil {
+		_, err := p.proc.stop(time.Minute)
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// stop sends SIGTERM and waits for the child to drain and exit, returning
-// how long that took.
-func (p *provlog) stop(timeout time.Duration) (time.Duration, error) {
-	t0 := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return 0, fmt.Errorf("signalling provlogd: %w", err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			return time.Since(t0), fmt.Errorf("provlogd exited: %w", err)
-		}
-		return time.Since(t0), nil
-	case <-time.After(timeout):
-		p.kill()
-		return time.Since(t0), fmt.Errorf("provlogd did not stop within %v", timeout)
-	}
-}
-
-func (p *provlog) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Kill() //nolint:errcheck // best effort after a failure
-	}
 }
 
 func (p *provlog) NewWriter(mode string, i int) (writer, error) {
@@ -238,7 +200,7 @@ func (p *provlog) NewWriter(mode string, i int) (writer, error) {
 		return &appendWriter{c: p.client(i)}, nil
 	case modeBatch, modeEvents:
 		return &batchWriter{c: p.client(i)}, nil
-	case modeHTTP:
+	case modeHTTP, modeMixed:
 		return &httpWriter{c: p.http, url: p.httpURL + "/add"}, nil
 	case modeStream:
 		return p.streamWriter(i / streamDepth)
@@ -343,14 +305,8 @@ func (w *httpWriter) close() error { return nil }
 // exitStatus describes the child's exit for an error message, or returns
 // "" if it is still running a second later (or the bench did not start it).
 func (p *provlog) exitStatus() string {
-	if p.cmd == nil {
+	if p.proc == nil {
 		return ""
 	}
-	select {
-	case err := <-p.exited:
-		p.exited <- err // for stop
-		return fmt.Sprintf(" (provlogd exited: %v; its log: %s)", err, p.args.logFile)
-	case <-time.After(time.Second):
-		return ""
-	}
+	return p.proc.exitStatus()
 }

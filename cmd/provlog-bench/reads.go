@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
+	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
@@ -68,30 +70,139 @@ func proofRead(p *provlog, size uint64) func(int) readFunc {
 
 // tileRead fetches a random full level-0 tile (8 KiB of leaf hashes).
 func tileRead(base string, size uint64) func(int) readFunc {
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	hc := newHTTPClient(1024)
 	full := size / layout.TileWidth
 	return func(int) readFunc {
 		return func(ctx context.Context, rng *rand.Rand) error {
-			url := base + "/" + layout.TilePath(0, rng.Uint64N(full), 0)
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				return fmt.Errorf("GET %s: %w", url, err)
-			}
-			defer resp.Body.Close()
-			n, err := io.Copy(io.Discard, resp.Body)
-			if err != nil {
-				return fmt.Errorf("GET %s: %w", url, err)
-			}
-			if resp.StatusCode != http.StatusOK || n != 32*layout.TileWidth {
-				return fmt.Errorf("GET %s: %s, %d bytes", url, resp.Status, n)
-			}
-			return nil
+			_, err := fetchFull(ctx, hc, base, readTile, rng.Uint64N(full))
+			return err
 		}
 	}
+}
+
+// Kinds of full-tile reads.
+const (
+	readTile   = "tile"         // a level-0 hash tile, GET /tile/0/<N>
+	readBundle = "entry-bundle" // an entry bundle, GET /tile/entries/<N>
+)
+
+// fullPath returns the tlog-tiles path (no leading slash) of full tile or
+// entry bundle n: 3-digit elements, all but the last prefixed with x.
+func fullPath(kind string, n uint64) string {
+	if kind == readBundle {
+		return layout.EntriesPath(n, 0)
+	}
+	return layout.TilePath(0, n, 0)
+}
+
+// fetchFull fetches full tile or entry bundle n from base and checks it
+// holds layout.TileWidth hashes or entries.
+func fetchFull(ctx context.Context, hc *http.Client, base, kind string, n uint64) (getResult, error) {
+	url := base + "/" + fullPath(kind, n)
+	r, err := httpGet(ctx, hc, url)
+	if err != nil {
+		return r, err
+	}
+	if kind == readBundle {
+		err = checkBundle(r.body)
+	} else if len(r.body) != 32*layout.TileWidth {
+		err = fmt.Errorf("%d bytes, want %d", len(r.body), 32*layout.TileWidth)
+	}
+	if err != nil {
+		return r, &badBodyError{url: url, err: err}
+	}
+	return r, nil
+}
+
+// checkBundle checks that b is a full entry bundle: layout.TileWidth
+// records of a big-endian uint16 length and that many bytes.
+func checkBundle(b []byte) error {
+	var eb api.EntryBundle
+	if err := eb.UnmarshalText(b); err != nil {
+		return fmt.Errorf("entry bundle: %w", err)
+	}
+	if len(eb.Entries) != layout.TileWidth {
+		return fmt.Errorf("entry bundle of %d entries, want %d", len(eb.Entries), layout.TileWidth)
+	}
+	return nil
+}
+
+// getResult is one GET as the reader saw it.
+type getResult struct {
+	status  int
+	body    []byte // decoded
+	wire    int64  // body bytes on the wire
+	gzipped bool   // served with Content-Encoding: gzip
+}
+
+// maxGetBody caps a decoded body: a full bundle of the largest entries.
+const maxGetBody = layout.TileWidth * (2 + 1<<16)
+
+// statusError is a response other than 200 OK.
+type statusError struct {
+	url    string
+	status int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: status %d", e.url, e.status) }
+
+// badBodyError is a 200 OK whose body is not what was asked for.
+type badBodyError struct {
+	url string
+	err error
+}
+
+func (e *badBodyError) Error() string { return fmt.Sprintf("GET %s: %v", e.url, e.err) }
+func (e *badBodyError) Unwrap() error { return e.err }
+
+// httpGet fetches url sending Accept-Encoding: gzip, as Go's client does
+// by default and as monitors do, and decodes a gzipped body itself (so it
+// knows what was sent). A status other than 200 is a *statusError.
+func httpGet(ctx context.Context, hc *http.Client, url string) (getResult, error) {
+	var r getResult
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return r, fmt.Errorf("GET %s: %w", url, err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return r, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	r.status = resp.StatusCode
+	wire := &countingReader{r: resp.Body}
+	var body io.Reader = wire
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(wire)
+		if err != nil {
+			return r, fmt.Errorf("GET %s: gzip: %w", url, err)
+		}
+		r.gzipped, body = true, zr
+	}
+	r.body, err = io.ReadAll(io.LimitReader(body, maxGetBody+1))
+	r.wire = wire.n
+	switch {
+	case err != nil:
+		return r, fmt.Errorf("GET %s: %w", url, err)
+	case r.status != http.StatusOK:
+		return r, &statusError{url: url, status: r.status}
+	case len(r.body) > maxGetBody:
+		return r, &badBodyError{url: url, err: fmt.Errorf("body over %d bytes", maxGetBody)}
+	}
+	return r, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // measureReads runs cfg.ReadWorkers readers for cfg.ReadDuration.

@@ -97,19 +97,33 @@ func (r *Results) writeMarkdown(w io.Writer) {
 	r.writeResourceTable(w, ss)
 	r.writeReadTable(w)
 	r.writeEventsTable(w)
+	r.writeMixedTable(w)
 	r.writeScaleTable(w)
 	r.writeTargets(w, ss)
 }
 
+// appendRows returns provlog's summaries of the append modes (not events,
+// not mixed), at peak load only if peak.
+func appendRows(ss []*summary, peak bool) []*summary {
+	var out []*summary
+	for _, s := range ss {
+		if s.target == "provlog" && s.mode != modeEvents && s.mode != modeMixed && (!peak || s.load == "peak") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (r *Results) writeAppendTable(w io.Writer, ss []*summary) {
+	rows := appendRows(ss, false)
+	if len(rows) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "### Appends (1 call = writers × entries per call in flight)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| mode | load | writers × per call | provlog entries/s | Tessera entries/s | provlog ÷ Tessera (per round) | ack p50 / p99 / max ms, provlog | Tessera | signed checkpoint p50 / p99 ms, provlog | Tessera |")
 	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
-	for _, s := range ss {
-		if s.target != "provlog" || s.mode == modeEvents {
-			continue
-		}
+	for _, s := range rows {
 		t := lookup(ss, s.mode, s.load, "tessera")
 		row := []string{s.mode, s.load, fmt.Sprintf("%d × %d", s.writers, s.perCall), fmtRate(s.perSec())}
 		if t != nil {
@@ -124,14 +138,15 @@ func (r *Results) writeAppendTable(w io.Writer, ss []*summary) {
 }
 
 func (r *Results) writeResourceTable(w io.Writer, ss []*summary) {
+	rows := appendRows(ss, true)
+	if len(rows) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "### Resources at peak load (Tessera runs inside the bench process: its CPU and RSS include the load generator)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| mode | CPU s / 1,000 entries, provlog | Tessera | peak RSS MiB, provlog | Tessera | disk bytes / entry allocated (apparent), provlog | Tessera |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|")
-	for _, s := range ss {
-		if s.target != "provlog" || s.load != "peak" || s.mode == modeEvents {
-			continue
-		}
+	for _, s := range rows {
 		t := lookup(ss, s.mode, s.load, "tessera")
 		if t == nil {
 			t = &summary{}
@@ -169,6 +184,37 @@ func (r *Results) writeEventsTable(w io.Writer) {
 		fmt.Fprintf(w, "| %d | %d | %s | %s | %.0f%% | %.1f / %.1f | %.3f | %s |\n", e.Round, e.EventBytes, fmtRate(e.VerifyPerSec),
 			fmtRate(e.Phase.PerSec), 100*e.Fraction, e.Phase.Ack.P50, e.Phase.Ack.P99, e.Phase.CPUPer1000,
 			fmtDisk(e.Phase.DiskPerEntry, e.Phase.ApparentPerEntry))
+	}
+	fmt.Fprintln(w)
+}
+
+func (r *Results) writeMixedTable(w io.Writer) {
+	if len(r.Mixed) == 0 {
+		return
+	}
+	m0 := r.Mixed[0]
+	capped := "uncapped"
+	if m0.ReadRateCap > 0 {
+		capped = fmt.Sprintf("capped at %s/s", fmtRate(m0.ReadRateCap))
+	}
+	fmt.Fprintf(w, "### Mixed: %d writers over POST /add + %d readers of random full entry bundles and level-0 tiles (%.0f%% tiles, reads %s), "+
+		"1 KiB random entries, on logs prefilled to %d (Tessera served by its own process)\n\n",
+		m0.Writers, m0.Readers, 100*m0.TileShare, capped, m0.Prefill)
+	fmt.Fprintln(w, "| round | target | writes/s | reads/s (bundles / tiles) | read errors | add p50 / p99 ms | read p50 / p99 ms, bundles | tiles | "+
+		"signed checkpoint p50 / p99 ms | server CPU s / 1,000 entries written (reads included) | peak RSS MiB | disk bytes / entry allocated (apparent) |")
+	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, m := range r.Mixed {
+		p, bu, ti := m.Phase, m.kind(readBundle), m.kind(readTile)
+		fmt.Fprintf(w, "| %d | %s | %s | %s (%s / %s) | %d | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %.3f | %d | %s |\n",
+			m.Round, m.Target, fmtRate(p.PerSec), fmtRate(m.ReadsPerSec), fmtRate(bu.PerSec), fmtRate(ti.PerSec), m.ReadErrors,
+			p.Ack.P50, p.Ack.P99, bu.Latency.P50, bu.Latency.P99, ti.Latency.P50, ti.Latency.P99,
+			fmtTTC(p.Checkpoint, p.Uncovered), p.CPUPer1000, p.PeakRSS>>20, fmtDisk(p.DiskPerEntry, p.ApparentPerEntry))
+	}
+	writes, reads := r.mixedRoundRatios()
+	if len(writes) > 0 {
+		pw, pr, _ := r.mixedMeans("provlog")
+		tw, tr, _ := r.mixedMeans("tessera")
+		fmt.Fprintf(w, "\nprovlog ÷ Tessera: writes/s %s, reads/s %s.\n", fmtRatios(ratio(pw, tw), writes), fmtRatios(ratio(pr, tr), reads))
 	}
 	fmt.Fprintln(w)
 }

@@ -19,6 +19,7 @@ type Results struct {
 	Phases  []*Phase        `json:"phases"`
 	Reads   []*ReadResult   `json:"reads"`
 	Events  []*EventsResult `json:"events"`
+	Mixed   []*MixedResult  `json:"mixed"`
 	Scale   *ScaleResult    `json:"scale,omitempty"`
 }
 

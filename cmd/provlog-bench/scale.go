@@ -137,7 +137,7 @@ func (b *bench) restart(ctx context.Context, p *provlog, res *ScaleResult) error
 	for _, c := range p.conns {
 		c.Close()
 	}
-	stopped, err := p.stop(time.Minute)
+	stopped, err := p.proc.stop(time.Minute)
 	if err != nil {
 		return err
 	}

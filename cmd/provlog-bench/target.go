@@ -15,6 +15,7 @@ const (
 	modeStream = "stream" // gRPC AppendStream, several requests in flight per stream
 	modeHTTP   = "http"   // POST /add, one entry per request
 	modeEvents = "events" // signed build events through AppendBatch
+	modeMixed  = "mixed"  // POST /add, one entry per request, beside readers of bundles and tiles
 )
 
 // target is a log under test.

@@ -5,7 +5,7 @@ import (
 	"io"
 )
 
-// check is one of issue 7's targets, as measured.
+// check is one of the issues' targets, as measured.
 type check struct {
 	name, measured string
 	met            bool
@@ -38,7 +38,39 @@ func (r *Results) checks(ss []*summary) []check {
 			fmt.Sprintf("p99 %.1f ms at %s entries/s", d.P99, fmtRate(h.perSec())), d.P99 < 250 && h.uncovered == 0, true})
 	}
 	cs = append(cs, r.readChecks()...)
-	return append(cs, r.scaleChecks()...)
+	cs = append(cs, r.scaleChecks()...)
+	cs = append(cs, r.mixedCheck())
+	return append(cs, r.diskCheck())
+}
+
+// mixedCheck is issue 12's mixed-load target.
+func (r *Results) mixedCheck() check {
+	pw, pr, pn := r.mixedMeans("provlog")
+	tw, tr, tn := r.mixedMeans("tessera")
+	xw, xr := ratio(pw, tw), ratio(pr, tr)
+	measured := fmt.Sprintf("writes %.1f× (%s vs %s /s), reads %.1f× (%s vs %s /s)", xw, fmtRate(pw), fmtRate(tw), xr, fmtRate(pr), fmtRate(tr))
+	if len(r.Mixed) > 0 && r.Mixed[0].ReadRateCap > 0 {
+		measured += fmt.Sprintf("; reads capped at %s/s", fmtRate(r.Mixed[0].ReadRateCap))
+	}
+	return check{"mixed (writers + readers of bundles and tiles, 1 KiB random entries): ≥ 2× Tessera POSIX writes/s and ≥ 2× its reads/s",
+		measured, xw >= 2 && xr >= 2, pn > 0 && tn > 0}
+}
+
+// diskCheck is issue 12's disk target: the most disk allocated per entry
+// of any of provlog's opaque-entry modes against the entry plus its share
+// of the tree's hashes (2n-1 of 32 bytes: 64 per entry).
+func (r *Results) diskCheck() check {
+	var worst float64
+	var mode string
+	var size int
+	for _, p := range r.Phases {
+		if p.Target == "provlog" && p.Load == "peak" && p.Mode != modeEvents && p.DiskPerEntry > worst {
+			worst, mode, size = p.DiskPerEntry, p.Mode, p.EntrySize
+		}
+	}
+	x := ratio(worst, float64(size+64))
+	return check{"disk allocated per entry, every mode: ≤ 1.5× entry plus hashes",
+		fmt.Sprintf("worst %.2f× (%s: %.0f bytes/entry allocated)", x, mode, worst), x <= 1.5, worst > 0}
 }
 
 func (r *Results) eventsCheck() check {
@@ -97,7 +129,7 @@ func (r *Results) scaleChecks() []check {
 }
 
 func (r *Results) writeTargets(w io.Writer, ss []*summary) {
-	fmt.Fprintln(w, "### Targets (issue 7)")
+	fmt.Fprintln(w, "### Targets (issues 7 and 12)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | measured | met |")
 	fmt.Fprintln(w, "|---|---|---|")

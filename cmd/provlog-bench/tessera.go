@@ -37,11 +37,7 @@ type tesseraConfig struct {
 // The checkpoint that commits to it is published later, on the checkpoint
 // interval.
 type tesseraLog struct {
-	dir      string
-	cfg      tesseraConfig
-	appender *tessera.Appender
-	shutdown func(context.Context) error
-	cancel   context.CancelFunc
+	*tesseraAppender
 	verifier note.Verifier
 	srv      *http.Server
 	url      string
@@ -50,18 +46,49 @@ type tesseraLog struct {
 // tesseraOrigin names the Tessera log's checkpoints.
 const tesseraOrigin = "bench.example/tessera"
 
-func startTessera(dir string, cfg tesseraConfig) (*tesseraLog, error) {
+// tesseraKey is a Tessera log's checkpoint key pair, as note keys.
+type tesseraKey struct{ signer, verifier string }
+
+func newTesseraKey() (tesseraKey, error) {
 	skey, vkey, err := note.GenerateKey(rand.Reader, tesseraOrigin)
 	if err != nil {
-		return nil, fmt.Errorf("tessera key: %w", err)
+		return tesseraKey{}, fmt.Errorf("tessera key: %w", err)
 	}
+	return tesseraKey{skey, vkey}, nil
+}
+
+func (k tesseraKey) noteVerifier() (note.Verifier, error) {
+	v, err := note.NewVerifier(k.verifier)
+	if err != nil {
+		return nil, fmt.Errorf("tessera verifier: %w", err)
+	}
+	return v, nil
+}
+
+// writeSigner writes the signer key into file, readable by its owner only:
+// serve-tessera's -key.
+func (k tesseraKey) writeSigner(file string) error {
+	if err := os.WriteFile(file, []byte(k.signer+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing tessera key: %w", err)
+	}
+	return nil
+}
+
+// tesseraAppender is Tessera's POSIX appender on a directory.
+type tesseraAppender struct {
+	dir      string
+	cfg      tesseraConfig
+	appender *tessera.Appender
+	shutdown func(context.Context) error
+	cancel   context.CancelFunc
+}
+
+// openTessera opens (or creates) the POSIX log in dir, its checkpoints
+// signed with skey (a note signer key).
+func openTessera(dir string, cfg tesseraConfig, skey string) (*tesseraAppender, error) {
 	signer, err := note.NewSigner(skey)
 	if err != nil {
 		return nil, fmt.Errorf("tessera signer: %w", err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("tessera verifier: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	driver, err := posix.New(ctx, posix.Config{Path: dir})
@@ -78,7 +105,32 @@ func startTessera(dir string, cfg tesseraConfig) (*tesseraLog, error) {
 		cancel()
 		return nil, fmt.Errorf("tessera appender: %w", err)
 	}
-	t := &tesseraLog{dir: dir, cfg: cfg, appender: appender, shutdown: shutdown, cancel: cancel, verifier: verifier}
+	return &tesseraAppender{dir: dir, cfg: cfg, appender: appender, shutdown: shutdown, cancel: cancel}, nil
+}
+
+// close waits for the entries added to be integrated and stops the
+// appender.
+func (a *tesseraAppender) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := a.shutdown(ctx)
+	a.cancel()
+	if err != nil {
+		return fmt.Errorf("stopping tessera: %w", err)
+	}
+	return nil
+}
+
+func startTessera(dir string, cfg tesseraConfig, key tesseraKey) (*tesseraLog, error) {
+	verifier, err := key.noteVerifier()
+	if err != nil {
+		return nil, err
+	}
+	a, err := openTessera(dir, cfg, key.signer)
+	if err != nil {
+		return nil, err
+	}
+	t := &tesseraLog{tesseraAppender: a, verifier: verifier}
 	if err := t.serveFiles(); err != nil {
 		t.Close()
 		return nil, err
@@ -117,17 +169,11 @@ func (t *tesseraLog) CheckpointSize(context.Context) (uint64, error) {
 }
 
 func (t *tesseraLog) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := t.shutdown(ctx)
-	t.cancel()
+	err := t.close()
 	if t.srv != nil {
 		err = errors.Join(err, t.srv.Close())
 	}
-	if err != nil {
-		return fmt.Errorf("stopping tessera: %w", err)
-	}
-	return nil
+	return err
 }
 
 // NewWriter returns a writer that adds each entry of a call with the
