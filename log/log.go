@@ -85,6 +85,11 @@ type Storage interface {
 	Tile(level, index uint64) ([]byte, error)
 	VisitTile(level, index uint64, fn func(hashes, inner []byte) error) error
 	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
+	// Bundle and PutBundle keep the served form of full entry bundles
+	// (see ServeEntryBundle): derived data, which PutBundle may write
+	// without syncing and concurrently with Commit.
+	Bundle(index uint64) ([]byte, error)
+	PutBundle(index uint64, data []byte) error
 	IndexReader
 }
 
@@ -208,6 +213,8 @@ type Log struct {
 
 	// trees caches full tiles with their inner levels, for proofs.
 	trees *lru.Cache[merkle.TileID, *merkle.TileTree]
+	// bundles holds the served forms of entry bundles (bundle.go).
+	bundles *bundles
 
 	done chan struct{} // closed when the sequencer has exited
 
@@ -239,6 +246,9 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 		done:           make(chan struct{}),
 	}
 	if l.trees, err = lru.New[merkle.TileID, *merkle.TileTree](tileTreeCacheSize); err != nil {
+		return nil, err
+	}
+	if l.bundles, err = newBundles(); err != nil {
 		return nil, err
 	}
 	if l.rng, err = rangeFactory.NewRange(0, st.Size, st.Range); err != nil {

@@ -424,6 +424,25 @@ type faultyStore struct {
 	block      chan struct{} // if set, Commit waits for it to close (blockCommits)
 	blocked    chan struct{} // closed once a Commit waits on block
 	unblock    func()        // closes block, once
+	putBundles int           // PutBundle calls
+	failPut    bool          // PutBundle fails
+}
+
+func (f *faultyStore) PutBundle(index uint64, data []byte) error {
+	f.mu.Lock()
+	f.putBundles++
+	fail := f.failPut
+	f.mu.Unlock()
+	if fail {
+		return errInjected
+	}
+	return f.Store.PutBundle(index, data)
+}
+
+func (f *faultyStore) puts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.putBundles
 }
 
 type commitFault int

@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -106,25 +105,6 @@ func (l *Log) Tile(ctx context.Context, level, index uint64, width uint8) ([]byt
 		return nil, fmt.Errorf("tile %d/%d has %d bytes, want %d: %w", level, index, len(data), w*merkle.HashSize, storage.ErrCorrupt)
 	}
 	return data[:w*merkle.HashSize], nil
-}
-
-// EntryBundle returns tlog-tiles entry bundle index at the given width (as
-// for Tile): each entry as a big-endian uint16 length and its bytes.
-func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byte, error) {
-	w, err := l.tileWidth(merkle.TileID{Level: 0, Index: index}, width)
-	if err != nil {
-		return nil, err
-	}
-	var b []byte
-	err = l.store.Entries(index*merkle.TileWidth, w, func(_ uint64, e []byte) error {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
-		b = append(b, e...)
-		return nil
-	})
-	if err != nil {
-		return nil, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
-	}
-	return b, nil
 }
 
 // tileWidth checks that the integrated tree has the tile at the requested

@@ -1,0 +1,224 @@
+package log
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/provlog/provlog/merkle"
+	"github.com/provlog/provlog/storage"
+)
+
+// Served entry bundles. Monitors, witnesses, mirrors and auditors read the
+// log through its tlog-tiles entry bundles, most of them accepting gzip. A
+// bundle never changes once it exists at a width, so it is compressed at
+// most once, on its first read, never per request:
+//
+//   - A full bundle's served form is kept in the store (storage Bundle,
+//     PutBundle): the gzip stream, when it is smaller than the bundle by
+//     at least an eighth, or else a marker saying the bundle is served as
+//     it is (entries of random bytes do not compress, and gzip of them
+//     would only cost every reader's CPU). Kept forms are derived data,
+//     written without syncing: a crash loses at most some, which the next
+//     read makes again.
+//   - A partial bundle, which a monitor following the log reads while the
+//     rightmost tile grows, is kept in a small memory cache by width; so
+//     are the served forms of the full bundles read last, which the
+//     monitors and witnesses following the log all read in turn.
+//
+// Concurrent first reads of one bundle compress it once (singleflight).
+// A client that does not accept gzip gets the bundle as it is, assembled
+// from the stored entries, without compression.
+
+// Kept forms of a full bundle in the store: a tag byte, then the data.
+const (
+	bundleGzip byte = 'g' // the gzip stream of the bundle follows
+	bundleRaw  byte = 'r' // nothing follows: the bundle does not compress
+)
+
+// bundleCacheSize is how many bundles' served forms the log keeps in
+// memory: up to 16 MiB with 1 KiB entries.
+const bundleCacheSize = 64
+
+// ServedBundle is an entry bundle in the form it is best served in.
+type ServedBundle struct {
+	// Data is the bundle (uint16be length || entry records), compressed
+	// with gzip if Gzip is set.
+	Data []byte
+	// Gzip is set when Data is gzip-compressed, to be served with
+	// Content-Encoding: gzip.
+	Gzip bool
+}
+
+// bundleKey names a served partial bundle: its index and width.
+type bundleKey struct {
+	index uint64
+	width uint64
+}
+
+// bundles holds the log's served bundles; its methods are safe for
+// concurrent use.
+type bundles struct {
+	flight singleflight.Group
+	recent *lru.Cache[bundleKey, ServedBundle] // by width; full bundles as width 256
+}
+
+func newBundles() (*bundles, error) {
+	c, err := lru.New[bundleKey, ServedBundle](bundleCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return &bundles{recent: c}, nil
+}
+
+// ServeEntryBundle returns entry bundle index at the given width (as for
+// EntryBundle) in the form to serve it in: compressed, if acceptGzip and
+// the bundle compresses, else as it is. It fails as EntryBundle does.
+func (l *Log) ServeEntryBundle(ctx context.Context, index uint64, width uint8, acceptGzip bool) (ServedBundle, error) {
+	w, err := l.tileWidth(merkle.TileID{Level: 0, Index: index}, width)
+	if err != nil {
+		return ServedBundle{}, err
+	}
+	if !acceptGzip {
+		raw, err := l.readBundle(index, w)
+		return ServedBundle{Data: raw}, err
+	}
+	key := bundleKey{index, w}
+	if sb, ok := l.bundles.recent.Get(key); ok {
+		return sb, nil
+	}
+	if w < merkle.TileWidth {
+		return l.servePartialBundle(key)
+	}
+	sb, err := l.serveFullBundle(ctx, index)
+	if err == nil {
+		l.bundles.recent.Add(key, sb)
+	}
+	return sb, err
+}
+
+// serveFullBundle returns the served form of full bundle index, from its
+// kept form or made and kept now.
+func (l *Log) serveFullBundle(ctx context.Context, index uint64) (ServedBundle, error) {
+	kept, err := l.store.Bundle(index)
+	switch {
+	case err == nil:
+		return l.fromKept(index, kept)
+	case !errors.Is(err, storage.ErrNotFound):
+		return ServedBundle{}, fmt.Errorf("reading the kept form of entry bundle %d: %w", index, err)
+	}
+	v, err, _ := l.bundles.flight.Do(strconv.FormatUint(index, 10), func() (any, error) {
+		// A flight that ended since the lookup above kept the form.
+		if kept, err := l.store.Bundle(index); err == nil {
+			return l.fromKept(index, kept)
+		}
+		raw, err := l.readBundle(index, merkle.TileWidth)
+		if err != nil {
+			return ServedBundle{}, err
+		}
+		sb, kept := encodeBundle(raw)
+		if err := l.store.PutBundle(index, kept); err != nil {
+			// Only a cost: the next read compresses it again.
+			l.cfg.Logger.WarnContext(ctx, "keeping the served form of an entry bundle", "index", index, "err", err)
+		}
+		return sb, nil
+	})
+	return v.(ServedBundle), err
+}
+
+// servePartialBundle returns the served form of a partial bundle, made
+// now and kept in memory.
+func (l *Log) servePartialBundle(key bundleKey) (ServedBundle, error) {
+	v, err, _ := l.bundles.flight.Do(strconv.FormatUint(key.index, 10)+".p/"+strconv.FormatUint(key.width, 10), func() (any, error) {
+		raw, err := l.readBundle(key.index, key.width)
+		if err != nil {
+			return ServedBundle{}, err
+		}
+		sb, _ := encodeBundle(raw)
+		l.bundles.recent.Add(key, sb)
+		return sb, nil
+	})
+	return v.(ServedBundle), err
+}
+
+// fromKept returns the served form of full bundle index from its kept
+// form.
+func (l *Log) fromKept(index uint64, kept []byte) (ServedBundle, error) {
+	switch {
+	case len(kept) > 1 && kept[0] == bundleGzip:
+		return ServedBundle{Data: kept[1:], Gzip: true}, nil
+	case len(kept) == 1 && kept[0] == bundleRaw:
+		raw, err := l.readBundle(index, merkle.TileWidth)
+		return ServedBundle{Data: raw}, err
+	}
+	return ServedBundle{}, fmt.Errorf("kept form of entry bundle %d (%d bytes): %w", index, len(kept), storage.ErrCorrupt)
+}
+
+// sampleSize is how much of a bundle is compressed first to see whether
+// the whole is worth compressing: a bundle of random bytes then costs a
+// tenth of compressing it all.
+const sampleSize = 32 << 10
+
+// encodeBundle compresses raw once and returns its served form and the
+// form to keep in the store: gzip, if it saves at least an eighth.
+func encodeBundle(raw []byte) (ServedBundle, []byte) {
+	if len(raw) > 2*sampleSize {
+		if gz := gzipped(nil, raw[:sampleSize]); !worthIt(len(gz), sampleSize) {
+			return ServedBundle{Data: raw}, []byte{bundleRaw}
+		}
+	}
+	kept := gzipped([]byte{bundleGzip}, raw)
+	if gz := kept[1:]; worthIt(len(gz), len(raw)) {
+		return ServedBundle{Data: gz, Gzip: true}, kept
+	}
+	return ServedBundle{Data: raw}, []byte{bundleRaw}
+}
+
+func worthIt(compressed, raw int) bool { return compressed < raw-raw/8 }
+
+// gzipped appends the gzip stream of data, at BestSpeed, to dst.
+func gzipped(dst, data []byte) []byte {
+	buf := bytes.NewBuffer(dst)
+	zw, err := gzip.NewWriterLevel(buf, gzip.BestSpeed)
+	if err != nil {
+		panic(err) // BestSpeed is a valid level
+	}
+	zw.Write(data) // a bytes.Buffer does not fail
+	zw.Close()
+	return buf.Bytes()
+}
+
+// EntryBundle returns tlog-tiles entry bundle index at the given width (as
+// for Tile): each entry as a big-endian uint16 length and its bytes.
+func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byte, error) {
+	w, err := l.tileWidth(merkle.TileID{Level: 0, Index: index}, width)
+	if err != nil {
+		return nil, err
+	}
+	return l.readBundle(index, w)
+}
+
+// readBundle assembles the first w entries of bundle index from the
+// store; the tree must have them.
+func (l *Log) readBundle(index, w uint64) ([]byte, error) {
+	var b []byte
+	err := l.store.Entries(index*merkle.TileWidth, w, func(_ uint64, e []byte) error {
+		if b == nil {
+			b = make([]byte, 0, w*uint64(2+len(e))+64)
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+		b = append(b, e...)
+		return nil
+	})
+	if err != nil {
+		return nil, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
+	}
+	return b, nil
+}

@@ -1,0 +1,197 @@
+package log
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/transparency-dev/tessera/api"
+
+	"github.com/provlog/provlog/storage"
+)
+
+// jsonEntry is an entry that compresses, like a DSSE envelope.
+func jsonEntry(i int) []byte {
+	return fmt.Appendf(nil, `{"payloadType":"application/vnd.in-toto+json","payload":"%0400d","signatures":[{"keyid":"ci","sig":"%d"}]}`, i, i*7919)
+}
+
+// randomEntry is 1 KiB of random bytes, which does not compress.
+func randomEntry(i int) []byte {
+	r := rand.New(rand.NewPCG(uint64(i), 1))
+	b := make([]byte, 1024)
+	for j := range b {
+		b[j] = byte(r.Uint32())
+	}
+	return b
+}
+
+func addEntries(t *testing.T, e *testEnv, n int, entry func(int) []byte) [][]byte {
+	t.Helper()
+	var all [][]byte
+	for i := range n {
+		all = append(all, entry(i))
+	}
+	if _, err := e.log.AddBatch(context.Background(), all); err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// checkBundle checks a served bundle against the entries, parsing it with
+// Tessera's api.EntryBundle.
+func checkBundle(t *testing.T, sb ServedBundle, want [][]byte) {
+	t.Helper()
+	data := sb.Data
+	if sb.Gzip {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var eb api.EntryBundle
+	if err := eb.UnmarshalText(data); err != nil {
+		t.Fatal(err)
+	}
+	if len(eb.Entries) != len(want) {
+		t.Fatalf("bundle of %d entries, want %d", len(eb.Entries), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(eb.Entries[i], want[i]) {
+			t.Fatalf("bundle entry %d differs", i)
+		}
+	}
+}
+
+// TestServeEntryBundleCompressesOnce: a full bundle of entries that
+// compress is served gzipped, compressed and kept once however many
+// readers ask at once, then served from the store; a client without gzip
+// gets it as it is.
+func TestServeEntryBundleCompressesOnce(t *testing.T) {
+	e := newEnv(t)
+	entries := addEntries(t, e, 300, jsonEntry)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			sb, err := e.log.ServeEntryBundle(ctx, 0, 0, true)
+			if err != nil || !sb.Gzip {
+				t.Errorf("ServeEntryBundle: gzip %t, %v", sb.Gzip, err)
+				return
+			}
+			checkBundle(t, sb, entries[:256])
+		})
+	}
+	wg.Wait()
+	if n := e.faults.puts(); n != 1 {
+		t.Fatalf("%d bundles kept for 16 concurrent first reads, want 1", n)
+	}
+	kept, err := e.store.Bundle(0)
+	if err != nil || kept[0] != bundleGzip || len(kept) > 256*len(entries[0])/2 {
+		t.Fatalf("kept form: %d bytes, %v", len(kept), err)
+	}
+	// From memory, then, once other bundles pushed it out, from the store.
+	for range 2 {
+		sb, err := e.log.ServeEntryBundle(ctx, 0, 0, true)
+		if err != nil || !sb.Gzip || !bytes.Equal(sb.Data, kept[1:]) || e.faults.puts() != 1 {
+			t.Fatalf("later read: %v, %d puts", err, e.faults.puts())
+		}
+		e.log.bundles.recent.Purge()
+	}
+	sb, err := e.log.ServeEntryBundle(ctx, 0, 0, false)
+	if err != nil || sb.Gzip {
+		t.Fatalf("without gzip: gzip %t, %v", sb.Gzip, err)
+	}
+	checkBundle(t, sb, entries[:256])
+	raw, err := e.log.EntryBundle(ctx, 0, 0)
+	if err != nil || !bytes.Equal(raw, sb.Data) {
+		t.Fatalf("EntryBundle differs from the identity form: %v", err)
+	}
+}
+
+// TestServeEntryBundleIncompressible: random entries are served as they
+// are, and only a marker is kept (no disk for a copy that saves nothing).
+func TestServeEntryBundleIncompressible(t *testing.T) {
+	e := newEnv(t)
+	entries := addEntries(t, e, 256, randomEntry)
+	for range 2 {
+		sb, err := e.log.ServeEntryBundle(context.Background(), 0, 0, true)
+		if err != nil || sb.Gzip {
+			t.Fatalf("ServeEntryBundle: gzip %t, %v", sb.Gzip, err)
+		}
+		checkBundle(t, sb, entries)
+	}
+	if kept, err := e.store.Bundle(0); err != nil || !bytes.Equal(kept, []byte{bundleRaw}) || e.faults.puts() != 1 {
+		t.Fatalf("kept form %q, %v, %d puts; want the raw marker once", kept, err, e.faults.puts())
+	}
+}
+
+// TestServePartialBundle: a partial bundle is served by width from memory,
+// compressed once, and grows into the full one.
+func TestServePartialBundle(t *testing.T) {
+	e := newEnv(t)
+	entries := addEntries(t, e, 100, jsonEntry)
+	ctx := context.Background()
+	first, err := e.log.ServeEntryBundle(ctx, 0, 100, true)
+	if err != nil || !first.Gzip {
+		t.Fatalf("partial bundle: gzip %t, %v", first.Gzip, err)
+	}
+	checkBundle(t, first, entries)
+	again, err := e.log.ServeEntryBundle(ctx, 0, 100, true)
+	if err != nil || &again.Data[0] != &first.Data[0] {
+		t.Fatalf("second read of the partial bundle was not the cached form: %v", err)
+	}
+	if _, err := e.log.ServeEntryBundle(ctx, 0, 101, true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("partial bundle beyond the tree: %v, want ErrNotFound", err)
+	}
+	if e.faults.puts() != 0 {
+		t.Fatal("a partial bundle was kept in the store")
+	}
+	entries = append(entries, addEntries(t, e, 156, func(i int) []byte { return jsonEntry(100 + i) })...)
+	full, err := e.log.ServeEntryBundle(ctx, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBundle(t, full, entries)
+}
+
+// TestServeEntryBundleStoreFaults: a kept form that cannot be stored is
+// only a cost (the bundle is served, and made again next time); a corrupt
+// one is reported as corruption.
+func TestServeEntryBundleStoreFaults(t *testing.T) {
+	e := newEnv(t)
+	entries := addEntries(t, e, 256, jsonEntry)
+	e.faults.mu.Lock()
+	e.faults.failPut = true
+	e.faults.mu.Unlock()
+	ctx := context.Background()
+	for range 2 {
+		sb, err := e.log.ServeEntryBundle(ctx, 0, 0, true)
+		if err != nil {
+			t.Fatalf("ServeEntryBundle with a failing PutBundle: %v", err)
+		}
+		checkBundle(t, sb, entries)
+		e.log.bundles.recent.Purge() // as when other bundles pushed it out
+	}
+	if e.faults.puts() != 2 {
+		t.Errorf("%d PutBundle calls, want 2 (made again after the failure)", e.faults.puts())
+	}
+	if err := e.log.Healthy(); err != nil {
+		t.Errorf("a failed PutBundle stopped the log: %v", err)
+	}
+	if err := e.store.PutBundle(0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	e.log.bundles.recent.Purge()
+	if _, err := e.log.ServeEntryBundle(ctx, 0, 0, true); !errors.Is(err, storage.ErrCorrupt) {
+		t.Errorf("corrupt kept form: %v, want ErrCorrupt", err)
+	}
+}
