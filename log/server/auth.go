@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -257,17 +258,27 @@ func bearer(h string) string {
 type Option func(*options)
 
 type options struct {
-	auth *Auth
+	auth            *Auth
+	readConcurrency int
 }
 
 // WithAuth makes writes require an identity of a (see Auth). Without it,
 // anyone may write, subject to the log's admission.
 func WithAuth(a *Auth) Option { return func(o *options) { o.auth = a } }
 
+// WithReadConcurrency bounds how many HTTP tile and entry-bundle reads
+// work at once (see readSlots). If n <= 0, or without this option, half
+// the CPUs (GOMAXPROCS), at least one: on two cores, one read works while
+// the sequencer and the committer have the other core.
+func WithReadConcurrency(n int) Option { return func(o *options) { o.readConcurrency = n } }
+
 func applyOptions(opts []Option) options {
 	var o options
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.readConcurrency <= 0 {
+		o.readConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	return o
 }

@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -22,7 +27,39 @@ import (
 
 // benchServer serves a real log of size 1 KiB entries over gRPC and HTTP
 // on loopback TCP, as provlogd does.
+// benchEntry is entry i of the benchmark logs: its index, then random
+// bytes (zeros would compress to nothing and flatter entry bundles), 1 KiB.
+func benchEntry(i int) []byte {
+	e := binary.BigEndian.AppendUint64(make([]byte, 0, 1024), uint64(i))
+	r := mrand.New(mrand.NewPCG(uint64(i), 0x62656e6368))
+	for len(e) < 1024 {
+		e = binary.LittleEndian.AppendUint64(e, r.Uint64())
+	}
+	return e
+}
+
+// jsonBenchEntry is entry i of a log of entries that compress about as
+// DSSE envelopes do (JSON around base64), 1 KiB.
+func jsonBenchEntry(i int) []byte {
+	r := mrand.New(mrand.NewPCG(uint64(i), 0x6a736f6e))
+	payload := make([]byte, 600)
+	for j := range payload {
+		payload[j] = "abcdefghijklmnopqrstuvwxyz0123456789"[r.IntN(36)]
+	}
+	e := fmt.Appendf(nil, `{"payloadType":"application/vnd.in-toto+json","payload":"eyJfdHlwZSI6Imh0dHBzOi8vaW4tdG90by5pby9TdGF0ZW1lbnQvdjEi%s","signatures":[{"keyid":"ci-%d","sig":"`, payload, i%7)
+	for len(e) < 1022 {
+		e = append(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[r.IntN(64)])
+	}
+	return append(e, `"}]}`...)[:1024]
+}
+
 func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
+	return benchServerOf(b, size, benchEntry)
+}
+
+// benchServerOf serves a log of size entries made by entry over gRPC and
+// HTTP on loopback.
+func benchServerOf(b *testing.B, size int, entry func(int) []byte) (grpcAddr, httpURL string) {
 	b.Helper()
 	st, err := storage.Open(b.TempDir(), storage.Options{})
 	if err != nil {
@@ -38,7 +75,7 @@ func benchServer(b *testing.B, size int) (grpcAddr, httpURL string) {
 	for start := 0; start < size; start += 4096 {
 		batch := make([][]byte, min(4096, size-start))
 		for j := range batch {
-			batch[j] = binary.BigEndian.AppendUint64(make([]byte, 0, 1024), uint64(start+j))[:1024]
+			batch[j] = entry(start + j)
 		}
 		if _, err := l.AddBatch(context.Background(), batch); err != nil {
 			b.Fatal(err)
@@ -105,8 +142,41 @@ func BenchmarkReads(b *testing.B) {
 	b.Run("tile", func(b *testing.B) {
 		benchTiles(b, 8192, func(i uint64) string { return httpURL + "/" + layout.TilePath(0, i%(size/256), 0) })
 	})
+	// Entry bundles as monitors read them (Accept-Encoding: gzip; the
+	// client counts the bytes sent, without decompressing them), once each
+	// has been read before: what serving a bundle costs in steady state.
+	// Of random entries, which do not compress, from the 4,096 full
+	// bundles of the log above; then of entries that compress like DSSE
+	// envelopes, from a second log as large; beside http.FileServer
+	// serving 256 KiB files from disk, the cost of a static file.
 	b.Run("entry-bundle", func(b *testing.B) {
-		benchTiles(b, 256*(2+1024), func(i uint64) string { return httpURL + "/" + layout.EntriesPath(i%(size/256), 0) })
+		benchBundles(b, size/256, func(i uint64) string { return httpURL + "/" + layout.EntriesPath(i, 0) })
+	})
+	parent := b
+	var jsonURL string // made once, on the first run of the sub-benchmark; closed with parent
+	b.Run("entry-bundle-json", func(b *testing.B) {
+		if jsonURL == "" {
+			_, jsonURL = benchServerOf(parent, 1<<20, jsonBenchEntry)
+		}
+		benchBundles(b, 4096, func(i uint64) string { return jsonURL + "/" + layout.EntriesPath(i, 0) })
+	})
+	b.Run("static-file", func(b *testing.B) {
+		dir := b.TempDir()
+		body := make([]byte, 256*(2+1024))
+		for i := range 64 {
+			mrand.NewChaCha8([32]byte{byte(i)}).Read(body)
+			if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), body, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+		go hs.Serve(l)
+		defer hs.Close()
+		benchBundles(b, 64, func(i uint64) string { return "http://" + l.Addr().String() + "/" + strconv.FormatUint(i, 10) })
 	})
 	// The bound for any tile server on this HTTP stack: the same requests
 	// answered with a constant 8 KiB body from memory.
@@ -127,6 +197,49 @@ func BenchmarkReads(b *testing.B) {
 			return "http://" + l.Addr().String() + "/" + layout.TilePath(0, i%(size/256), 0)
 		})
 	})
+}
+
+// benchBundles GETs the n resources at url(0..n-1) once, then in a
+// scattered order from 32 concurrent readers, as a monitor would with
+// Accept-Encoding: gzip and without decompressing, and reports gets/s and
+// the bytes sent.
+func benchBundles(b *testing.B, n uint64, url func(i uint64) string) {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}}
+	get := func(u string) (int64, error) {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		m, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET %s: %s", u, resp.Status)
+		}
+		return m, err
+	}
+	for i := range n {
+		if _, err := get(url(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var k atomic.Uint64
+	var sent atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m, err := get(url(k.Add(1) * 7919 % n))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			sent.Add(m)
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+	b.ReportMetric(float64(sent.Load())/float64(b.N), "bytes/get")
 }
 
 // benchTiles GETs resources of want bytes at url(i) from 32 concurrent

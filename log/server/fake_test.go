@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -164,6 +166,19 @@ func (f *fakeLog) EntryBundle(ctx context.Context, index uint64, width uint8) ([
 		b = fmt.Appendf(b, "bundle %d/%d;", index, width)
 	}
 	return b, nil
+}
+
+// ServeEntryBundle serves EntryBundle, gzip-compressed if accepted.
+func (f *fakeLog) ServeEntryBundle(ctx context.Context, index uint64, width uint8, acceptGzip bool) (log.ServedBundle, error) {
+	b, err := f.EntryBundle(ctx, index, width)
+	if err != nil || !acceptGzip {
+		return log.ServedBundle{Data: b}, err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return log.ServedBundle{Data: buf.Bytes(), Gzip: true}, nil
 }
 
 func (f *fakeLog) MaxEntrySize() int { return f.maxSize }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/provlog/provlog/log"
 )
 
 // bigBundleLog serves every entry bundle as a full bundle of entries of
@@ -23,8 +25,8 @@ func newBigBundleLog() bigBundleLog {
 	return bigBundleLog{newFakeLog(1 << 20), bytes.Repeat(rec, 256)}
 }
 
-func (b bigBundleLog) EntryBundle(context.Context, uint64, uint8) ([]byte, error) {
-	return b.bundle, nil
+func (b bigBundleLog) ServeEntryBundle(context.Context, uint64, uint8, bool) (log.ServedBundle, error) {
+	return log.ServedBundle{Data: b.bundle}, nil
 }
 
 // serveTimeouts serves h with NewHTTPServer(h, to) on a loopback listener

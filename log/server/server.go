@@ -50,8 +50,9 @@ type Log interface {
 	Entries(ctx context.Context, start, count uint64, fn func(index uint64, entry []byte) error) error
 	// Tile returns a tlog-tiles hash tile; width 0 means the full tile.
 	Tile(ctx context.Context, level, index uint64, width uint8) ([]byte, error)
-	// EntryBundle returns a tlog-tiles entry bundle; width as for Tile.
-	EntryBundle(ctx context.Context, index uint64, width uint8) ([]byte, error)
+	// ServeEntryBundle returns a tlog-tiles entry bundle (width as for
+	// Tile) in the form to serve it in: gzip-compressed only if acceptGzip.
+	ServeEntryBundle(ctx context.Context, index uint64, width uint8, acceptGzip bool) (log.ServedBundle, error)
 	// Search returns published entries under an index term from index
 	// from on, and the index to continue from (0 when done).
 	Search(ctx context.Context, kind byte, value string, from uint64, limit int) ([]log.SearchResult, uint64, error)
