@@ -61,6 +61,7 @@ type config struct {
 	batchMaxEntries        int
 	batchMaxAge            time.Duration
 	queueMaxEntries        int
+	readConcurrency        int
 	shutdownTimeout        time.Duration
 	logLevel               slog.Level
 }
@@ -86,6 +87,7 @@ func main() {
 	flag.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
 	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries while earlier rounds sync; an idle log commits at once (negative: no wait)")
 	flag.IntVar(&c.queueMaxEntries, "queue-max-entries", 65536, "most queued entries before adds are pushed back")
+	flag.IntVar(&c.readConcurrency, "read-concurrency", 0, "most tile and entry-bundle reads working at once, so readers cannot starve appends (0: half the CPUs, at least 1)")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a shutdown waits for in-flight requests")
 	flag.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	flag.Usage = func() {
@@ -257,7 +259,10 @@ func openKey(c config, store *storage.Store) (*plog.Key, error) {
 // security returns the servers' TLS configuration (nil for plaintext) and
 // their authentication options.
 func security(c config) (*tls.Config, []server.Option, error) {
-	var opts []server.Option
+	if c.readConcurrency < 0 {
+		return nil, nil, fmt.Errorf("--read-concurrency %d: want 0 (half the CPUs) or more", c.readConcurrency)
+	}
+	opts := []server.Option{server.WithReadConcurrency(c.readConcurrency)}
 	if c.auth != "" {
 		a, err := server.LoadAuth(c.auth)
 		if err != nil {
