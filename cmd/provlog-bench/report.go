@@ -200,13 +200,14 @@ func (r *Results) writeMixedTable(w io.Writer) {
 	fmt.Fprintf(w, "### Mixed: %d writers over POST /add + %d readers of random full entry bundles and level-0 tiles (%.0f%% tiles, reads %s), "+
 		"1 KiB random entries, on logs prefilled to %d (Tessera served by its own process)\n\n",
 		m0.Writers, m0.Readers, 100*m0.TileShare, capped, m0.Prefill)
-	fmt.Fprintln(w, "| round | target | writes/s | reads/s (bundles / tiles) | read errors | add p50 / p99 ms | read p50 / p99 ms, bundles | tiles | "+
+	fmt.Fprintln(w, "| round | target | writes/s | reads/s (bundles / tiles) | read errors | bundles served gzipped | add p50 / p99 ms | read p50 / p99 ms, bundles | tiles | "+
 		"signed checkpoint p50 / p99 ms | server CPU s / 1,000 entries written (reads included) | peak RSS MiB | disk bytes / entry allocated (apparent) |")
-	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, m := range r.Mixed {
 		p, bu, ti := m.Phase, m.kind(readBundle), m.kind(readTile)
-		fmt.Fprintf(w, "| %d | %s | %s | %s (%s / %s) | %d | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %.3f | %d | %s |\n",
+		fmt.Fprintf(w, "| %d | %s | %s | %s (%s / %s) | %d | %.0f%% | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %.3f | %d | %s |\n",
 			m.Round, m.Target, fmtRate(p.PerSec), fmtRate(m.ReadsPerSec), fmtRate(bu.PerSec), fmtRate(ti.PerSec), m.ReadErrors,
+			100*ratio(float64(bu.Gzipped), float64(bu.Reads)),
 			p.Ack.P50, p.Ack.P99, bu.Latency.P50, bu.Latency.P99, ti.Latency.P50, ti.Latency.P99,
 			fmtTTC(p.Checkpoint, p.Uncovered), p.CPUPer1000, p.PeakRSS>>20, fmtDisk(p.DiskPerEntry, p.ApparentPerEntry))
 	}
