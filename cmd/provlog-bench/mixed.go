@@ -28,6 +28,10 @@ import (
 // HTTP timeout is 30 s).
 const mixedReadTimeout = 10 * time.Second
 
+// mixedGrace is how long past -mixed-duration a mixed load may take (its
+// last writes, the checkpoint covering them) before it fails.
+const mixedGrace = 2 * time.Minute
+
 // mixedMaxReads bounds the reads of one reader in one mixed load.
 const mixedMaxReads = 1 << 22
 
@@ -101,6 +105,10 @@ func (b *bench) prefilled(ctx context.Context, name string) (target, error) {
 
 // mixedOn runs the mixed load on t and records it.
 func (b *bench) mixedOn(ctx context.Context, t target, round int) error {
+	// A backstop for a log that stops answering (the writers' HTTP client
+	// has no timeout of its own): the load fails rather than hangs.
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.MixedDuration+mixedGrace)
+	defer cancel()
 	size, err := t.CheckpointSize(ctx)
 	if err != nil {
 		return err
