@@ -122,11 +122,22 @@ func (b *bench) mixedOn(ctx context.Context, t target, round int) error {
 	spec := loadSpec{Mode: modeMixed, Writers: b.cfg.MixedWriters, PerCall: 1, Duration: b.cfg.MixedDuration,
 		Source: opaqueSource(b.cfg.EntrySize, int64(size))}
 	rd := newMixedReaders(b.cfg, t.TileBaseURL(), size)
+	self0, err := procCPU(os.Getpid())
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
 	p, err := b.phaseWith(ctx, t, spec, round, "peak", rd.run)
 	if err != nil {
 		return err
 	}
+	wall := time.Since(t0)
+	self1, err := procCPU(os.Getpid())
+	if err != nil {
+		return err
+	}
 	m := rd.result(t.Name(), round, size, p)
+	m.BenchCPUSeconds, m.BenchCPUCores = self1-self0, (self1-self0)/wall.Seconds()
 	b.res.Mixed = append(b.res.Mixed, m)
 	slog.Info("result", "target", t.Name(), "mode", modeMixed, "reads/s", int(m.ReadsPerSec), "read_errors", m.ReadErrors,
 		"read_p50_ms", m.ReadLatency.P50, "read_p99_ms", m.ReadLatency.P99)
@@ -173,7 +184,7 @@ func (r *mixedReaders) run(ctx context.Context, w *checkpointWatch) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range r.cfg.MixedReaders {
-		wg.Go(func() { r.read(ctx, rand.New(rand.NewPCG(uint64(i), rand.Uint64())), w) })
+		wg.Go(func() { r.read(ctx, &getter{hc: r.hc}, rand.New(rand.NewPCG(uint64(i), rand.Uint64())), w) })
 	}
 	wg.Wait()
 	r.mu.Lock()
@@ -183,7 +194,7 @@ func (r *mixedReaders) run(ctx context.Context, w *checkpointWatch) {
 }
 
 // read is one reader's loop.
-func (r *mixedReaders) read(ctx context.Context, rng *rand.Rand, w *checkpointWatch) {
+func (r *mixedReaders) read(ctx context.Context, g *getter, rng *rand.Rand, w *checkpointWatch) {
 	for range mixedMaxReads {
 		if r.limiter != nil && r.limiter.Wait(ctx) != nil || ctx.Err() != nil {
 			return
@@ -198,13 +209,13 @@ func (r *mixedReaders) read(ctx context.Context, rng *rand.Rand, w *checkpointWa
 		}
 		rctx, cancel := context.WithTimeout(ctx, mixedReadTimeout)
 		t0 := time.Now()
-		g, err := fetchFull(rctx, r.hc, r.base, kind, rng.Uint64N(full))
+		got, err := fetchFull(rctx, g, r.base, kind, rng.Uint64N(full))
 		lat := time.Since(t0)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return // cut by the end of the window: neither a read nor a failure
 		}
-		r.record(kind, g, lat, err)
+		r.record(kind, got, lat, err)
 	}
 }
 
@@ -282,6 +293,11 @@ type MixedResult struct {
 	// over the load.
 	Phase       *Phase  `json:"phase"`
 	ReadSeconds float64 `json:"read_seconds"`
+	// BenchCPUSeconds is the CPU the bench process (writers, readers and
+	// checkpoint poll) used over the load, on the same cores as the log;
+	// BenchCPUCores is that over the load's wall time.
+	BenchCPUSeconds float64 `json:"bench_cpu_seconds"`
+	BenchCPUCores   float64 `json:"bench_cpu_cores"`
 	// Reads are the successful reads, of both kinds.
 	Reads       int64   `json:"reads"`
 	ReadsPerSec float64 `json:"reads_per_sec"`

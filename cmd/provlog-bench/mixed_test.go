@@ -103,17 +103,18 @@ func tileServer(t *testing.T, gz bool) *httptest.Server {
 func TestHTTPGet(t *testing.T) {
 	for _, gz := range []bool{false, true} {
 		srv := tileServer(t, gz)
-		r, err := fetchFull(context.Background(), srv.Client(), srv.URL, readBundle, 1234)
+		g := &getter{hc: srv.Client()}
+		r, err := fetchFull(context.Background(), g, srv.URL, readBundle, 1234)
 		if err != nil || r.gzipped != gz || len(r.body) != layout.TileWidth*1026 {
 			t.Errorf("gzip %v: bundle: gzipped %v, %d bytes, %v", gz, r.gzipped, len(r.body), err)
 		}
 		if gz && r.wire >= int64(len(r.body)) {
 			t.Errorf("gzipped bundle of %d bytes took %d on the wire", len(r.body), r.wire)
 		}
-		if _, err := fetchFull(context.Background(), srv.Client(), srv.URL, readTile, 5); err != nil {
+		if _, err := fetchFull(context.Background(), g, srv.URL, readTile, 5); err != nil {
 			t.Errorf("gzip %v: tile: %v", gz, err)
 		}
-		_, err = fetchFull(context.Background(), srv.Client(), srv.URL, readTile, 3)
+		_, err = fetchFull(context.Background(), g, srv.URL, readTile, 3)
 		if se := (*statusError)(nil); !errors.As(err, &se) || se.status != http.StatusServiceUnavailable || errorClass(err) != "status 503" {
 			t.Errorf("gzip %v: busy tile: %v (class %q), want status 503", gz, err, errorClass(err))
 		}
@@ -232,7 +233,8 @@ func TestServeTessera(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r, err := httpGet(ctx, hc, url+"/"+layout.EntriesPath(0, 3))
+	g := &getter{hc: hc}
+	r, err := g.get(ctx, url+"/"+layout.EntriesPath(0, 3))
 	if err != nil || !bytes.Contains(r.body, []byte("entry 2")) {
 		t.Errorf("partial bundle: %q, %v", r.body, err)
 	}

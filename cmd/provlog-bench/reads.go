@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -73,8 +74,9 @@ func tileRead(base string, size uint64) func(int) readFunc {
 	hc := newHTTPClient(1024)
 	full := size / layout.TileWidth
 	return func(int) readFunc {
+		g := &getter{hc: hc}
 		return func(ctx context.Context, rng *rand.Rand) error {
-			_, err := fetchFull(ctx, hc, base, readTile, rng.Uint64N(full))
+			_, err := fetchFull(ctx, g, base, readTile, rng.Uint64N(full))
 			return err
 		}
 	}
@@ -97,9 +99,9 @@ func fullPath(kind string, n uint64) string {
 
 // fetchFull fetches full tile or entry bundle n from base and checks it
 // holds layout.TileWidth hashes or entries.
-func fetchFull(ctx context.Context, hc *http.Client, base, kind string, n uint64) (getResult, error) {
+func fetchFull(ctx context.Context, g *getter, base, kind string, n uint64) (getResult, error) {
 	url := base + "/" + fullPath(kind, n)
-	r, err := httpGet(ctx, hc, url)
+	r, err := g.get(ctx, url)
 	if err != nil {
 		return r, err
 	}
@@ -155,17 +157,24 @@ type badBodyError struct {
 func (e *badBodyError) Error() string { return fmt.Sprintf("GET %s: %v", e.url, e.err) }
 func (e *badBodyError) Unwrap() error { return e.err }
 
-// httpGet fetches url sending Accept-Encoding: gzip, as Go's client does
-// by default and as monitors do, and decodes a gzipped body itself (so it
-// knows what was sent). A status other than 200 is a *statusError.
-func httpGet(ctx context.Context, hc *http.Client, url string) (getResult, error) {
+// getter makes the GETs of one goroutine, reusing its buffer.
+type getter struct {
+	hc  *http.Client
+	buf bytes.Buffer
+}
+
+// get fetches url sending Accept-Encoding: gzip, as Go's client does by
+// default and as monitors do, and decodes a gzipped body itself (so it
+// knows what was sent). The body returned is valid until the next get. A
+// status other than 200 is a *statusError.
+func (g *getter) get(ctx context.Context, url string) (getResult, error) {
 	var r getResult
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return r, fmt.Errorf("GET %s: %w", url, err)
 	}
 	req.Header.Set("Accept-Encoding", "gzip")
-	resp, err := hc.Do(req)
+	resp, err := g.hc.Do(req)
 	if err != nil {
 		return r, fmt.Errorf("GET %s: %w", url, err)
 	}
@@ -180,8 +189,9 @@ func httpGet(ctx context.Context, hc *http.Client, url string) (getResult, error
 		}
 		r.gzipped, body = true, zr
 	}
-	r.body, err = io.ReadAll(io.LimitReader(body, maxGetBody+1))
-	r.wire = wire.n
+	g.buf.Reset()
+	_, err = g.buf.ReadFrom(io.LimitReader(body, maxGetBody+1))
+	r.body, r.wire = g.buf.Bytes(), wire.n
 	switch {
 	case err != nil:
 		return r, fmt.Errorf("GET %s: %w", url, err)

@@ -201,15 +201,17 @@ func (r *Results) writeMixedTable(w io.Writer) {
 		"1 KiB random entries, on logs prefilled to %d (Tessera served by its own process)\n\n",
 		m0.Writers, m0.Readers, 100*m0.TileShare, capped, m0.Prefill)
 	fmt.Fprintln(w, "| round | target | writes/s | reads/s (bundles / tiles) | read errors | bundles served gzipped | add p50 / p99 ms | read p50 / p99 ms, bundles | tiles | "+
-		"signed checkpoint p50 / p99 ms | server CPU s / 1,000 entries written (reads included) | peak RSS MiB | disk bytes / entry allocated (apparent) |")
-	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		"signed checkpoint p50 / p99 ms | server CPU s / 1,000 entries written (reads included) | peak RSS MiB | disk bytes / entry allocated (apparent) | "+
+		"bench process CPU, cores |")
+	fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, m := range r.Mixed {
 		p, bu, ti := m.Phase, m.kind(readBundle), m.kind(readTile)
-		fmt.Fprintf(w, "| %d | %s | %s | %s (%s / %s) | %d | %.0f%% | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %.3f | %d | %s |\n",
+		fmt.Fprintf(w, "| %d | %s | %s | %s (%s / %s) | %d | %.0f%% | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %.3f | %d | %s | %.2f |\n",
 			m.Round, m.Target, fmtRate(p.PerSec), fmtRate(m.ReadsPerSec), fmtRate(bu.PerSec), fmtRate(ti.PerSec), m.ReadErrors,
 			100*ratio(float64(bu.Gzipped), float64(bu.Reads)),
 			p.Ack.P50, p.Ack.P99, bu.Latency.P50, bu.Latency.P99, ti.Latency.P50, ti.Latency.P99,
-			fmtTTC(p.Checkpoint, p.Uncovered), p.CPUPer1000, p.PeakRSS>>20, fmtDisk(p.DiskPerEntry, p.ApparentPerEntry))
+			fmtTTC(p.Checkpoint, p.Uncovered), p.CPUPer1000, p.PeakRSS>>20, fmtDisk(p.DiskPerEntry, p.ApparentPerEntry),
+			m.BenchCPUCores)
 	}
 	writes, reads := r.mixedRoundRatios()
 	if len(writes) > 0 {

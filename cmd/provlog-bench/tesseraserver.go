@@ -243,7 +243,8 @@ func (t *tesseraProc) CheckpointInterval() time.Duration { return t.cfg.Checkpoi
 // CheckpointSize fetches GET /checkpoint, as a monitor would, and verifies
 // it.
 func (t *tesseraProc) CheckpointSize(ctx context.Context) (uint64, error) {
-	r, err := httpGet(ctx, t.http, t.url+"/"+layout.CheckpointPath)
+	g := getter{hc: t.http}
+	r, err := g.get(ctx, t.url+"/"+layout.CheckpointPath)
 	switch {
 	case r.status == http.StatusNotFound:
 		return 0, nil
