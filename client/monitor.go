@@ -19,6 +19,7 @@ import (
 	tessera "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/provlog/provlog/internal/atomicfile"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
@@ -172,7 +173,7 @@ func (m *Monitor) Poll(ctx context.Context) (*Checkpoint, error) {
 			return nil, m.inconsistent(old, cp, p, fmt.Errorf("consistency proof %d -> %d: %w", old.Size, cp.Size, err))
 		}
 	}
-	if err := WriteFileAtomic(m.cfg.StateFile, cp.Raw, 0o644); err != nil {
+	if err := atomicfile.WriteFile(m.cfg.StateFile, cp.Raw, 0o644); err != nil {
 		return nil, fmt.Errorf("monitor: storing checkpoint: %w", err)
 	}
 	m.mu.Lock()
@@ -236,52 +237,11 @@ func (m *Monitor) inconsistent(old, cp *Checkpoint, p [][]byte, reason error) er
 		return errors.Join(e, err)
 	}
 	path := filepath.Join(m.cfg.EvidenceDir, "fork-evidence-"+now.Format("20060102T150405.000000000Z")+".json")
-	if err := WriteFileAtomic(path, append(doc, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, append(doc, '\n'), 0o644); err != nil {
 		return errors.Join(e, fmt.Errorf("writing evidence: %w", err))
 	}
 	e.EvidenceFile = path
 	return e
-}
-
-// WriteFileAtomic replaces path with data and mode perm: it writes a
-// temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory. A crash leaves either the old file or the new one
-// (and perhaps a stray temporary file), never a mix.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // grpcSource reads a log over gRPC.

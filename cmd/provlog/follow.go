@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // isTerminal reports whether w is a terminal.
@@ -164,7 +165,7 @@ log unreachable.`,
 				return err
 			}
 			if state != "" {
-				if err := client.WriteFileAtomic(state, sum.Checkpoint.Raw, 0o644); err != nil {
+				if err := atomicfile.WriteFile(state, sum.Checkpoint.Raw, 0o644); err != nil {
 					return fmt.Errorf("writing state: %w", err)
 				}
 			}

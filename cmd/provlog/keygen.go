@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/internal/atomicfile"
 	plog "github.com/provlog/provlog/log"
 	"github.com/provlog/provlog/witness"
 )
@@ -90,10 +91,10 @@ func keygen(g *globals, f keygenFlags) error {
 		if res.KeyID, err = k.KeyID(); err != nil {
 			return err
 		}
-		if err := writeNew(keyFile, priv, 0o600); err != nil {
+		if err := atomicfile.Create(keyFile, priv, 0o600); err != nil {
 			return err
 		}
-		if err := writeNew(pubFile, pub, 0o644); err != nil {
+		if err := atomicfile.Create(pubFile, pub, 0o644); err != nil {
 			return err
 		}
 	case "log":

@@ -13,6 +13,7 @@ import (
 
 	"github.com/provlog/provlog/client"
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // entryFor returns what is submitted for a file's contents: the canonical
@@ -114,7 +115,7 @@ func writeProof(ctx context.Context, c *client.Client, name string, entry []byte
 	if name == "-" {
 		out = "stdin.tlog-proof"
 	}
-	if err := client.WriteFileAtomic(out, bundle, 0o644); err != nil {
+	if err := atomicfile.WriteFile(out, bundle, 0o644); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -400,7 +401,7 @@ unreachable, or its answer does not verify.`,
 				_, err := g.stdout.Write(bundle)
 				return err
 			}
-			if err := client.WriteFileAtomic(out, bundle, 0o644); err != nil {
+			if err := atomicfile.WriteFile(out, bundle, 0o644); err != nil {
 				return err
 			}
 			if g.json {

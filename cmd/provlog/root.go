@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/internal/atomicfile"
 )
 
 // defaultLogKeyFile is the verifier key provlogd writes on first start in
@@ -261,23 +262,5 @@ func (g *globals) writeOutput(name string, data []byte, perm fs.FileMode) error 
 		_, err := g.stdout.Write(data)
 		return err
 	}
-	return client.WriteFileAtomic(name, data, perm)
-}
-
-// writeNew creates path with data and mode perm, refusing to replace an
-// existing file.
-func writeNew(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return atomicfile.WriteFile(name, data, perm)
 }
