@@ -7,8 +7,9 @@
 // levels are recomputed by hashing a tile's hashes, as in tlog-tiles and
 // golang.org/x/mod/sumdb/tlog.
 //
-// Everything here is pure: no I/O, no logging. Proof functions read tiles
-// through a TileReader the caller supplies. Malformed input returns an
+// Everything here is pure: no I/O, no logging. Proof functions visit tiles
+// through a TreeVisitor the caller supplies (TileSet reads the rightmost
+// tiles through a TileReader). Malformed input returns an
 // error; broken internal arithmetic panics. Hashing and proof shapes come
 // from github.com/transparency-dev/merkle.
 package merkle
@@ -152,30 +153,10 @@ func nodeHashIn(tt *TileTree, tile TileID, id compact.NodeID) ([]byte, error) {
 // what it keeps.
 type TreeVisitor func(level, index uint64, fn func(*TileTree) error) error
 
-// visitTiles returns a TreeVisitor that reads tiles with read and
-// computes their inner levels on every visit.
-func visitTiles(read TileReader) TreeVisitor {
-	return func(level, index uint64, fn func(*TileTree) error) error {
-		data, err := read(level, index)
-		if err != nil {
-			return err
-		}
-		if len(data)%HashSize != 0 {
-			return fmt.Errorf("tile %d/%d of %d bytes: %w", level, index, len(data), ErrMissingTile)
-		}
-		return fn(NewTileTree(data))
-	}
-}
-
-// InclusionProof returns the RFC 6962 (§2.1.1) inclusion proof of leaf index
-// in the tree of the given size, built from the tiles of a tree at least
-// that large.
-func InclusionProof(index, size uint64, read TileReader) ([][]byte, error) {
-	return InclusionProofVisiting(index, size, visitTiles(read))
-}
-
-// InclusionProofVisiting is InclusionProof visiting each tile it needs
-// once, through a visitor that may cache tiles or lend a store's buffers.
+// InclusionProofVisiting returns the RFC 6962 (§2.1.1) inclusion proof of
+// leaf index in the tree of the given size, built from the tiles of a tree
+// at least that large, visiting each tile it needs once through visit,
+// which may cache tiles or lend a store's buffers.
 func InclusionProofVisiting(index, size uint64, visit TreeVisitor) ([][]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("leaf index %d not in tree of size %d", index, size)
@@ -187,15 +168,11 @@ func InclusionProofVisiting(index, size uint64, visit TreeVisitor) ([][]byte, er
 	return fetchProof(nodes, visit)
 }
 
-// ConsistencyProof returns the RFC 6962 (§2.1.2) consistency proof between
-// trees of sizes from and to, built from the tiles of a tree at least as
-// large as to. The proof from size 0, or between equal sizes, is empty.
-func ConsistencyProof(from, to uint64, read TileReader) ([][]byte, error) {
-	return ConsistencyProofVisiting(from, to, visitTiles(read))
-}
-
-// ConsistencyProofVisiting is ConsistencyProof visiting each tile it needs
-// once, through a visitor as for InclusionProofVisiting.
+// ConsistencyProofVisiting returns the RFC 6962 (§2.1.2) consistency proof
+// between trees of sizes from and to, built from the tiles of a tree at
+// least as large as to, visiting each tile it needs once through visit, as
+// for InclusionProofVisiting. The proof from size 0, or between equal
+// sizes, is empty.
 func ConsistencyProofVisiting(from, to uint64, visit TreeVisitor) ([][]byte, error) {
 	if from > to {
 		return nil, fmt.Errorf("tree size %d greater than %d", from, to)
