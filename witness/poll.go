@@ -29,12 +29,27 @@ func (w *Witness) Run(ctx context.Context) error {
 	return nil
 }
 
+// pollLoop polls one log until ctx is done. It logs once per change of
+// state: a WARN when polls start failing (with the reason), DEBUG while
+// they go on failing, and an INFO when they succeed again. Fork evidence
+// is logged where it is stored.
 func (w *Witness) pollLoop(ctx context.Context, l LogConfig) {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
+	failures := 0
 	for {
-		if _, err := w.Poll(ctx, l.Origin); err != nil && ctx.Err() == nil {
+		_, err := w.Poll(ctx, l.Origin)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && failures == 0:
 			w.logger.WarnContext(ctx, "polling log failed", "origin", l.Origin, "url", l.URL, "err", err)
+			failures++
+		case err != nil:
+			w.logger.DebugContext(ctx, "polling log still failing", "origin", l.Origin, "url", l.URL, "failures", failures+1, "err", err)
+			failures++
+		case failures > 0:
+			w.logger.InfoContext(ctx, "polling log recovered", "origin", l.Origin, "url", l.URL, "failures", failures)
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,5 +317,63 @@ func TestPollStaleIsNotEvidence(t *testing.T) {
 	}
 	if real, err := ParseCheckpointText(splitText(older)); err != nil || proof.VerifyConsistency(rfc6962.DefaultHasher, small, big, e.Proof, real.Hash[:], rec.Hash[:]) != nil {
 		t.Errorf("rollback evidence: the proof is not the log's own (%v)", err)
+	}
+}
+
+// TestPollLoopLogsChangesOfState: a log whose polls keep failing is logged
+// once when they start failing and once when they succeed again, not on
+// every poll.
+func TestPollLoopLogsChangesOfState(t *testing.T) {
+	tl := newTesseraLog(t, "example.com/tessera")
+	size := tl.add(t, 3)
+	var down atomic.Bool
+	down.Store(true)
+	files := http.FileServer(http.Dir(tl.dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(rw, "down", http.StatusServiceUnavailable)
+			return
+		}
+		files.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := tl.config(t)
+	cfg.URL = srv.URL + "/"
+	w := newTestWitness(t, "", cfg)
+	w.interval = 5 * time.Millisecond
+	logs := w.captureLogs()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); w.pollLoop(ctx, cfg) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitUntil("20 failed polls", func() bool { return len(logs.at(slog.LevelDebug)) >= 19 })
+	down.Store(false)
+	waitUntil("the cosigned log", func() bool {
+		rec, ok, _ := w.state.Latest(t.Context(), tl.log.origin)
+		return ok && rec.Size == size
+	})
+	recovered := func() (n int) {
+		for _, r := range logs.at(slog.LevelInfo) {
+			if r.msg == "polling log recovered" {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil("the recovery line", func() bool { return recovered() > 0 })
+	time.Sleep(50 * time.Millisecond) // more successful polls
+	if warns := logs.at(slog.LevelWarn); len(warns) != 1 || !strings.Contains(warns[0].text, "503") {
+		t.Errorf("%d WARN lines for a log down for 20 polls, want 1 naming the failure: %v", len(warns), warns)
+	}
+	if n := recovered(); n != 1 {
+		t.Errorf("%d recovery lines, want 1", n)
 	}
 }
