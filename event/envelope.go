@@ -39,6 +39,12 @@ type Signature struct {
 // exactly the fields payloadType, payload and signatures (keyid, sig), no
 // duplicates, payloadType PayloadType, base64 that decodes, 1 to
 // MaxSignatures signatures, no two identical.
+//
+// The payload and signatures may be in either base64 alphabet, padded or
+// not. DSSE (envelope.md): "Either standard or URL-safe base64 encodings
+// are allowed. Signers may use either, and verifiers MUST accept either."
+// Canonical re-encodes them in standard padded base64, so an envelope in
+// either encoding is the same leaf.
 func ParseEnvelope(b []byte) (*Envelope, error) {
 	env, err := parseEnvelope(b)
 	if err != nil {
@@ -84,18 +90,19 @@ func parseEnvelope(b []byte) (*Envelope, error) {
 	}
 	p64, err := unquote(r.scratch[:0], b, raw.payload)
 	if err != nil {
-		return nil, fieldErr("envelope.payload", "not standard base64")
+		return nil, fieldErr("envelope.payload", "not base64")
 	}
 	// One buffer for the payload and the signatures (the raw JSON is at
-	// least as long as the base64 it holds).
-	size := base64.StdEncoding.DecodedLen(len(p64))
+	// least as long as the base64 it holds; unpadded base64 decodes to at
+	// most RawStdEncoding.DecodedLen).
+	size := base64.RawStdEncoding.DecodedLen(len(p64))
 	for _, s := range raw.sigs[:min(raw.n, MaxSignatures)] {
-		size += base64.StdEncoding.DecodedLen(s.sig[1] - s.sig[0])
+		size += base64.RawStdEncoding.DecodedLen(s.sig[1] - s.sig[0])
 	}
 	buf := make([]byte, size)
-	pn, err := base64.StdEncoding.Decode(buf, p64)
+	pn, err := decodeDSSEBase64(buf, p64)
 	if err != nil {
-		return nil, fieldErr("envelope.payload", "not standard base64")
+		return nil, fieldErr("envelope.payload", "not base64 (standard or URL-safe, padded or not)")
 	}
 	if pn == 0 {
 		return nil, fieldErr("envelope.payload", "empty")
@@ -114,11 +121,11 @@ func parseEnvelope(b []byte) (*Envelope, error) {
 		env.Signatures[i].KeyID = string(keyID)
 		sig, err := unquote(r.scratch[:0], b, s.sig)
 		if err != nil {
-			return nil, fieldErr(sprintf("envelope.signatures[%d].sig", i), "not non-empty standard base64")
+			return nil, fieldErr(sprintf("envelope.signatures[%d].sig", i), "not non-empty base64")
 		}
-		sn, err := base64.StdEncoding.Decode(buf, sig)
+		sn, err := decodeDSSEBase64(buf, sig)
 		if err != nil || sn == 0 {
-			return nil, fieldErr(sprintf("envelope.signatures[%d].sig", i), "not non-empty standard base64")
+			return nil, fieldErr(sprintf("envelope.signatures[%d].sig", i), "not non-empty base64 (standard or URL-safe, padded or not)")
 		}
 		env.Signatures[i].Sig, buf = buf[:sn:sn], buf[sn:]
 	}
@@ -292,6 +299,17 @@ func (e *Envelope) DSSE() *dsse.Envelope {
 		d.Signatures = append(d.Signatures, dsse.Signature{KeyID: s.KeyID, Sig: base64.StdEncoding.EncodeToString(s.Sig)})
 	}
 	return d
+}
+
+// decodeDSSEBase64 decodes a DSSE base64 field into dst: the standard or
+// the URL-safe alphabet, padded or not, as protoBytes decides between them
+// (protojson's rule, which the Sigstore bundle's envelope follows). Line
+// breaks are skipped, as the base64 package skips them.
+func decodeDSSEBase64(dst, s []byte) (int, error) {
+	if bytes.ContainsAny(s, "\r\n") {
+		s = bytes.ReplaceAll(bytes.ReplaceAll(s, []byte("\r"), nil), []byte("\n"), nil)
+	}
+	return base64Encoding(s).Decode(dst, s)
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

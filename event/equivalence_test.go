@@ -81,8 +81,22 @@ func checkStatementMatchesReference(t testing.TB, b []byte) {
 
 func diffEvents(got, want *Event) string {
 	switch {
-	case got.Type != want.Type:
-		return fmt.Sprintf("type %q, want %q", got.Type, want.Type)
+	case got.Type != want.Type || got.StatementType != want.StatementType || got.PredicateType != want.PredicateType:
+		return fmt.Sprintf("type %q %q %q, want %q %q %q", got.Type, got.StatementType, got.PredicateType, want.Type, want.StatementType, want.PredicateType)
+	case !reflect.DeepEqual(got.SBOM, want.SBOM):
+		return fmt.Sprintf("sbom %+v, want %+v", got.SBOM, want.SBOM)
+	case (got.VSA == nil) != (want.VSA == nil) || got.VSA != nil && (!slices.Equal(got.VSA.VerifiedLevels, want.VSA.VerifiedLevels) ||
+		!got.VSA.TimeVerified.Equal(want.VSA.TimeVerified) || got.VSA.VerifierID != want.VSA.VerifierID || got.VSA.ResourceURI != want.VSA.ResourceURI ||
+		got.VSA.PolicyURI != want.VSA.PolicyURI || got.VSA.Result != want.VSA.Result || got.VSA.SLSAVersion != want.VSA.SLSAVersion):
+		return fmt.Sprintf("vsa %+v, want %+v", got.VSA, want.VSA)
+	case (got.TestResult == nil) != (want.TestResult == nil) || got.TestResult != nil && (got.TestResult.Result != want.TestResult.Result ||
+		got.TestResult.URL != want.TestResult.URL || !slices.Equal(got.TestResult.PassedTests, want.TestResult.PassedTests) ||
+		!slices.Equal(got.TestResult.WarnedTests, want.TestResult.WarnedTests) || !slices.Equal(got.TestResult.FailedTests, want.TestResult.FailedTests) ||
+		!slices.EqualFunc(got.TestResult.Configuration, want.TestResult.Configuration, protoEqual)):
+		return fmt.Sprintf("test result %+v, want %+v", got.TestResult, want.TestResult)
+	case (got.Link == nil) != (want.Link == nil) || got.Link != nil && (got.Link.Name != want.Link.Name ||
+		!slices.Equal(got.Link.Command, want.Link.Command) || !slices.EqualFunc(got.Link.Materials, want.Link.Materials, protoEqual)):
+		return fmt.Sprintf("link %+v, want %+v", got.Link, want.Link)
 	case !slices.Equal(got.Subjects, want.Subjects):
 		return fmt.Sprintf("subjects %v, want %v", got.Subjects, want.Subjects)
 	case !reflect.DeepEqual(got.Sign, want.Sign):
@@ -104,6 +118,8 @@ func diffEvents(got, want *Event) string {
 	}
 	return ""
 }
+
+func protoEqual[M proto.Message](a, b M) bool { return proto.Equal(a, b) }
 
 // refCanonical is Canonical as it was: encoding/json's encoding.
 func refCanonical(e *Envelope) []byte {
@@ -321,6 +337,16 @@ func statementSeeds(t testing.TB) [][]byte {
 		[]byte(fullBuildStatement),
 		[]byte(statementJSON(SignPredicateType, `{"algorithm":"ecdsa-p256-sha256","keyId":"k1","signature":"c2ln","buildIndex":3}`, d)),
 		[]byte(`{"predicate":{"from":"dev","to":"staging","buildIndex":18446744073709551615,"decision":"approved","rationale":"r","changeRef":"CHG-1"},"subject":[{"digest":{` + d + `}}],"_type":"https://in-toto.io/Statement/v1","predicateType":"` + PromotePredicateType + `"}`),
+		[]byte(strings.Replace(statementJSON(SignPredicateType, `{"algorithm":"a","keyId":"k","signature":"c2ln","buildIndex":1,"x":{"y":[1]}}`, d), "v1", "v0.1", 1)),
+		[]byte(statementJSON(SPDXPredicateType+"/v2.3", `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","packages":[{"name":"app","versionInfo":"1.0"}]}`, d)),
+		[]byte(statementJSON(SPDXPredicateType, `{"@context":"https://spdx.org/rdf/3.0.1/spdx-context.jsonld","@graph":[]}`, d)),
+		[]byte(statementJSON(CycloneDXPredicateType, `{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x"}]}`, d)),
+		[]byte(statementJSON(SBOMRefPredicateType, `{"format":"spdx","mediaType":"application/spdx+json","digest":{"sha256":"`+digest.Hex+`","sha1":"z"},"size":1234567,"uri":"https://a/b.spdx.json","specVersion":"SPDX-2.3"}`, d)),
+		[]byte(statementJSON(TestResultPredicateType, `{"result":"PASSED","configuration":[{"name":"ci.yml","digest":{"sha256":"`+digest.Hex+`"}}],"url":"https://ci/run/1","passedTests":["a","b"],"warnedTests":[],"failedTests":null}`, d)),
+		[]byte(statementJSON(VSAPredicateType, `{"verifier":{"id":"https://verifier.example","version":{"v":"1"}},"timeVerified":"2024-01-01T00:00:00Z","resourceUri":"pkg:x","policy":{"uri":"https://p","digest":{"sha256":"`+digest.Hex+`"}},"inputAttestations":[],"verificationResult":"PASSED","verifiedLevels":["SLSA_BUILD_LEVEL_3"],"slsaVersion":"1.0"}`, d)),
+		[]byte(statementJSON(LinkPredicateType, `{"name":"build","command":["make","all"],"materials":[{"uri":"git+https://x","digest":{"sha1":"`+strings.Repeat("a", 40)+`"}}],"byproducts":{"stdout":""},"environment":{}}`, d)),
+		[]byte(statementJSON(ProvenancePredicateType, `{"buildDefinition":{"buildType":"https://github.com/slsa-framework/slsa-github-generator/delegator-generic@v0","externalParameters":{"source":{"uri":"git+https://github.com/o/r@refs/tags/v1","digest":{"sha1":"`+strings.Repeat("c", 40)+`"}}}},"runDetails":{"builder":{"id":"https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml@refs/tags/v2.0.0"}}}`, d)),
+		[]byte(statementJSON(ProvenancePredicateType, `{"buildDefinition":{"buildType":"https://tekton.dev/chains/v2/slsa","externalParameters":{"runSpec":{}},"resolvedDependencies":[{"name":"task","uri":"oci://x","digest":{"sha256":"`+digest.Hex+`"}},{"name":"inputs/result","uri":"git+https://github.com/o/r.git","digest":{"sha1":"`+strings.Repeat("d", 40)+`"}}]},"runDetails":{"builder":{"id":"https://tekton.dev/chains/v2"}}}`, d)),
 	}
 }
 

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -18,7 +19,8 @@ import (
 // protojson.Unmarshal does, accepting and refusing the same documents, but
 // straight from a jsonReader: each message is an object whose members are
 // fields by JSON name or proto field name (not both), every field at most
-// once, null for "not set"; Struct and Value hold any JSON, numbers within
+// once, unknown fields skipped (protojson's DiscardUnknown), null for "not
+// set"; Struct and Value hold any JSON, numbers within
 // float64; Timestamps are RFC 3339; bytes are base64. Errors other than
 // the reader's are plain and say what is wrong; callers name the field.
 
@@ -30,7 +32,10 @@ func (r *jsonReader) message(field func(name []byte) int, read func(num int) err
 		num := field(name)
 		switch {
 		case num == 0:
-			return fmt.Errorf("unknown field %q", clip(string(name)))
+			// in-toto Statement v1 parsing rules: "Consumers MUST ignore
+			// unrecognized fields unless otherwise noted"; SLSA v1:
+			// "Producers MAY add extension fields to any JSON object".
+			return r.skip()
 		case seen&(1<<num) != 0:
 			return fmt.Errorf("duplicate field %q", clip(string(name)))
 		}
@@ -57,18 +62,27 @@ func (r *jsonReader) protoBytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc := base64.StdEncoding
-	if strings.ContainsAny(s, "-_") {
-		enc = base64.URLEncoding
-	}
-	if len(s)%4 != 0 {
-		enc = enc.WithPadding(base64.NoPadding)
-	}
-	b, err := enc.DecodeString(s)
+	b, err := base64Encoding([]byte(s)).DecodeString(s)
 	if err != nil {
 		return nil, errors.New("bytes field: not base64")
 	}
 	return b, nil
+}
+
+// base64Encoding returns the encoding protojson decodes s with: URL-safe
+// if s has '-' or '_', else standard; unpadded if its length is not a
+// multiple of four.
+func base64Encoding(s []byte) *base64.Encoding {
+	url, raw := bytes.ContainsAny(s, "-_"), len(s)%4 != 0
+	switch {
+	case url && raw:
+		return base64.RawURLEncoding
+	case url:
+		return base64.URLEncoding
+	case raw:
+		return base64.RawStdEncoding
+	}
+	return base64.StdEncoding
 }
 
 // stringMap reads a map<string, string> field, calling put for each entry

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
@@ -18,10 +19,86 @@ const (
 	SignPredicateType = "https://provlog.dev/attestation/sign/v1"
 	// PromotePredicateType marks promotion events (PromotePredicate).
 	PromotePredicateType = "https://provlog.dev/attestation/promote/v1"
+	// SPDXPredicateType is an SPDX document inline (also with a version:
+	// "https://spdx.dev/Document/v2.3"): sbom events.
+	SPDXPredicateType = "https://spdx.dev/Document"
+	// CycloneDXPredicateType is a CycloneDX BOM inline (also with a
+	// version: "https://cyclonedx.org/bom/v1.6"): sbom events.
+	CycloneDXPredicateType = "https://cyclonedx.org/bom"
+	// SBOMRefPredicateType is an SBOM by reference: its digest, size and
+	// media type (see SBOM): sbom events.
+	SBOMRefPredicateType = "https://provlog.dev/attestation/sbom/v1"
+	// TestResultPredicateType is an in-toto test result: test-result events.
+	TestResultPredicateType = "https://in-toto.io/attestation/test-result/v0.1"
+	// VSAPredicateType is a SLSA Verification Summary Attestation: vsa
+	// events.
+	VSAPredicateType = "https://slsa.dev/verification_summary/v1"
+	// LinkPredicateType is an in-toto link (a step's materials and
+	// command): link events.
+	LinkPredicateType = "https://in-toto.io/attestation/link/v0.3"
 )
 
-func knownPredicateType(t string) bool {
-	return t == ProvenancePredicateType || t == SignPredicateType || t == PromotePredicateType
+// PredicateTypes are the predicate types provlog admits, the SBOM types
+// also with a version suffix ("/v2.3", "/v1.6").
+var PredicateTypes = []string{
+	ProvenancePredicateType, SignPredicateType, PromotePredicateType,
+	SPDXPredicateType, CycloneDXPredicateType, SBOMRefPredicateType,
+	TestResultPredicateType, VSAPredicateType, LinkPredicateType,
+}
+
+// TypeOf returns the event type of a predicate type, "" for one provlog
+// does not admit.
+func TypeOf(predicateType string) string {
+	switch predicateType {
+	case ProvenancePredicateType:
+		return TypeBuild
+	case SignPredicateType:
+		return TypeSign
+	case PromotePredicateType:
+		return TypePromote
+	case SBOMRefPredicateType:
+		return TypeSBOM
+	case TestResultPredicateType:
+		return TypeTestResult
+	case VSAPredicateType:
+		return TypeVSA
+	case LinkPredicateType:
+		return TypeLink
+	}
+	if sbomFormat(predicateType) != "" {
+		return TypeSBOM
+	}
+	return ""
+}
+
+func knownPredicateType(t string) bool { return TypeOf(t) != "" }
+
+// sbomFormat returns "spdx" or "cyclonedx" for an inline SBOM predicate
+// type (bare or with a version suffix "/v" followed by digits and dots),
+// "" for any other.
+func sbomFormat(t string) string {
+	for _, f := range [...]struct{ prefix, format string }{{SPDXPredicateType, SBOMSPDX}, {CycloneDXPredicateType, SBOMCycloneDX}} {
+		rest, ok := strings.CutPrefix(t, f.prefix)
+		if ok && (rest == "" || isVersionSuffix(rest)) {
+			return f.format
+		}
+	}
+	return ""
+}
+
+// isVersionSuffix reports whether s is "/v" and a version: digits and
+// dots, starting with a digit, at most 16 bytes.
+func isVersionSuffix(s string) bool {
+	v, ok := strings.CutPrefix(s, "/v")
+	if !ok || v == "" || len(v) > 16 || v[0] < '0' || v[0] > '9' {
+		return false
+	}
+	for i := range len(v) {
+		if c := v[i]; (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return true
 }
 
 // predicate is a decoded predicate: one of its fields is set.
@@ -29,6 +106,10 @@ type predicate struct {
 	build   *Build
 	sign    *SignPredicate
 	promote *PromotePredicate
+	sbom    *SBOM
+	test    *TestResult
+	vsa     *VSA
+	link    *Link
 }
 
 // predicate reads a predicate of a known type. Its errors are
@@ -41,6 +122,16 @@ func (r *jsonReader) predicate(predType string) (p predicate, err error) {
 		p.sign, err = r.signPredicate()
 	case PromotePredicateType:
 		p.promote, err = r.promotePredicate()
+	case SBOMRefPredicateType:
+		p.sbom, err = r.sbomRefPredicate()
+	case TestResultPredicateType:
+		p.test, err = r.testResultPredicate()
+	case VSAPredicateType:
+		p.vsa, err = r.vsaPredicate()
+	case LinkPredicateType:
+		p.link, err = r.linkPredicate()
+	default:
+		p.sbom, err = r.inlineSBOMPredicate(sbomFormat(predType))
 	}
 	return p, err
 }
@@ -63,6 +154,98 @@ type Build struct {
 
 // isCommit reports whether s is a 40- or 64-digit lowercase hex commit id.
 func isCommit(s string) bool { return (len(s) == 40 || len(s) == 64) && isLowerHex(s) }
+
+// buildSource returns a build's exact source: the repository URI as
+// written (may be empty; see NormalizeRepo) and the commit. SLSA v1 leaves the schema of
+// externalParameters to the build type, so it reads the shapes the common
+// builders write, in this order:
+//
+//  1. externalParameters.source as an object: the repository in
+//     "repository" or "uri", the commit in "commit" or in its "digest" as
+//     "gitCommit" or "sha1" (provlog's own shape; the SLSA generators'
+//     container-based builder writes {uri, digest: {sha1}}). A commit that is there
+//     but is not a commit id is refused.
+//  2. the first resolvedDependencies entry with a "gitCommit" digest
+//     (GitHub's actions.github.io/buildtypes/workflow/v1, the SLSA
+//     generators' BYOB builders, GitLab's own provenance), its uri the
+//     repository;
+//  3. the first resolvedDependencies entry whose uri starts "git+" and
+//     whose digest has a "sha1" (Tekton Chains, the SLSA generators'
+//     container-based builder).
+//
+// gitlab-runner's provenance labels the commit (a 40-digit git SHA-1)
+// "sha256", which in-toto's ResourceDescriptor validation refuses, as
+// provlog does; GitLab's own provenance writes "gitCommit" (2).
+//
+// A repository named by 1 but without a commit there is kept if 2 or 3
+// find the commit.
+func buildSource(bd *slsa.BuildDefinition) (repo, commit string, err error) {
+	const f = "statement.predicate.buildDefinition"
+	if src := bd.GetExternalParameters().GetFields()["source"]; src != nil {
+		if s := src.GetStructValue(); s != nil {
+			fields := s.GetFields()
+			repo = cmpOr(fields["repository"].GetStringValue(), fields["uri"].GetStringValue())
+			digest := fields["digest"].GetStructValue().GetFields()
+			field, c := "commit", fields["commit"].GetStringValue()
+			if _, ok := fields["commit"]; !ok {
+				if g, ok := digest["gitCommit"]; ok {
+					field, c = "digest.gitCommit", g.GetStringValue()
+				} else if s1, ok := digest["sha1"]; ok {
+					field, c = "digest.sha1", s1.GetStringValue()
+				} else {
+					field = ""
+				}
+			}
+			if field != "" {
+				if !isCommit(c) {
+					return "", "", fieldErr(f+".externalParameters.source."+field, "want a 40- or 64-digit lowercase hex commit id")
+				}
+				return repo, c, nil
+			}
+		} else {
+			repo = src.GetStringValue() // GitLab: "source": "https://gitlab.com/group/project"
+		}
+	}
+	for _, dep := range bd.GetResolvedDependencies() {
+		if c, ok := dep.GetDigest()["gitCommit"]; ok && isCommit(c) {
+			return cmpOr(dep.GetUri(), repo), c, nil
+		}
+	}
+	for _, dep := range bd.GetResolvedDependencies() {
+		if c, ok := dep.GetDigest()["sha1"]; ok && isCommit(c) && strings.HasPrefix(dep.GetUri(), "git+") {
+			return dep.GetUri(), c, nil
+		}
+	}
+
+	return "", "", fieldErr(f, "no exact source: want externalParameters.source {repository, commit} (or {uri, digest: {gitCommit|sha1}}), a resolvedDependencies entry with a gitCommit digest, or a git+ resolvedDependencies entry with a sha1 digest")
+}
+
+// NormalizeRepo normalizes a source repository URI for matching: without
+// a "git+" scheme prefix, a trailing "@ref" or ".git"
+// (git+https://github.com/o/r@refs/heads/main is https://github.com/o/r).
+func NormalizeRepo(uri string) string {
+	uri = strings.TrimPrefix(uri, "git+")
+	path := 0 // where the path begins: after the scheme and host
+	if i := strings.Index(uri, "://"); i >= 0 {
+		path = i + 3
+		if j := strings.IndexByte(uri[path:], '/'); j >= 0 {
+			path += j
+		} else {
+			path = len(uri)
+		}
+	}
+	if i := strings.IndexByte(uri[path:], '@'); i >= 0 {
+		uri = uri[:path+i]
+	}
+	return strings.TrimSuffix(uri, ".git")
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
 // buildPredicate reads a SLSA Provenance v1 predicate, decoded as protojson
 // decodes it and valid as its Validate method says.
@@ -93,22 +276,12 @@ func (r *jsonReader) buildPredicate() (*Build, error) {
 	if !b.StartedOn.IsZero() && !b.FinishedOn.IsZero() && b.FinishedOn.Before(b.StartedOn) {
 		return nil, fieldErr("statement.predicate.runDetails.metadata.finishedOn", "before startedOn")
 	}
-	// The exact source: externalParameters.source, else a gitCommit dependency.
-	if src := bd.GetExternalParameters().GetFields()["source"].GetStructValue(); src != nil {
-		b.SourceRepo = src.GetFields()["repository"].GetStringValue()
-		b.SourceCommit = src.GetFields()["commit"].GetStringValue()
-		if !isCommit(b.SourceCommit) {
-			return nil, fieldErr("statement.predicate.buildDefinition.externalParameters.source.commit", "want a 40- or 64-digit lowercase hex commit id")
-		}
-		return b, nil
+	repo, commit, err := buildSource(bd)
+	if err != nil {
+		return nil, err
 	}
-	for _, dep := range bd.GetResolvedDependencies() {
-		if c, ok := dep.GetDigest()["gitCommit"]; ok && isCommit(c) {
-			b.SourceRepo, b.SourceCommit = dep.GetUri(), c
-			return b, nil
-		}
-	}
-	return nil, fieldErr("statement.predicate.buildDefinition", "no exact source: want externalParameters.source {repository, commit} or a resolvedDependencies entry with a gitCommit digest")
+	b.SourceRepo, b.SourceCommit = repo, commit
+	return b, nil
 }
 
 // validateProvenance fails where (*slsa.Provenance).Validate does (on p as
@@ -182,7 +355,7 @@ func (r *jsonReader) signPredicate() (*SignPredicate, error) {
 		case "buildIndex":
 			return r.goUint(&p.BuildIndex)
 		}
-		return fmt.Errorf("unknown member %q", clip(string(name)))
+		return r.skip() // in-toto: "Consumers MUST ignore unrecognized fields"
 	})
 	if err != nil {
 		return nil, r.fieldErr("statement.predicate", err)
@@ -238,7 +411,7 @@ func (r *jsonReader) promotePredicate() (*PromotePredicate, error) {
 		case "changeRef":
 			return r.goString(&p.ChangeRef)
 		}
-		return fmt.Errorf("unknown member %q", clip(string(name)))
+		return r.skip() // in-toto: "Consumers MUST ignore unrecognized fields"
 	})
 	if err != nil {
 		return nil, r.fieldErr("statement.predicate", err)
@@ -273,9 +446,9 @@ func token(s string) bool {
 	return true
 }
 
-// The sign and promote predicates are decoded as encoding/json/v2 decodes
-// their Go types refusing unknown members: names match exactly, null is
-// the zero value.
+// The sign and promote predicates (and those of attestations.go) are
+// decoded as encoding/json/v2 decodes their Go types: names match exactly,
+// unknown members are skipped, null is the zero value.
 
 // goObject reads an object, calling member for each member name; member
 // must read the value.

@@ -21,6 +21,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func refParseEnvelope(b []byte) (*Envelope, error) {
@@ -34,9 +35,9 @@ func refParseEnvelope(b []byte) (*Envelope, error) {
 	if raw.PayloadType != PayloadType {
 		return nil, fieldErr("envelope.payloadType", "%q, want %q", clip(raw.PayloadType), PayloadType)
 	}
-	payload, err := base64.StdEncoding.DecodeString(raw.Payload)
+	payload, err := refBase64(raw.Payload)
 	if err != nil {
-		return nil, fieldErr("envelope.payload", "not standard base64")
+		return nil, fieldErr("envelope.payload", "not base64")
 	}
 	if len(payload) == 0 {
 		return nil, fieldErr("envelope.payload", "empty")
@@ -50,7 +51,7 @@ func refParseEnvelope(b []byte) (*Envelope, error) {
 		if len(s.KeyID) > MaxKeyID || strings.ContainsFunc(s.KeyID, isControl) {
 			return nil, fieldErr(field+".keyid", "longer than %d bytes or has control characters", MaxKeyID)
 		}
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		sig, err := refBase64(s.Sig)
 		if err != nil || len(sig) == 0 {
 			return nil, fieldErr(field+".sig", "not non-empty standard base64")
 		}
@@ -63,6 +64,20 @@ func refParseEnvelope(b []byte) (*Envelope, error) {
 		}
 	}
 	return env, nil
+}
+
+// refBase64 decodes DSSE base64: "Either standard or URL-safe base64
+// encodings are allowed", padded or not, line breaks skipped.
+func refBase64(s string) ([]byte, error) {
+	s = strings.NewReplacer("\r", "", "\n", "").Replace(s)
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		var b []byte
+		if b, err = enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, err
 }
 
 func refJSONReason(err error) string { return strings.TrimPrefix(err.Error(), "json: ") }
@@ -92,16 +107,16 @@ func refParseStatement(payload []byte) (*Event, error) {
 		return nil, err
 	}
 	var st intoto.Statement
-	if err := protojson.Unmarshal(rest, &st); err != nil {
+	if err := refProto.Unmarshal(rest, &st); err != nil {
 		return nil, fieldErr("statement", "%s", refProtoReason(err))
 	}
 	if pred != nil {
 		st.Predicate = &structpb.Struct{} // stands for the predicate in Validate
 	}
-	if st.GetType() != intoto.StatementTypeUri {
-		return nil, fieldErr("statement._type", "%q, want %q", clip(st.GetType()), intoto.StatementTypeUri)
+	if st.GetType() != intoto.StatementTypeUri && st.GetType() != "https://in-toto.io/Statement/v0.1" {
+		return nil, fieldErr("statement._type", "%q, want %q or %q", clip(st.GetType()), intoto.StatementTypeUri, "https://in-toto.io/Statement/v0.1")
 	}
-	ev := &Event{}
+	ev := &Event{StatementType: st.GetType(), PredicateType: st.GetPredicateType()}
 	if n := len(st.GetSubject()); n > MaxSubjects {
 		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, MaxSubjects)
 	}
@@ -120,23 +135,234 @@ func refParseStatement(payload []byte) (*Event, error) {
 	}
 	slices.SortFunc(ev.Subjects, func(a, b Digest) int { return strings.Compare(a.String(), b.String()) })
 	ev.Subjects = slices.Compact(ev.Subjects)
-	switch pt := st.GetPredicateType(); pt {
-	case ProvenancePredicateType:
+	switch pt := st.GetPredicateType(); {
+	case pt == ProvenancePredicateType:
 		ev.Type = TypeBuild
 		ev.Build, err = refParseProvenance(pred)
-	case SignPredicateType:
+	case pt == SignPredicateType:
 		ev.Type = TypeSign
 		ev.Sign, err = refParseSign(pred)
-	case PromotePredicateType:
+	case pt == PromotePredicateType:
 		ev.Type = TypePromote
 		ev.Promote, err = refParsePromote(pred)
+	case refSPDXRE.MatchString(pt):
+		ev.Type = TypeSBOM
+		ev.SBOM, err = refParseInlineSBOM(pred, "spdx")
+	case refCycloneDXRE.MatchString(pt):
+		ev.Type = TypeSBOM
+		ev.SBOM, err = refParseInlineSBOM(pred, "cyclonedx")
+	case pt == "https://provlog.dev/attestation/sbom/v1":
+		ev.Type = TypeSBOM
+		ev.SBOM, err = refParseSBOMRef(pred)
+	case pt == "https://in-toto.io/attestation/test-result/v0.1":
+		ev.Type = TypeTestResult
+		ev.TestResult, err = refParseTestResult(pred)
+	case pt == "https://slsa.dev/verification_summary/v1":
+		ev.Type = TypeVSA
+		ev.VSA, err = refParseVSA(pred)
+	case pt == "https://in-toto.io/attestation/link/v0.3":
+		ev.Type = TypeLink
+		ev.Link, err = refParseLink(pred)
 	default:
-		return nil, fieldErr("statement.predicateType", "%q, want %s, %s or %s", clip(pt), ProvenancePredicateType, SignPredicateType, PromotePredicateType)
+		return nil, fieldErr("statement.predicateType", "%q: not admitted", clip(pt))
 	}
 	if err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+var (
+	refSPDXRE      = regexp.MustCompile(`^https://spdx\.dev/Document(/v[0-9][0-9.]{0,15})?$`)
+	refCycloneDXRE = regexp.MustCompile(`^https://cyclonedx\.org/bom(/v[0-9][0-9.]{0,15})?$`)
+)
+
+func refParseInlineSBOM(pred []byte, format string) (*SBOM, error) {
+	s := &SBOM{Format: format, Inline: true}
+	if format == "spdx" {
+		var doc struct {
+			SPDXVersion string         `json:"spdxVersion"`
+			Context     jsontext.Value `json:"@context"`
+		}
+		if err := refUnmarshal(pred, &doc); err != nil {
+			return nil, err
+		}
+		s.SpecVersion, s.MediaType = doc.SPDXVersion, "application/spdx+json"
+		if !strings.HasPrefix(doc.SPDXVersion, "SPDX-") && doc.Context == nil {
+			return nil, fieldErr("statement.predicate.spdxVersion", "not SPDX")
+		}
+		return s, nil
+	}
+	var doc struct {
+		BOMFormat   string `json:"bomFormat"`
+		SpecVersion string `json:"specVersion"`
+	}
+	if err := refUnmarshal(pred, &doc); err != nil {
+		return nil, err
+	}
+	s.SpecVersion, s.MediaType = doc.SpecVersion, "application/vnd.cyclonedx+json"
+	switch {
+	case doc.BOMFormat != "CycloneDX":
+		return nil, fieldErr("statement.predicate.bomFormat", "not CycloneDX")
+	case doc.SpecVersion == "":
+		return nil, fieldErr("statement.predicate.specVersion", "missing")
+	}
+	return s, nil
+}
+
+var refMediaTypeRE = regexp.MustCompile(`^[!-:<-~]+/[!-:<-~]+(;[!-~]*)?$`)
+
+func refParseSBOMRef(pred []byte) (*SBOM, error) {
+	var p struct {
+		Format      string            `json:"format"`
+		MediaType   string            `json:"mediaType"`
+		Digest      map[string]string `json:"digest"`
+		Size        uint64            `json:"size"`
+		URI         string            `json:"uri"`
+		SpecVersion string            `json:"specVersion"`
+	}
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	const f = "statement.predicate."
+	s := &SBOM{Format: p.Format, MediaType: p.MediaType, Size: p.Size, URI: p.URI, SpecVersion: p.SpecVersion}
+	switch {
+	case p.Format != "spdx" && p.Format != "cyclonedx":
+		return nil, fieldErr(f+"format", "bad")
+	case len(p.MediaType) > 255 || !refMediaTypeRE.MatchString(p.MediaType):
+		return nil, fieldErr(f+"mediaType", "bad")
+	}
+	if h, ok := p.Digest["sha256"]; ok {
+		s.Digest = Digest{Alg: "sha256", Hex: h}
+	} else if h, ok := p.Digest["sha512"]; ok {
+		s.Digest = Digest{Alg: "sha512", Hex: h}
+	} else {
+		return nil, fieldErr(f+"digest", "missing")
+	}
+	if err := refCheckDigest(s.Digest, f+"digest"); err != nil {
+		return nil, err
+	}
+	if p.Size == 0 {
+		return nil, fieldErr(f+"size", "missing")
+	}
+	return s, nil
+}
+
+// refDescriptors decodes in-toto ResourceDescriptors as protojson does
+// and validates them.
+func refDescriptors(raw []jsontext.Value, field string) ([]*intoto.ResourceDescriptor, error) {
+	var out []*intoto.ResourceDescriptor
+	for _, r := range raw {
+		rd := &intoto.ResourceDescriptor{}
+		if err := refProto.Unmarshal(r, rd); err != nil {
+			return nil, fieldErr("statement.predicate", "%s", refProtoReason(err))
+		}
+		out = append(out, rd)
+	}
+	for _, rd := range out {
+		if err := rd.Validate(); err != nil {
+			return nil, fieldErr("statement.predicate."+field, "%v", err)
+		}
+	}
+	return out, nil
+}
+
+func refParseTestResult(pred []byte) (*TestResult, error) {
+	var p struct {
+		Result        string           `json:"result"`
+		HasConfig     jsontext.Value   `json:"configuration"`
+		URL           string           `json:"url"`
+		Configuration []jsontext.Value `json:"-"`
+		Passed        []string         `json:"passedTests"`
+		Warned        []string         `json:"warnedTests"`
+		Failed        []string         `json:"failedTests"`
+	}
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	t := &TestResult{Result: p.Result, URL: p.URL, PassedTests: p.Passed, WarnedTests: p.Warned, FailedTests: p.Failed}
+	if p.HasConfig != nil && p.HasConfig.Kind() != 'n' {
+		if err := jsonv2.Unmarshal(p.HasConfig, &p.Configuration); err != nil {
+			return nil, fieldErr("statement.predicate", "%s", refJSONReason(err))
+		}
+	}
+	var err error
+	if t.Configuration, err = refDescriptors(p.Configuration, "configuration"); err != nil {
+		return nil, err
+	}
+	if !slices.Contains([]string{"PASSED", "WARNED", "FAILED"}, p.Result) {
+		return nil, fieldErr("statement.predicate.result", "bad")
+	}
+	if p.HasConfig == nil || p.HasConfig.Kind() != '[' {
+		return nil, fieldErr("statement.predicate.configuration", "missing")
+	}
+	return t, nil
+}
+
+func refParseVSA(pred []byte) (*VSA, error) {
+	var p struct {
+		Verifier *struct {
+			ID string `json:"id"`
+		} `json:"verifier"`
+		TimeVerified jsontext.Value `json:"timeVerified"`
+		ResourceURI  string         `json:"resourceUri"`
+		Policy       *struct {
+			URI string `json:"uri"`
+		} `json:"policy"`
+		Result  string   `json:"verificationResult"`
+		Levels  []string `json:"verifiedLevels"`
+		Version string   `json:"slsaVersion"`
+	}
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	v := &VSA{ResourceURI: p.ResourceURI, Result: p.Result, VerifiedLevels: p.Levels, SLSAVersion: p.Version}
+	if p.Verifier != nil {
+		v.VerifierID = p.Verifier.ID
+	}
+	if p.Policy != nil {
+		v.PolicyURI = p.Policy.URI
+	}
+	if p.TimeVerified != nil && p.TimeVerified.Kind() != 'n' {
+		var ts timestamppb.Timestamp
+		if err := protojson.Unmarshal(p.TimeVerified, &ts); err != nil {
+			return nil, fieldErr("statement.predicate", "timeVerified: %v", err)
+		}
+		v.TimeVerified = ts.AsTime()
+	}
+	switch {
+	case v.VerifierID == "":
+		return nil, fieldErr("statement.predicate.verifier.id", "missing")
+	case v.ResourceURI == "":
+		return nil, fieldErr("statement.predicate.resourceUri", "missing")
+	case v.PolicyURI == "":
+		return nil, fieldErr("statement.predicate.policy.uri", "missing")
+	case v.Result != "PASSED" && v.Result != "FAILED":
+		return nil, fieldErr("statement.predicate.verificationResult", "bad")
+	case len(v.VerifiedLevels) == 0:
+		return nil, fieldErr("statement.predicate.verifiedLevels", "missing")
+	}
+	return v, nil
+}
+
+func refParseLink(pred []byte) (*Link, error) {
+	var p struct {
+		Name      string           `json:"name"`
+		Command   []string         `json:"command"`
+		Materials []jsontext.Value `json:"materials"`
+	}
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	l := &Link{Name: p.Name, Command: p.Command}
+	if p.Name == "" {
+		return nil, fieldErr("statement.predicate.name", "missing")
+	}
+	var err error
+	if l.Materials, err = refDescriptors(p.Materials, "materials"); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 func refProtoReason(err error) string {
@@ -183,9 +409,13 @@ func refSplitPredicate(payload []byte) (rest, pred []byte, err error) {
 
 var refCommitRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
+// refProto decodes as the in-toto and SLSA parsing rules require:
+// unknown fields ignored.
+var refProto = protojson.UnmarshalOptions{DiscardUnknown: true}
+
 func refParseProvenance(pred []byte) (*Build, error) {
 	var p slsa.Provenance
-	if err := protojson.Unmarshal(pred, &p); err != nil {
+	if err := refProto.Unmarshal(pred, &p); err != nil {
 		return nil, fieldErr("statement.predicate", "not SLSA Provenance v1: %s", refProtoReason(err))
 	}
 	if err := p.Validate(); err != nil {
@@ -210,21 +440,12 @@ func refParseProvenance(pred []byte) (*Build, error) {
 	if !b.StartedOn.IsZero() && !b.FinishedOn.IsZero() && b.FinishedOn.Before(b.StartedOn) {
 		return nil, fieldErr("statement.predicate.runDetails.metadata.finishedOn", "before startedOn")
 	}
-	if src := bd.GetExternalParameters().GetFields()["source"].GetStructValue(); src != nil {
-		b.SourceRepo = src.GetFields()["repository"].GetStringValue()
-		b.SourceCommit = src.GetFields()["commit"].GetStringValue()
-		if !refCommitRE.MatchString(b.SourceCommit) {
-			return nil, fieldErr("statement.predicate.buildDefinition.externalParameters.source.commit", "want a 40- or 64-digit lowercase hex commit id")
-		}
-		return b, nil
+	// The source shapes are read from the decoded message by the same code.
+	var err error
+	if b.SourceRepo, b.SourceCommit, err = buildSource(bd); err != nil {
+		return nil, err
 	}
-	for _, dep := range bd.GetResolvedDependencies() {
-		if c, ok := dep.GetDigest()["gitCommit"]; ok && refCommitRE.MatchString(c) {
-			b.SourceRepo, b.SourceCommit = dep.GetUri(), c
-			return b, nil
-		}
-	}
-	return nil, fieldErr("statement.predicate.buildDefinition", "no exact source: want externalParameters.source {repository, commit} or a resolvedDependencies entry with a gitCommit digest")
+	return b, nil
 }
 
 func refParseSign(pred []byte) (*SignPredicate, error) {
@@ -268,8 +489,10 @@ var refTokenRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 func refToken(s string) bool { return refTokenRE.MatchString(s) }
 
+func refUnmarshal(pred []byte, v any) error { return refStrictUnmarshal(pred, v) }
+
 func refStrictUnmarshal(pred []byte, v any) error {
-	if err := jsonv2.Unmarshal(pred, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+	if err := jsonv2.Unmarshal(pred, v); err != nil { // unknown members ignored
 		return fieldErr("statement.predicate", "%s", refJSONReason(err))
 	}
 	return nil

@@ -12,9 +12,20 @@ import (
 
 // Event types.
 const (
-	TypeBuild   = "build"
-	TypeSign    = "sign"
-	TypePromote = "promote"
+	TypeBuild      = "build"
+	TypeSign       = "sign"
+	TypePromote    = "promote"
+	TypeSBOM       = "sbom"
+	TypeTestResult = "test-result"
+	TypeVSA        = "vsa"
+	TypeLink       = "link"
+)
+
+// Statement types: in-toto Statement v1, and v0.1, which cosign still
+// writes (its fields are v1's).
+const (
+	StatementV1  = "https://in-toto.io/Statement/v1"
+	StatementV01 = "https://in-toto.io/Statement/v0.1"
 )
 
 // MaxSubjects caps the subjects of one statement.
@@ -89,15 +100,23 @@ func compareDigests(a, b Digest) int {
 	return strings.Compare(a.Hex, b.Hex)
 }
 
-// Event is a parsed, well-formed event. Exactly one of Build, Sign and
-// Promote is set, as Type says.
+// Event is a parsed, well-formed event. Exactly one of the predicate
+// fields (Build … Link) is set, as Type says.
 type Event struct {
 	Type string
+	// StatementType is the statement's _type: StatementV1 or StatementV01.
+	StatementType string
+	// PredicateType is the statement's predicate type.
+	PredicateType string
 	// Subjects are the artifact digests the statement is about, sorted.
-	Subjects []Digest
-	Build    *Build
-	Sign     *SignPredicate
-	Promote  *PromotePredicate
+	Subjects   []Digest
+	Build      *Build
+	Sign       *SignPredicate
+	Promote    *PromotePredicate
+	SBOM       *SBOM
+	TestResult *TestResult
+	VSA        *VSA
+	Link       *Link
 }
 
 // HasSubject reports whether the event is about digest d.
@@ -107,7 +126,16 @@ func (e *Event) HasSubject(d Digest) bool { return slices.Contains(e.Subjects, d
 func ParseStatement(payload []byte) (*Event, error) {
 	ev, err := parseStatement(payload)
 	if err != nil {
-		return nil, statementError(payload, err)
+		err = statementError(payload, err)
+		if serr := sbomTooLarge(payload, err); serr != nil {
+			return nil, serr
+		}
+		return nil, err
+	}
+	if ev.SBOM != nil && ev.SBOM.Inline {
+		if err := sbomTooLarge(payload, nil); err != nil {
+			return nil, err
+		}
 	}
 	return ev, nil
 }
@@ -211,7 +239,12 @@ func parseStatement(payload []byte) (*Event, error) {
 		num := statementField(name)
 		switch {
 		case num == 0:
-			return nil, fieldErr("statement", "unknown field %q", clip(string(name)))
+			// "Consumers MUST ignore unrecognized fields unless otherwise
+			// noted" (in-toto Statement v1, parsing rules).
+			if err := r.skip(); err != nil {
+				return nil, err
+			}
+			continue
 		case seen&(1<<num) != 0:
 			return nil, fieldErr("statement", "duplicate field %q", clip(string(name)))
 		}
@@ -237,8 +270,8 @@ func parseStatement(payload []byte) (*Event, error) {
 		return nil, err
 	}
 
-	if typ != intoto.StatementTypeUri {
-		return nil, fieldErr("statement._type", "%q, want %q", clip(typ), intoto.StatementTypeUri)
+	if typ != StatementV1 && typ != StatementV01 {
+		return nil, fieldErr("statement._type", "%q, want %q or %q", clip(typ), StatementV1, StatementV01)
 	}
 	if n := subjects.n; n > MaxSubjects {
 		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, MaxSubjects)
@@ -259,18 +292,11 @@ func parseStatement(payload []byte) (*Event, error) {
 	if !havePred {
 		return nil, fieldErr("statement", "%v", intoto.ErrPredicateRequired)
 	}
-	ev := &Event{Subjects: subjects.digests}
+	ev := &Event{StatementType: typ, PredicateType: predType, Subjects: subjects.digests}
 	slices.SortFunc(ev.Subjects, compareDigests)
 	ev.Subjects = slices.Compact(ev.Subjects)
-	switch predType {
-	case ProvenancePredicateType:
-		ev.Type = TypeBuild
-	case SignPredicateType:
-		ev.Type = TypeSign
-	case PromotePredicateType:
-		ev.Type = TypePromote
-	default:
-		return nil, fieldErr("statement.predicateType", "%q, want %s, %s or %s", clip(predType), ProvenancePredicateType, SignPredicateType, PromotePredicateType)
+	if ev.Type = TypeOf(predType); ev.Type == "" {
+		return nil, errPredicateType(predType)
 	}
 	if predLater != nil {
 		pr := newReader(predLater, MaxString, 1)
@@ -281,7 +307,14 @@ func parseStatement(payload []byte) (*Event, error) {
 		return nil, predErr
 	}
 	ev.Build, ev.Sign, ev.Promote = pred.build, pred.sign, pred.promote
+	ev.SBOM, ev.TestResult, ev.VSA, ev.Link = pred.sbom, pred.test, pred.vsa, pred.link
 	return ev, nil
+}
+
+// errPredicateType refuses a predicate type provlog does not admit,
+// listing those it does.
+func errPredicateType(t string) error {
+	return fieldErr("statement.predicateType", "%q, want one of %s (the SBOM types also with a version suffix such as /v2.3)", clip(t), strings.Join(PredicateTypes, ", "))
 }
 
 // statementField maps a statement member name to its protobuf field number

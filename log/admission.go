@@ -52,24 +52,32 @@ const (
 	IndexBuilder   byte = 'b' // SLSA builder id → build events
 	IndexCommit    byte = 'c' // source commit → build events
 	IndexPromotion byte = 'e' // "alg:hex@env" → promotions of the artifact into env
+	IndexSigner    byte = 'k' // keyring key id → every event the key signed
 )
 
 // Tags: the event type kept with each index entry.
 const (
-	TagBuild   byte = 'b'
-	TagSign    byte = 's'
-	TagPromote byte = 'p'
+	TagBuild      byte = 'b'
+	TagSign       byte = 's'
+	TagPromote    byte = 'p'
+	TagSBOM       byte = 'm'
+	TagTestResult byte = 't'
+	TagVSA        byte = 'v'
+	TagLink       byte = 'l'
 )
+
+// tags maps event types to their tags.
+var tags = map[string]byte{
+	event.TypeBuild: TagBuild, event.TypeSign: TagSign, event.TypePromote: TagPromote,
+	event.TypeSBOM: TagSBOM, event.TypeTestResult: TagTestResult, event.TypeVSA: TagVSA, event.TypeLink: TagLink,
+}
 
 // TagName returns the event type of a tag.
 func TagName(tag byte) string {
-	switch tag {
-	case TagBuild:
-		return event.TypeBuild
-	case TagSign:
-		return event.TypeSign
-	case TagPromote:
-		return event.TypePromote
+	for t, b := range tags {
+		if b == tag {
+			return t
+		}
 	}
 	return ""
 }
@@ -100,9 +108,11 @@ type AttestationAdmission struct {
 	Index   IndexReader
 }
 
-// Admit implements Admitter.
+// Admit implements Admitter. The entry is a DSSE envelope or a Sigstore
+// bundle holding one (event.ParseEntry); what is logged is the canonical
+// envelope either way.
 func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitted, error) {
-	env, err := event.ParseEnvelope(entry)
+	env, err := event.ParseEntry(entry)
 	if err != nil {
 		return Admitted{}, fmt.Errorf("%w: %w", ErrInvalidEntry, err)
 	}
@@ -120,13 +130,17 @@ func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitte
 	if err := a.checkLineage(ev); err != nil {
 		return Admitted{}, err
 	}
-	return Admitted{Leaf: env.Canonical(), Terms: terms(ev), Type: ev.Type}, nil
+	return Admitted{Leaf: env.Canonical(), Terms: terms(ev, signers), Type: ev.Type}, nil
 }
 
-// terms returns the index terms of an event.
-func terms(ev *event.Event) []IndexTerm {
-	tag := map[string]byte{event.TypeBuild: TagBuild, event.TypeSign: TagSign, event.TypePromote: TagPromote}[ev.Type]
+// terms returns the index terms of an event signed by signers: written in
+// the same batch as the entry, so the index never drifts from the log.
+func terms(ev *event.Event, signers []*ringKey) []IndexTerm {
+	tag := tags[ev.Type]
 	var ts []IndexTerm
+	for _, k := range signers {
+		ts = append(ts, IndexTerm{Kind: IndexSigner, Value: k.id, Tag: tag})
+	}
 	for _, d := range ev.Subjects {
 		ts = append(ts, IndexTerm{Kind: IndexDigest, Value: d.String(), Tag: tag})
 		if ev.Promote != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/provlog/provlog/event"
 	"github.com/provlog/provlog/internal/strictjson"
@@ -18,7 +19,30 @@ const (
 	RoleSigner   = "signer"   // may submit sign events
 	RolePromoter = "promoter" // may submit and approve promote events
 	RoleApprover = "approver" // may approve (co-sign) promote events
+	RoleAttester = "attester" // may submit SBOMs, test results and links
+	RoleVerifier = "verifier" // may submit SLSA verification summaries
 )
+
+// rolePredicateTypes are the predicate types each role admits unless the
+// keyring narrows them.
+var rolePredicateTypes = map[string][]string{
+	RoleBuilder:  {event.ProvenancePredicateType},
+	RoleSigner:   {event.SignPredicateType},
+	RolePromoter: {event.PromotePredicateType},
+	RoleApprover: {event.PromotePredicateType},
+	RoleAttester: {event.SPDXPredicateType, event.CycloneDXPredicateType, event.SBOMRefPredicateType, event.TestResultPredicateType, event.LinkPredicateType},
+	RoleVerifier: {event.VSAPredicateType},
+}
+
+// matchPredicateType reports whether a listed predicate type admits t: the
+// same, or t is the listed SBOM type with a version suffix.
+func matchPredicateType(listed, t string) bool {
+	if listed == t {
+		return true
+	}
+	v, ok := strings.CutPrefix(t, listed+"/v")
+	return ok && v != "" && event.TypeOf(t) == event.TypeSBOM && event.TypeOf(listed) == event.TypeSBOM
+}
 
 // Keyring is the set of keys allowed to submit events, with their roles,
 // and the environments promotions move artifacts through.
@@ -40,7 +64,17 @@ const (
 //
 // Keys are PEM public keys, Ed25519 or ECDSA P-256; a relative
 // publicKeyFile is relative to the keyring file. A key's DSSE key id is its
-// securesystemslib key id. An environment with "from" admits promotions
+// securesystemslib key id; key ids in envelopes are only hints (cosign
+// writes none, or its own): a signature is the keyring key's that
+// verifies it.
+//
+// Roles: builder (SLSA provenance), signer (sign events), promoter and
+// approver (promotions), attester (SBOMs, test results, in-toto links),
+// verifier (SLSA VSAs). An optional "roles" object narrows the predicate
+// types a role admits (an SBOM type also admits its versioned forms):
+//
+//	"roles": {"attester": {"predicateTypes": ["https://spdx.dev/Document"]}} An environment with "from" admits promotions
+//
 // only from that environment, and only of artifacts already promoted into
 // it; "approvals" (default 1) is how many distinct promoter or approver
 // keys must sign a promotion into it.
@@ -48,6 +82,8 @@ type Keyring struct {
 	keys []*ringKey
 	byID map[string]*ringKey
 	envs map[string]Environment
+	// types are the predicate types each role admits.
+	types map[string][]string
 }
 
 // Len returns the number of keys in the keyring.
@@ -75,9 +111,12 @@ type keyringFile struct {
 		Roles         []string `json:"roles"`
 	} `json:"keys"`
 	Environments []Environment `json:"environments"`
+	Roles        map[string]struct {
+		PredicateTypes []string `json:"predicateTypes"`
+	} `json:"roles,omitempty"`
 }
 
-var validRoles = []string{RoleBuilder, RoleSigner, RolePromoter, RoleApprover}
+var validRoles = []string{RoleBuilder, RoleSigner, RolePromoter, RoleApprover, RoleAttester, RoleVerifier}
 
 // LoadKeyring reads and checks a keyring file.
 func LoadKeyring(path string) (*Keyring, error) {
@@ -98,7 +137,25 @@ func ParseKeyring(b []byte, dir string) (*Keyring, error) {
 	if err := strictjson.Decode(b, &f); err != nil {
 		return nil, err
 	}
-	kr := &Keyring{byID: map[string]*ringKey{}, envs: map[string]Environment{}}
+	kr := &Keyring{byID: map[string]*ringKey{}, envs: map[string]Environment{}, types: map[string][]string{}}
+	for _, r := range validRoles {
+		kr.types[r] = rolePredicateTypes[r]
+	}
+	for role, rc := range f.Roles {
+		defaults, ok := rolePredicateTypes[role]
+		if !ok {
+			return nil, fmt.Errorf("roles: unknown role %q, want one of %v", role, validRoles)
+		}
+		if len(rc.PredicateTypes) == 0 {
+			return nil, fmt.Errorf("roles.%s.predicateTypes: empty (leave the role out to admit %v)", role, defaults)
+		}
+		for _, t := range rc.PredicateTypes {
+			if !slices.ContainsFunc(defaults, func(d string) bool { return matchPredicateType(d, t) }) {
+				return nil, fmt.Errorf("roles.%s.predicateTypes: %q is not a predicate type of the role, want some of %v", role, t, defaults)
+			}
+		}
+		kr.types[role] = rc.PredicateTypes
+	}
 	for i, k := range f.Keys {
 		rk, err := parseRingKey(k.Name, k.PublicKey, k.PublicKeyFile, k.Roles, dir)
 		if err != nil {
@@ -185,25 +242,26 @@ func (kr *Keyring) verify(ctx context.Context, env *event.Envelope) ([]*ringKey,
 	return signers, nil
 }
 
-// findSigner returns the keyring key whose signature s is: the key with s's
-// key id, or, if s has none, any key that verifies it.
+// findSigner returns the keyring key whose signature s is. The key id is
+// only a hint, tried first: cosign writes an empty key id or one of its
+// own (not securesystemslib's), so admission never depends on it.
 func (kr *Keyring) findSigner(ctx context.Context, s event.Signature, pae []byte) (*ringKey, error) {
-	if s.KeyID != "" {
-		k, ok := kr.byID[s.KeyID]
-		if !ok {
-			return nil, fmt.Errorf("unknown key id %q", s.KeyID)
-		}
-		if err := k.key.Verify(ctx, pae, s.Sig); err != nil {
-			return nil, fmt.Errorf("signature by %s does not verify", k.name)
-		}
-		return k, nil
+	hinted, ok := kr.byID[s.KeyID]
+	if ok && hinted.key.Verify(ctx, pae, s.Sig) == nil {
+		return hinted, nil
 	}
 	for _, k := range kr.keys {
-		if k.key.Verify(ctx, pae, s.Sig) == nil {
+		if k != hinted && k.key.Verify(ctx, pae, s.Sig) == nil {
 			return k, nil
 		}
 	}
-	return nil, errors.New("no keyring key verifies this signature (it has no key id)")
+	switch {
+	case ok:
+		return nil, fmt.Errorf("signature by %s (key id %q) does not verify", hinted.name, s.KeyID)
+	case s.KeyID != "":
+		return nil, fmt.Errorf("no keyring key verifies this signature (its key id %q is not in the keyring)", s.KeyID)
+	}
+	return nil, errors.New("no keyring key verifies this signature")
 }
 
 // authorize checks that the signers' roles allow the event: every signer
@@ -214,6 +272,9 @@ func (kr *Keyring) authorize(ev *event.Event, signers []*ringKey) error {
 	for _, k := range signers {
 		if !slices.ContainsFunc(allowed, func(r string) bool { return k.roles[r] }) {
 			return fmt.Errorf("%w: key %s may not sign %s events (roles %v)", ErrPermissionDenied, k.name, ev.Type, k.roleList())
+		}
+		if !slices.ContainsFunc(allowed, func(r string) bool { return k.roles[r] && kr.admits(r, ev.PredicateType) }) {
+			return fmt.Errorf("%w: key %s may not submit predicate type %s (its roles admit %v)", ErrPermissionDenied, k.name, ev.PredicateType, kr.typesOf(k))
 		}
 	}
 	if ev.Promote == nil {
@@ -230,6 +291,24 @@ func (kr *Keyring) authorize(ev *event.Event, signers []*ringKey) error {
 		return fmt.Errorf("%w: promotion to %s needs %d distinct approvals, has %d", ErrPermissionDenied, envr.Name, envr.Approvals, len(signers))
 	}
 	return nil
+}
+
+// admits reports whether the role may submit predicate type t.
+func (kr *Keyring) admits(role, t string) bool {
+	return slices.ContainsFunc(kr.types[role], func(listed string) bool { return matchPredicateType(listed, t) })
+}
+
+// typesOf lists the predicate types a key's roles admit.
+func (kr *Keyring) typesOf(k *ringKey) []string {
+	var ts []string
+	for _, r := range k.roleList() {
+		for _, t := range kr.types[r] {
+			if !slices.Contains(ts, t) {
+				ts = append(ts, t)
+			}
+		}
+	}
+	return ts
 }
 
 func (k *ringKey) roleList() []string {

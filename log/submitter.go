@@ -14,8 +14,8 @@ type Submitter struct {
 	// Name names the identity in logs and errors.
 	Name string
 	// Roles are the identity's roles: RoleWriter for opaque entries (open
-	// admission), and RoleBuilder, RoleSigner, RolePromoter, RoleApprover
-	// for the events of those roles.
+	// admission), and RoleBuilder, RoleSigner, RolePromoter, RoleApprover,
+	// RoleAttester, RoleVerifier for the events of those roles.
 	Roles []string
 }
 
@@ -47,6 +47,10 @@ func rolesFor(eventType string) []string {
 		return []string{RoleSigner}
 	case event.TypePromote:
 		return []string{RolePromoter, RoleApprover}
+	case event.TypeSBOM, event.TypeTestResult, event.TypeLink:
+		return []string{RoleAttester}
+	case event.TypeVSA:
+		return []string{RoleVerifier}
 	}
 	return []string{RoleWriter}
 }

@@ -121,8 +121,10 @@ func validateSearchRequest(req *provlogv1.SearchRequest) (searchQuery, error) {
 		q.kind, q.value = log.IndexBuilder, k.BuilderId
 	case *provlogv1.SearchRequest_SourceCommit:
 		q.kind, q.value = log.IndexCommit, k.SourceCommit
+	case *provlogv1.SearchRequest_SignerKeyId:
+		q.kind, q.value = log.IndexSigner, k.SignerKeyId
 	default:
-		return q, invalid("SearchRequest.key: unset, want digest, builder_id or source_commit")
+		return q, invalid("SearchRequest.key: unset, want digest, builder_id, source_commit or signer_key_id")
 	}
 	if q.value == "" || len(q.value) > maxSearchValue {
 		return q, invalid("SearchRequest.key: %d bytes, want 1 to %d", len(q.value), maxSearchValue)

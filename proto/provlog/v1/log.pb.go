@@ -717,6 +717,7 @@ type SearchRequest struct {
 	//	*SearchRequest_Digest
 	//	*SearchRequest_BuilderId
 	//	*SearchRequest_SourceCommit
+	//	*SearchRequest_SignerKeyId
 	Key isSearchRequest_Key `protobuf_oneof:"key"`
 	// The most results to return; 0 means 100; at most 1000.
 	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -790,6 +791,15 @@ func (x *SearchRequest) GetSourceCommit() string {
 	return ""
 }
 
+func (x *SearchRequest) GetSignerKeyId() string {
+	if x != nil {
+		if x, ok := x.Key.(*SearchRequest_SignerKeyId); ok {
+			return x.SignerKeyId
+		}
+	}
+	return ""
+}
+
 func (x *SearchRequest) GetPageSize() uint32 {
 	if x != nil {
 		return x.PageSize
@@ -824,11 +834,19 @@ type SearchRequest_SourceCommit struct {
 	SourceCommit string `protobuf:"bytes,3,opt,name=source_commit,json=sourceCommit,proto3,oneof"`
 }
 
+type SearchRequest_SignerKeyId struct {
+	// A signer's key id: the securesystemslib key id of a keyring key
+	// (every event it signed, of any type).
+	SignerKeyId string `protobuf:"bytes,6,opt,name=signer_key_id,json=signerKeyId,proto3,oneof"`
+}
+
 func (*SearchRequest_Digest) isSearchRequest_Key() {}
 
 func (*SearchRequest_BuilderId) isSearchRequest_Key() {}
 
 func (*SearchRequest_SourceCommit) isSearchRequest_Key() {}
+
+func (*SearchRequest_SignerKeyId) isSearchRequest_Key() {}
 
 type SearchResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -886,7 +904,7 @@ func (x *SearchResponse) GetNextPageToken() string {
 type SearchResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// "build", "sign" or "promote".
+	// "build", "sign", "promote", "sbom", "test-result", "vsa" or "link".
 	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// The stored entry (the canonical DSSE envelope).
 	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
@@ -1128,12 +1146,13 @@ const file_log_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"D\n" +
 	"\x12GetEntriesResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
-	"\aentries\x18\x02 \x03(\fR\aentries\"\xb4\x01\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries\"\xda\x01\n" +
 	"\rSearchRequest\x12\x18\n" +
 	"\x06digest\x18\x01 \x01(\tH\x00R\x06digest\x12\x1f\n" +
 	"\n" +
 	"builder_id\x18\x02 \x01(\tH\x00R\tbuilderId\x12%\n" +
-	"\rsource_commit\x18\x03 \x01(\tH\x00R\fsourceCommit\x12\x1b\n" +
+	"\rsource_commit\x18\x03 \x01(\tH\x00R\fsourceCommit\x12$\n" +
+	"\rsigner_key_id\x18\x06 \x01(\tH\x00R\vsignerKeyId\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageTokenB\x05\n" +
@@ -1238,6 +1257,7 @@ func file_log_proto_init() {
 		(*SearchRequest_Digest)(nil),
 		(*SearchRequest_BuilderId)(nil),
 		(*SearchRequest_SourceCommit)(nil),
+		(*SearchRequest_SignerKeyId)(nil),
 	}
 	file_log_proto_msgTypes[15].OneofWrappers = []any{
 		(*GetProofBundleRequest_Index)(nil),
