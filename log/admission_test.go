@@ -26,12 +26,13 @@ import (
 type chain struct {
 	*testEnv
 	keys map[string]event.SigningKey
+	dir  string // the keyring's directory, with each key's NAME.pub
 }
 
 func newChain(t *testing.T) *chain {
 	t.Helper()
 	dir := t.TempDir()
-	c := &chain{keys: map[string]event.SigningKey{}}
+	c := &chain{keys: map[string]event.SigningKey{}, dir: dir}
 	type keyEntry struct {
 		Name          string   `json:"name"`
 		PublicKeyFile string   `json:"publicKeyFile"`
@@ -49,6 +50,8 @@ func newChain(t *testing.T) *chain {
 		{"signer", event.KeyECDSAP256, []string{RoleSigner}},
 		{"alice", event.KeyECDSAP256, []string{RolePromoter}},
 		{"bob", event.KeyEd25519, []string{RoleApprover}},
+		{"scanner", event.KeyEd25519, []string{RoleAttester}},
+		{"verifier", event.KeyECDSAP256, []string{RoleVerifier}},
 		{"stranger", event.KeyEd25519, nil}, // not in the keyring
 	} {
 		priv, pub, err := event.GenerateKey(k.kind)
@@ -66,6 +69,15 @@ func newChain(t *testing.T) *chain {
 		}
 		ring.Keys = append(ring.Keys, keyEntry{k.name, k.name + ".pub", k.roles})
 	}
+	// cosign's test key (event/testdata/cosign), public half only.
+	cosignPub, err := os.ReadFile("../event/testdata/cosign/cosign.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), cosignPub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ring.Keys = append(ring.Keys, keyEntry{"cosign", "cosign.pub", []string{RoleBuilder, RoleAttester}})
 	ring.Environments = []Environment{{Name: "dev"}, {Name: "staging", From: "dev"}, {Name: "prod", From: "staging", Approvals: 2}}
 	b, _ := json.Marshal(ring)
 	path := filepath.Join(dir, "keyring.json")

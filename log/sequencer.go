@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/provlog/provlog/event"
+
 	"github.com/provlog/provlog/merkle"
 	"github.com/provlog/provlog/storage"
 	"github.com/transparency-dev/formats/log"
@@ -120,9 +122,19 @@ func (l *Log) checkEntry(e []byte) error {
 	case len(e) == 0:
 		return fmt.Errorf("%w: empty", ErrInvalidEntry)
 	case len(e) > l.cfg.MaxEntrySize:
-		return fmt.Errorf("%w: %d bytes, want <= %d", ErrInvalidEntry, len(e), l.cfg.MaxEntrySize)
+		return fmt.Errorf("%w: %s", ErrInvalidEntry, TooLarge(len(e), l.cfg.MaxEntrySize))
 	}
 	return nil
+}
+
+// TooLarge says why an entry of n bytes is refused under the entry cap,
+// and how to log a large document (an SBOM) instead.
+func TooLarge(n, maxSize int) string {
+	size := fmt.Sprintf("%d bytes", n)
+	if n < 0 { // unknown: more than the cap
+		size = "too large"
+	}
+	return fmt.Sprintf("%s, want <= %d (the entry size cap; log a larger SBOM by reference: predicate type %s with its digest, size and media type)", size, maxSize, event.SBOMRefPredicateType)
 }
 
 // enqueue reserves queue room for r and hands it to the sequencer.

@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -197,7 +197,7 @@ func (h *httpServer) add(w http.ResponseWriter, r *http.Request) {
 // readEntry reads the request body as one entry of at most maxSize bytes,
 // returning the HTTP status and reason if it is not one.
 func readEntry(w http.ResponseWriter, r *http.Request, maxSize int) ([]byte, int, error) {
-	tooLarge := fmt.Errorf("entry too large: want <= %d bytes", maxSize)
+	tooLarge := errors.New("entry " + log.TooLarge(int(min(r.ContentLength, math.MaxInt32)), maxSize))
 	if r.ContentLength > int64(maxSize) {
 		return nil, http.StatusRequestEntityTooLarge, tooLarge
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"strconv"
 
 	"google.golang.org/grpc/codes"
@@ -34,7 +33,7 @@ func entryProblem(entry []byte, maxSize int) string {
 	case len(entry) == 0:
 		return "empty"
 	case len(entry) > maxSize:
-		return fmt.Sprintf("%d bytes, want <= %d", len(entry), maxSize)
+		return log.TooLarge(len(entry), maxSize)
 	}
 	return ""
 }

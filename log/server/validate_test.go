@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/provlog/provlog/log"
 	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
@@ -35,7 +36,7 @@ func TestValidateAppendRequest(t *testing.T) {
 		{make([]byte, 65535), ""},
 		{nil, "AppendRequest.entry: empty"},
 		{[]byte{}, "AppendRequest.entry: empty"},
-		{make([]byte, 70000), "AppendRequest.entry: 70000 bytes, want <= 65535"},
+		{make([]byte, 70000), "AppendRequest.entry: " + log.TooLarge(70000, 65535)},
 	} {
 		checkInvalid(t, validateAppendRequest(&provlogv1.AppendRequest{Entry: tc.entry}, 65535), tc.want)
 	}
@@ -62,7 +63,7 @@ func TestValidateAppendBatchRequest(t *testing.T) {
 		{"none", nil, "AppendBatchRequest.entries: empty"},
 		{"too many", entries(4097, -1, nil), "AppendBatchRequest.entries: 4097 entries, want <= 4096"},
 		{"empty entry", entries(5, 3, nil), "AppendBatchRequest.entries[3]: empty"},
-		{"large entry", entries(5, 0, bytes.Repeat([]byte("a"), 11)), "AppendBatchRequest.entries[0]: 11 bytes, want <= 10"},
+		{"large entry", entries(5, 0, bytes.Repeat([]byte("a"), 11)), "AppendBatchRequest.entries[0]: " + log.TooLarge(11, 10)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkInvalid(t, validateAppendBatchRequest(&provlogv1.AppendBatchRequest{Entries: tc.entries}, 10), tc.want)
