@@ -548,13 +548,16 @@ type SearchKey struct {
 	BuilderID string
 	// SourceCommit is a source commit id, lowercase hex.
 	SourceCommit string
+	// SignerKeyID is a keyring key's securesystemslib key id: every event
+	// the key signed ("what has my key signed?").
+	SignerKeyID string
 }
 
 // SearchResult is one published event found by Search. It is the log's
 // claim: VerifyInclusion(ctx, r.Entry, r.Index) proves it.
 type SearchResult struct {
 	Index     uint64
-	EventType string // "build", "sign" or "promote"
+	EventType string // "build", "sign", "promote", "sbom", "test-result", "vsa" or "link"
 	Entry     []byte
 }
 
@@ -618,8 +621,11 @@ func searchRequest(key SearchKey) (*provlogv1.SearchRequest, error) {
 	if key.SourceCommit != "" {
 		req.Key, n = &provlogv1.SearchRequest_SourceCommit{SourceCommit: key.SourceCommit}, n+1
 	}
+	if key.SignerKeyID != "" {
+		req.Key, n = &provlogv1.SearchRequest_SignerKeyId{SignerKeyId: key.SignerKeyID}, n+1
+	}
 	if n != 1 {
-		return nil, fmt.Errorf("search key: %d fields set, want exactly one of Digest, BuilderID, SourceCommit", n)
+		return nil, fmt.Errorf("search key: %d fields set, want exactly one of Digest, BuilderID, SourceCommit, SignerKeyID", n)
 	}
 	return req, nil
 }

@@ -20,10 +20,14 @@ type Subject struct {
 }
 
 // NewStatement returns the JSON of an in-toto Statement v1 about subjects
-// with the given predicate: a proto.Message (such as *slsa.Provenance) or a
+// with the given predicate: a proto.Message (such as *slsa.Provenance), a
+// json.RawMessage (a document kept as it is, such as an SBOM), or a
 // JSON-encodable value (such as *SignPredicate). The result passes
 // ParseStatement or an error is returned.
 func NewStatement(predicateType string, subjects []Subject, predicate any) ([]byte, error) {
+	if raw, ok := predicate.(json.RawMessage); ok {
+		return newRawStatement(predicateType, subjects, raw)
+	}
 	var pj []byte
 	var err error
 	if m, ok := predicate.(proto.Message); ok {
@@ -43,6 +47,32 @@ func NewStatement(predicateType string, subjects []Subject, predicate any) ([]by
 		st.Subject = append(st.Subject, &intoto.ResourceDescriptor{Name: s.Name, Digest: map[string]string{s.Digest.Alg: s.Digest.Hex}})
 	}
 	b, err := protojson.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encoding statement: %w", err)
+	}
+	if _, err := ParseStatement(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newRawStatement is NewStatement with the predicate's JSON kept as it is
+// (compacted): numbers, key order and all.
+func newRawStatement(predicateType string, subjects []Subject, predicate json.RawMessage) ([]byte, error) {
+	type descriptor struct {
+		Name   string            `json:"name,omitempty"`
+		Digest map[string]string `json:"digest"`
+	}
+	st := struct {
+		Type          string          `json:"_type"`
+		Subject       []descriptor    `json:"subject"`
+		PredicateType string          `json:"predicateType"`
+		Predicate     json.RawMessage `json:"predicate"`
+	}{Type: StatementV1, PredicateType: predicateType, Predicate: predicate}
+	for _, s := range subjects {
+		st.Subject = append(st.Subject, descriptor{Name: s.Name, Digest: map[string]string{s.Digest.Alg: s.Digest.Hex}})
+	}
+	b, err := json.Marshal(st) // compacts and checks the predicate
 	if err != nil {
 		return nil, fmt.Errorf("encoding statement: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -361,4 +362,45 @@ func FuzzParseEntry(f *testing.F) {
 			t.Fatalf("canonical of %q does not round-trip: %v", b, err)
 		}
 	})
+}
+
+// TestKeyIDLessApproval: an envelope signed without key ids (cosign's
+// form, provlog attest --keyid none) is approved without signing twice.
+func TestKeyIDLessApproval(t *testing.T) {
+	ctx := context.Background()
+	alice, _ := genKey(t, true)
+	bob, _ := genKey(t, false)
+	env, err := SignEnvelope(ctx, buildStatement(t), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := WithoutKeyIDs(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ParseEnvelope(bare)
+	if err != nil || parsed.Signatures[0].KeyID != "" {
+		t.Fatalf("WithoutKeyIDs: %s, %v", bare, err)
+	}
+	approved, err := AddSignatures(ctx, bare, alice, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseEnvelope(approved)
+	if err != nil || len(got.Signatures) != 2 {
+		t.Fatalf("alice (already signed, no key id) and bob approving: %d signatures, %v; want 2", len(got.Signatures), err)
+	}
+}
+
+// TestRawPredicateKept: a json.RawMessage predicate (an SBOM) is kept as
+// written, numbers and key order included.
+func TestRawPredicateKept(t *testing.T) {
+	doc := `{"spdxVersion":"SPDX-2.3","z":1,"a":12345678901234567890,"name":"x"}`
+	st, err := NewStatement(SPDXPredicateType, []Subject{{Name: "app", Digest: digest}}, json.RawMessage(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(st), `"predicate":`+doc) {
+		t.Errorf("statement %s does not hold the document as written", st)
+	}
 }

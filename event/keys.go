@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/secure-systems-lab/go-securesystemslib/signerverifier"
@@ -86,23 +87,20 @@ func SignEnvelope(ctx context.Context, payload []byte, keys ...SigningKey) ([]by
 
 // AddSignatures adds each key's signature to an existing envelope (for
 // multi-party approval: each approver signs the same envelope) and returns
-// the canonical envelope. A key that already signed is not added twice.
+// the canonical envelope. A key that already signed (a signature it
+// verifies, whatever its key id) is not added twice.
 func AddSignatures(ctx context.Context, envelope []byte, keys ...SigningKey) ([]byte, error) {
 	env, err := ParseEnvelope(envelope)
 	if err != nil {
 		return nil, err
 	}
 	pae := env.PAE()
-	have := map[string]bool{}
-	for _, s := range env.Signatures {
-		have[s.KeyID] = true
-	}
 	for _, k := range keys {
 		id, err := k.KeyID()
 		if err != nil {
 			return nil, err
 		}
-		if have[id] {
+		if slices.ContainsFunc(env.Signatures, func(s Signature) bool { return k.Verify(ctx, pae, s.Sig) == nil }) {
 			continue
 		}
 		sig, err := k.Sign(ctx, pae)
@@ -110,7 +108,21 @@ func AddSignatures(ctx context.Context, envelope []byte, keys ...SigningKey) ([]
 			return nil, fmt.Errorf("signing envelope: %w", err)
 		}
 		env.Signatures = append(env.Signatures, Signature{KeyID: id, Sig: sig})
-		have[id] = true
+	}
+	return reencode(env.DSSE())
+}
+
+// WithoutKeyIDs returns the canonical envelope with every signature's key
+// id emptied: what cosign's bundle verifier accepts (it skips a signature
+// whose key id is not the one it computes itself); verifiers then try
+// their keys.
+func WithoutKeyIDs(envelope []byte) ([]byte, error) {
+	env, err := ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	for i := range env.Signatures {
+		env.Signatures[i].KeyID = ""
 	}
 	return reencode(env.DSSE())
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -74,13 +76,21 @@ func fileDigest(path string) (event.Digest, error) {
 // emitFlags say what to do with a signed envelope.
 type emitFlags struct {
 	signKeys []string
+	keyID    string
 	out      string
 	submit   bool
 }
 
+// Key id modes of --keyid.
+const (
+	keyIDSSLib = "sslib"
+	keyIDNone  = "none"
+)
+
 func (e *emitFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&e.signKeys, "sign-key", nil, "PEM private key `file` to sign the envelope with (repeatable; at least one)")
+	fl.StringVar(&e.keyID, "keyid", keyIDSSLib, "key ids of the signatures: sslib (the securesystemslib key id, what in-toto tooling expects) or none (empty, which cosign verify-blob-attestation --bundle needs; provlog admits either)")
 	fl.StringVar(&e.out, "out", "", "write the envelope to `file` (default: stdout, unless --submit)")
 	fl.BoolVar(&e.submit, "submit", false, "submit the envelope to the log and print its index")
 }
@@ -108,6 +118,16 @@ func loadSigningKeys(files []string) ([]event.SigningKey, error) {
 // emit writes the envelope (--out, or stdout without --submit) and submits
 // it if asked.
 func (e *emitFlags) emit(cmd *cobra.Command, g *globals, env []byte) error {
+	switch e.keyID {
+	case keyIDSSLib:
+	case keyIDNone:
+		var err error
+		if env, err = event.WithoutKeyIDs(env); err != nil {
+			return err
+		}
+	default:
+		return usageErr("--keyid %q: want %s or %s", e.keyID, keyIDSSLib, keyIDNone)
+	}
 	if e.out != "" || !e.submit {
 		if err := g.writeOutput(e.out, append(env, '\n'), 0o644); err != nil {
 			return err
@@ -171,8 +191,8 @@ func (b *buildIndexFlag) resolve(cmd *cobra.Command, g *globals, d event.Digest)
 
 func newAttestCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "attest build|sign|promote",
-		Short: "Make a signed event: a build, an artifact signature or a promotion",
+		Use:   "attest build|sign|promote|sbom",
+		Short: "Make a signed event: a build, an artifact signature, a promotion or an SBOM",
 		Long: `Build an in-toto Statement v1 about one artifact from flags, sign it into a
 DSSE envelope with one or more --sign-key files, and print the envelope,
 write it (--out) or submit it (--submit, printing its index).
@@ -181,10 +201,10 @@ Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
 event or could not be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr("attest: name the event: build, sign or promote (see provlog attest --help)")
+			return usageErr("attest: name the event: build, sign, promote or sbom (see provlog attest --help)")
 		},
 	}
-	cmd.AddCommand(newAttestBuildCmd(g), newAttestSignCmd(g), newAttestPromoteCmd(g))
+	cmd.AddCommand(newAttestBuildCmd(g), newAttestSignCmd(g), newAttestPromoteCmd(g), newAttestSBOMCmd(g))
 	return cmd
 }
 
@@ -265,45 +285,68 @@ event or could not be reached.`,
 
 func newAttestSignCmd(g *globals) *cobra.Command {
 	var (
-		s       subjectFlags
-		e       emitFlags
-		b       buildIndexFlag
-		p       event.SignPredicate
-		sigFile string
+		s         subjectFlags
+		e         emitFlags
+		b         buildIndexFlag
+		p         event.SignPredicate
+		sigFile   string
+		sigBundle string
 	)
 	cmd := &cobra.Command{
 		Use:   "sign --artifact FILE --algorithm ALG --signature-key-id ID --signature-file FILE --sign-key FILE",
 		Short: "Make a sign event: the artifact was signed",
 		Long: `Make a sign event (predicate ` + event.SignPredicateType + `):
-it records the artifact's signature (--signature in base64, or the raw
-bytes of --signature-file), its algorithm, the id of the artifact-signing
-key (--signature-key-id, free text such as a KMS key name), and the index
-of the artifact's build event (--build-index; by default the artifact's
-latest build event in the log). A log admits it if a key with the signer
-role signed the envelope; gate policies name those envelope keys.
+it records the artifact's signature (--signature in base64, the raw bytes
+of --signature-file, or the signature of a Sigstore bundle that cosign
+sign-blob --bundle wrote, --signature-bundle), its algorithm, the id of the
+artifact-signing key (--signature-key-id, free text such as a KMS key
+name), and the index of the artifact's build event (--build-index; by
+default the artifact's latest build event in the log). A log admits it if
+a key with the signer role signed the envelope; gate policies name those
+envelope keys.
+
+A --signature-file that holds base64 text (what cosign's old
+--output-signature wrote) is refused: pass it with --signature, or give the
+bundle.
 
 Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
 event or could not be reached.`,
-		Example: `  cosign sign-blob --key release.key app.tar.gz --output-signature app.sig
+		Example: `  cosign sign-blob --key release.key --bundle app.sigstore.json app.tar.gz
   provlog attest sign --artifact app.tar.gz --algorithm ecdsa-p256-sha256 \
-      --signature-key-id release --signature-file app.sig --sign-key signer.key --submit`,
+      --signature-key-id release --signature-bundle app.sigstore.json --sign-key signer.key --submit
+  # or with the raw signature bytes:
+  jq -r .messageSignature.signature app.sigstore.json | base64 -d > app.sig
+  provlog attest sign ... --signature-file app.sig`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			d, name, err := s.resolve()
 			if err != nil {
 				return err
 			}
+			given := 0
+			for _, v := range []string{p.Signature, sigFile, sigBundle} {
+				if v != "" {
+					given++
+				}
+			}
 			switch {
-			case p.Signature != "" && sigFile != "":
-				return usageErr("give --signature or --signature-file, not both")
+			case given > 1:
+				return usageErr("give one of --signature, --signature-file and --signature-bundle")
 			case sigFile != "":
 				raw, err := os.ReadFile(sigFile)
 				if err != nil {
 					return usageErr("--signature-file: %w", err)
 				}
+				if isBase64Text(raw) {
+					return usageErr("--signature-file %s holds base64 text, not the raw signature bytes (cosign's --output-signature writes base64): pass it as --signature \"$(cat %s)\", or give cosign's bundle with --signature-bundle", sigFile, sigFile)
+				}
 				p.Signature = base64.StdEncoding.EncodeToString(raw)
+			case sigBundle != "":
+				if p.Signature, err = bundleSignature(sigBundle, d); err != nil {
+					return err
+				}
 			case p.Signature == "":
-				return usageErr("the artifact's signature is needed: --signature BASE64 or --signature-file FILE")
+				return usageErr("the artifact's signature is needed: --signature BASE64, --signature-file FILE or --signature-bundle FILE")
 			}
 			if p.Algorithm == "" || p.KeyID == "" {
 				return usageErr("--algorithm and --signature-key-id are required")
@@ -321,8 +364,59 @@ event or could not be reached.`,
 	fl.StringVar(&p.Algorithm, "algorithm", "", "artifact signature `algorithm`, e.g. ecdsa-p256-sha256, ed25519 (required)")
 	fl.StringVar(&p.KeyID, "signature-key-id", "", "`id` of the artifact-signing key (required)")
 	fl.StringVar(&p.Signature, "signature", "", "the artifact's signature, standard `base64`")
-	fl.StringVar(&sigFile, "signature-file", "", "`file` holding the artifact's raw signature")
+	fl.StringVar(&sigFile, "signature-file", "", "`file` holding the artifact's raw signature bytes")
+	fl.StringVar(&sigBundle, "signature-bundle", "", "Sigstore bundle `file` of the artifact's signature (cosign sign-blob --bundle)")
 	return cmd
+}
+
+// isBase64Text reports whether a signature file is base64 text (with an
+// optional trailing newline) rather than raw signature bytes: raw
+// signatures (DER ECDSA, Ed25519) are binary and almost never decode.
+func isBase64Text(b []byte) bool {
+	t := strings.TrimRight(string(b), "\r\n")
+	if len(t) < 16 {
+		return false
+	}
+	_, err := base64.StdEncoding.DecodeString(t)
+	return err == nil
+}
+
+// bundleSignature returns the artifact signature of a Sigstore bundle of a
+// message signature (cosign sign-blob --bundle), in standard base64,
+// checking that the bundle is about the artifact d.
+func bundleSignature(path string, d event.Digest) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageErr("--signature-bundle: %w", err)
+	}
+	var bundle struct {
+		MediaType        string `json:"mediaType"`
+		MessageSignature *struct {
+			MessageDigest struct {
+				Algorithm string `json:"algorithm"`
+				Digest    string `json:"digest"`
+			} `json:"messageDigest"`
+			Signature string `json:"signature"`
+		} `json:"messageSignature"`
+	}
+	if err := json.Unmarshal(b, &bundle); err != nil {
+		return "", usageErr("--signature-bundle %s: %w", path, err)
+	}
+	if !strings.HasPrefix(bundle.MediaType, event.BundleMediaTypePrefix) || bundle.MessageSignature == nil {
+		return "", usageErr("--signature-bundle %s: not a Sigstore bundle of a signature over an artifact (want cosign sign-blob --bundle's output)", path)
+	}
+	ms := bundle.MessageSignature
+	sig, err := base64.StdEncoding.DecodeString(ms.Signature)
+	if err != nil || len(sig) == 0 {
+		return "", usageErr("--signature-bundle %s: messageSignature.signature: not base64", path)
+	}
+	if ms.MessageDigest.Algorithm == "SHA2_256" && d.Alg == "sha256" {
+		md, err := base64.StdEncoding.DecodeString(ms.MessageDigest.Digest)
+		if err != nil || hex.EncodeToString(md) != d.Hex {
+			return "", usageErr("--signature-bundle %s: the bundle signs another artifact (digest %x, artifact %s)", path, md, d)
+		}
+	}
+	return base64.StdEncoding.EncodeToString(sig), nil
 }
 
 func newAttestPromoteCmd(g *globals) *cobra.Command {
@@ -425,10 +519,11 @@ event or could not be reached.`,
 			if err != nil {
 				return err
 			}
-			env, err := event.ParseEnvelope(raw)
+			env, err := event.ParseEntry(raw)
 			if err != nil {
 				return usageErr("%s: %w", in, err)
 			}
+			raw = env.Canonical()
 			ev, err := event.ParseStatement(env.Payload)
 			if err != nil {
 				return usageErr("%s: %w", in, err)
@@ -480,4 +575,109 @@ type submitResult struct {
 	Index     uint64 `json:"index"`
 	Duplicate bool   `json:"duplicate"`
 	Proof     string `json:"proofFile,omitempty"`
+}
+
+func newAttestSBOMCmd(g *globals) *cobra.Command {
+	var (
+		s        subjectFlags
+		e        emitFlags
+		sbomFile string
+		byDigest bool
+		uri      string
+	)
+	cmd := &cobra.Command{
+		Use:   "sbom --artifact FILE --sbom FILE [--by-digest [--sbom-uri URI]] --sign-key FILE",
+		Short: "Make an SBOM event: an SPDX or CycloneDX document about the artifact",
+		Long: `Make an SBOM event about the artifact from an SPDX or CycloneDX JSON
+document (--sbom; the format is read from the document). Inline, the
+statement's predicate is the document itself (predicate type
+` + event.SPDXPredicateType + ` or ` + event.CycloneDXPredicateType + `),
+kept as it is; an inline SBOM statement is capped at ` + fmt.Sprint(event.MaxInlineSBOM) + ` bytes.
+With --by-digest the statement carries only the document's digest, size
+and media type (predicate type ` + event.SBOMRefPredicateType + `) and,
+with --sbom-uri, where it is kept: the document stays in your artifact
+store and the log proves which one was published. A log admits it if a
+key with the attester role signed the envelope.
+
+Exit codes: 0 done; 2 bad flags or input files; 3 the log refused the
+event or could not be reached.`,
+		Example: `  syft app.tar.gz -o spdx-json > app.spdx.json
+  provlog attest sbom --artifact app.tar.gz --sbom app.spdx.json --sign-key scanner.key --submit
+  provlog attest sbom --artifact app.tar.gz --sbom big.cdx.json --by-digest \
+      --sbom-uri https://artifacts.example.com/app/1.2/big.cdx.json --sign-key scanner.key --submit`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			d, name, err := s.resolve()
+			if err != nil {
+				return err
+			}
+			if sbomFile == "" {
+				return usageErr("--sbom is required")
+			}
+			if uri != "" && !byDigest {
+				return usageErr("--sbom-uri goes with --by-digest")
+			}
+			doc, err := os.ReadFile(sbomFile)
+			if err != nil {
+				return usageErr("--sbom: %w", err)
+			}
+			format, specVersion, err := sbomFormat(doc)
+			if err != nil {
+				return usageErr("--sbom %s: %w", sbomFile, err)
+			}
+			var predType string
+			var pred any
+			switch {
+			case byDigest:
+				sum := sha256.Sum256(doc)
+				mediaType := "application/spdx+json"
+				if format == event.SBOMCycloneDX {
+					mediaType = "application/vnd.cyclonedx+json"
+				}
+				predType = event.SBOMRefPredicateType
+				pred = map[string]any{"format": format, "specVersion": specVersion, "mediaType": mediaType,
+					"digest": map[string]string{"sha256": hex.EncodeToString(sum[:])}, "size": len(doc), "uri": uri}
+			case format == event.SBOMSPDX:
+				predType, pred = event.SPDXPredicateType, json.RawMessage(doc)
+			default:
+				predType, pred = event.CycloneDXPredicateType, json.RawMessage(doc)
+			}
+			if err := signAndEmit(cmd, g, &e, predType, d, name, pred); err != nil {
+				if !byDigest && errors.Is(err, event.ErrInvalid) && strings.Contains(err.Error(), event.SBOMRefPredicateType) {
+					return usageErr("%w (use --by-digest)", err)
+				}
+				return err
+			}
+			return nil
+		}),
+	}
+	s.register(cmd, true)
+	e.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&sbomFile, "sbom", "", "SPDX or CycloneDX JSON `file` (required)")
+	fl.BoolVar(&byDigest, "by-digest", false, "log the SBOM's digest, size and media type instead of the document")
+	fl.StringVar(&uri, "sbom-uri", "", "with --by-digest: `URI` where the SBOM is kept")
+	return cmd
+}
+
+// sbomFormat tells an SPDX document from a CycloneDX BOM.
+func sbomFormat(doc []byte) (format, specVersion string, err error) {
+	var d struct {
+		SPDXVersion string          `json:"spdxVersion"`
+		Context     json.RawMessage `json:"@context"`
+		BOMFormat   string          `json:"bomFormat"`
+		SpecVersion string          `json:"specVersion"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return "", "", fmt.Errorf("not JSON: %w", err)
+	}
+	switch {
+	case strings.HasPrefix(d.SPDXVersion, "SPDX-"):
+		return event.SBOMSPDX, d.SPDXVersion, nil
+	case d.Context != nil && strings.Contains(string(d.Context), "spdx"):
+		return event.SBOMSPDX, "", nil
+	case d.BOMFormat == "CycloneDX":
+		return event.SBOMCycloneDX, d.SpecVersion, nil
+	}
+	return "", "", errors.New("neither an SPDX document (spdxVersion) nor a CycloneDX BOM (bomFormat); only the JSON forms are read")
 }

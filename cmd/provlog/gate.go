@@ -232,19 +232,19 @@ func allowed(v string, patterns []string) bool {
 	return false
 }
 
-// signedBy reports whether the envelope carries a signature by k: one with
-// k's key id (verified with k's public key when the policy has it), or,
-// for a named key, a signature without key id that the key verifies.
+// signedBy reports whether the envelope carries a signature by k: for a
+// policy key with its public key, a signature the key verifies, whatever
+// key id it carries (key ids are hints: cosign writes none); for a key
+// named only by id, a signature with that key id (the log verified it
+// against its keyring when it admitted the event).
 func signedBy(ctx context.Context, pe *parsedEvent, k policyKey) bool {
 	pae := pe.Env.PAE()
 	for _, s := range pe.Env.Signatures {
 		switch {
-		case s.KeyID == k.id && k.key == nil:
+		case k.key == nil && s.KeyID == k.id:
 			return true
-		case (s.KeyID == k.id || s.KeyID == "") && k.key != nil:
-			if k.key.Verify(ctx, pae, s.Sig) == nil {
-				return true
-			}
+		case k.key != nil && k.key.Verify(ctx, pae, s.Sig) == nil:
+			return true
 		}
 	}
 	return false

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,10 +19,11 @@ import (
 )
 
 // entryFor returns what is submitted for a file's contents: the canonical
-// form of a DSSE envelope (what the log stores for it), else the bytes as
-// they are (for logs that admit any entry).
+// form of a DSSE envelope, bare or in a Sigstore bundle (what the log
+// stores for it), else the bytes as they are (for logs that admit any
+// entry).
 func entryFor(raw []byte) []byte {
-	if env, err := event.ParseEnvelope(raw); err == nil {
+	if env, err := event.ParseEntry(raw); err == nil {
 		return env.Canonical()
 	}
 	return raw
@@ -33,8 +36,9 @@ func newSubmitCmd(g *globals) *cobra.Command {
 		Short: "Submit envelopes to the log and print their indices",
 		Long: `Submit each FILE ("-" for stdin) as one entry and print its index, one per
 line, once the entry is durable and covered by a signed checkpoint. A DSSE
-envelope is sent in its canonical form; the same event submitted again gets
-its original index back.
+envelope, or a Sigstore bundle holding one (what cosign attest-blob
+--bundle writes), is sent as the envelope's canonical form; the same event
+submitted again gets its original index back.
 
 With --wait, also wait until the log publishes a checkpoint covering each
 entry (which, for a log with a witness policy, is cosigned), fetch its
@@ -45,6 +49,8 @@ file offline.
 Exit codes: 0 all submitted; 2 a file is unreadable; 3 the log refused an
 entry or could not be reached (entries before it were submitted).`,
 		Example: `  provlog submit build.json sign.json
+  cosign attest-blob --key cosign.key --type slsaprovenance1 --predicate prov.json \
+      --bundle app.sigstore.json app.tar.gz && provlog submit app.sigstore.json
   provlog attest build ... --sign-key ci.key | provlog submit -
   provlog submit --wait prod.json && provlog verify prod.json.tlog-proof --artifact app.tar.gz`,
 		Args: cobra.MinimumNArgs(1),
@@ -169,17 +175,56 @@ unreachable, or its answer does not verify.`,
 
 // eventJSON is the JSON form of a logged event.
 type eventJSON struct {
-	Index    uint64                  `json:"index"`
-	Type     string                  `json:"type,omitempty"`
-	Subjects []string                `json:"subjects,omitempty"`
-	Signers  []string                `json:"signers,omitempty"` // DSSE key ids
-	Build    *buildJSON              `json:"build,omitempty"`
-	Sign     *event.SignPredicate    `json:"sign,omitempty"`
-	Promote  *event.PromotePredicate `json:"promote,omitempty"`
+	Index         uint64                  `json:"index"`
+	Type          string                  `json:"type,omitempty"`
+	PredicateType string                  `json:"predicateType,omitempty"`
+	StatementType string                  `json:"statementType,omitempty"`
+	Subjects      []string                `json:"subjects,omitempty"`
+	Signers       []string                `json:"signers,omitempty"` // DSSE key ids (hints; may be empty)
+	Build         *buildJSON              `json:"build,omitempty"`
+	Sign          *event.SignPredicate    `json:"sign,omitempty"`
+	Promote       *event.PromotePredicate `json:"promote,omitempty"`
+	SBOM          *sbomJSON               `json:"sbom,omitempty"`
+	TestResult    *testResultJSON         `json:"testResult,omitempty"`
+	VSA           *vsaJSON                `json:"vsa,omitempty"`
+	Link          *linkJSON               `json:"link,omitempty"`
 	// Entry is the entry in base64 when it is not an event.
 	Entry string `json:"entry,omitempty"`
 	// Error says why the entry is not an event.
 	Error string `json:"error,omitempty"`
+}
+
+type sbomJSON struct {
+	Format      string `json:"format"`
+	SpecVersion string `json:"specVersion,omitempty"`
+	Inline      bool   `json:"inline"`
+	MediaType   string `json:"mediaType"`
+	Digest      string `json:"digest,omitempty"`
+	Size        uint64 `json:"size,omitempty"`
+	URI         string `json:"uri,omitempty"`
+}
+
+type testResultJSON struct {
+	Result string `json:"result"`
+	URL    string `json:"url,omitempty"`
+	Passed int    `json:"passed"`
+	Warned int    `json:"warned"`
+	Failed int    `json:"failed"`
+}
+
+type vsaJSON struct {
+	VerifierID     string     `json:"verifierId"`
+	ResourceURI    string     `json:"resourceUri"`
+	PolicyURI      string     `json:"policyUri"`
+	Result         string     `json:"verificationResult"`
+	VerifiedLevels []string   `json:"verifiedLevels"`
+	TimeVerified   *time.Time `json:"timeVerified,omitempty"`
+}
+
+type linkJSON struct {
+	Name      string   `json:"name"`
+	Command   []string `json:"command,omitempty"`
+	Materials int      `json:"materials"`
 }
 
 type buildJSON struct {
@@ -201,7 +246,7 @@ type parsedEvent struct {
 
 // parseEntry parses a logged entry as an event.
 func parseEntry(index uint64, entry []byte) (*parsedEvent, error) {
-	env, err := event.ParseEnvelope(entry)
+	env, err := event.ParseEntry(entry)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +268,25 @@ func describe(index uint64, entry []byte) eventJSON {
 
 func (pe *parsedEvent) json() eventJSON {
 	ev := pe.Event
-	j := eventJSON{Index: pe.Index, Type: ev.Type, Sign: ev.Sign, Promote: ev.Promote}
+	j := eventJSON{Index: pe.Index, Type: ev.Type, PredicateType: ev.PredicateType, StatementType: ev.StatementType, Sign: ev.Sign, Promote: ev.Promote}
+	if m := ev.SBOM; m != nil {
+		j.SBOM = &sbomJSON{Format: m.Format, SpecVersion: m.SpecVersion, Inline: m.Inline, MediaType: m.MediaType, Size: m.Size, URI: m.URI}
+		if !m.Inline {
+			j.SBOM.Digest = m.Digest.String()
+		}
+	}
+	if t := ev.TestResult; t != nil {
+		j.TestResult = &testResultJSON{Result: t.Result, URL: t.URL, Passed: len(t.PassedTests), Warned: len(t.WarnedTests), Failed: len(t.FailedTests)}
+	}
+	if v := ev.VSA; v != nil {
+		j.VSA = &vsaJSON{VerifierID: v.VerifierID, ResourceURI: v.ResourceURI, PolicyURI: v.PolicyURI, Result: v.Result, VerifiedLevels: v.VerifiedLevels}
+		if !v.TimeVerified.IsZero() {
+			j.VSA.TimeVerified = &v.TimeVerified
+		}
+	}
+	if l := ev.Link; l != nil {
+		j.Link = &linkJSON{Name: l.Name, Command: l.Command, Materials: len(l.Materials)}
+	}
 	for _, s := range ev.Subjects {
 		j.Subjects = append(j.Subjects, s.String())
 	}
@@ -258,6 +321,16 @@ func (pe *parsedEvent) summary() string {
 			from = "(none)"
 		}
 		s = fmt.Sprintf("%s -> %s build=%d", from, ev.Promote.To, ev.Promote.BuildIndex)
+	case ev.SBOM != nil && ev.SBOM.Inline:
+		s = fmt.Sprintf("%s %s inline", ev.SBOM.Format, ev.SBOM.SpecVersion)
+	case ev.SBOM != nil:
+		s = fmt.Sprintf("%s %s by reference %s (%d bytes) %s", ev.SBOM.Format, ev.SBOM.SpecVersion, ev.SBOM.Digest, ev.SBOM.Size, ev.SBOM.URI)
+	case ev.TestResult != nil:
+		s = fmt.Sprintf("result=%s passed=%d warned=%d failed=%d", ev.TestResult.Result, len(ev.TestResult.PassedTests), len(ev.TestResult.WarnedTests), len(ev.TestResult.FailedTests))
+	case ev.VSA != nil:
+		s = fmt.Sprintf("verifier=%s result=%s levels=%s", ev.VSA.VerifierID, ev.VSA.Result, strings.Join(ev.VSA.VerifiedLevels, ","))
+	case ev.Link != nil:
+		s = fmt.Sprintf("step=%s command=%q", ev.Link.Name, strings.Join(ev.Link.Command, " "))
 	}
 	return fmt.Sprintf("%d\t%s\t%s\tsigners=%d", pe.Index, ev.Type, s, len(pe.Env.Signatures))
 }
@@ -266,23 +339,41 @@ type searchFlags struct {
 	subject      subjectFlags
 	builderID    string
 	sourceCommit string
+	keyID        string
+	keyFile      string
 }
 
 func (f *searchFlags) key() (client.SearchKey, error) {
 	n := 0
-	for _, v := range []string{f.subject.artifact + f.subject.digest, f.builderID, f.sourceCommit} {
+	for _, v := range []string{f.subject.artifact + f.subject.digest, f.builderID, f.sourceCommit, f.keyID, f.keyFile} {
 		if v != "" {
 			n++
 		}
 	}
 	if n != 1 {
-		return client.SearchKey{}, usageErr("search by exactly one of --digest, --artifact, --builder-id, --source-commit")
+		return client.SearchKey{}, usageErr("search by exactly one of --digest, --artifact, --builder-id, --source-commit, --key, --key-file")
 	}
 	switch {
 	case f.builderID != "":
 		return client.SearchKey{BuilderID: f.builderID}, nil
 	case f.sourceCommit != "":
 		return client.SearchKey{SourceCommit: f.sourceCommit}, nil
+	case f.keyID != "":
+		return client.SearchKey{SignerKeyID: f.keyID}, nil
+	case f.keyFile != "":
+		b, err := os.ReadFile(f.keyFile)
+		if err != nil {
+			return client.SearchKey{}, usageErr("--key-file: %w", err)
+		}
+		k, err := event.LoadKey(b)
+		if err != nil {
+			return client.SearchKey{}, usageErr("--key-file %s: %w", f.keyFile, err)
+		}
+		id, err := k.KeyID()
+		if err != nil {
+			return client.SearchKey{}, usageErr("--key-file %s: %w", f.keyFile, err)
+		}
+		return client.SearchKey{SignerKeyID: id}, nil
 	}
 	d, _, err := f.subject.resolve()
 	if err != nil {
@@ -325,11 +416,14 @@ func proveAll(ctx context.Context, c *client.Client, key client.SearchKey) ([]pr
 func newSearchCmd(g *globals) *cobra.Command {
 	var f searchFlags
 	cmd := &cobra.Command{
-		Use:   "search --digest sha256:HEX | --artifact FILE | --builder-id ID | --source-commit HEX",
-		Short: "List every event about an artifact, builder or source commit",
+		Use:   "search --digest sha256:HEX | --artifact FILE | --builder-id ID | --source-commit HEX | --key KEYID | --key-file PEM",
+		Short: "List every event about an artifact, builder or source commit, or signed by a key",
 		Long: `List, in log order, every event the log indexed under an artifact digest,
-a builder id or a source commit: one line per event with its index, type,
-a summary and its number of signers. Each result is proven included in the
+a builder id, a source commit or a signer key (--key, its securesystemslib
+key id as "provlog keygen" prints it, or --key-file, its public key: every
+event of any type the key signed, whatever key id the envelope carried):
+one line per event with its index, type, a summary and its number of
+signers. Each result is proven included in the
 log (its proof bundle verifies with the log's key and carries the entry).
 With --json, print the decoded events.
 
@@ -337,7 +431,8 @@ Exit codes: 0 listed (perhaps none); 2 bad flags; 3 the log unreachable or
 its answer does not verify.`,
 		Example: `  provlog search --artifact app.tar.gz
   provlog search --digest sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --json
-  provlog search --builder-id https://ci.example.com/runner@v2`,
+  provlog search --builder-id https://ci.example.com/runner@v2
+  provlog search --key-file ci.pub     # what has this key signed?`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			key, err := f.key()
@@ -375,6 +470,8 @@ its answer does not verify.`,
 	f.subject.register(cmd, false)
 	cmd.Flags().StringVar(&f.builderID, "builder-id", "", "SLSA builder `id` of build events")
 	cmd.Flags().StringVar(&f.sourceCommit, "source-commit", "", "source `commit` of build events (lowercase hex)")
+	cmd.Flags().StringVar(&f.keyID, "key", "", "signer key `id` (securesystemslib key id): every event the key signed")
+	cmd.Flags().StringVar(&f.keyFile, "key-file", "", "signer public key PEM `file`: every event the key signed")
 	return cmd
 }
 
