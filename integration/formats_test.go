@@ -75,11 +75,24 @@ func TestCLIRealToolFormats(t *testing.T) {
 		t.Fatalf("--keyid none: %s", b)
 	}
 	own := index(t, c.ok("submit", "b.json"))
+	// The same envelope as a Sigstore bundle (for cosign verify-blob-attestation
+	// --bundle, checked by hand with cosign v3.1.3: see the README) is the
+	// same event.
+	c.ok("attest", "build", "--artifact", "artifact.txt", "--builder-id", "https://ci.example.com/b", "--build-type", "https://ci.example.com/t",
+		"--source-repo", "https://git.example.com/app", "--source-commit", strings.Repeat("2c", 20), "--sign-key", "builder.key", "--keyid", "none",
+		"--out", "b2.json", "--out-bundle", "b2.sigstore.json")
+	if fromEnvelope, fromBundle := index(t, c.ok("submit", "b2.json")), index(t, c.ok("submit", "b2.sigstore.json")); fromEnvelope != fromBundle {
+		t.Errorf("envelope at %d, its bundle at %d", fromEnvelope, fromBundle)
+	}
+	if r := c.want(2, "attest", "build", "--artifact", "artifact.txt", "--builder-id", "b", "--build-type", "t", "--source-commit", strings.Repeat("2b", 20),
+		"--sign-key", "builder.key", "--out-bundle", "x.json"); !strings.Contains(r.stderr, "--keyid none") {
+		t.Errorf("--out-bundle with sslib key ids: %q", r.stderr)
+	}
 	var keygen struct{ KeyID string }
 	if err := json.Unmarshal([]byte(local.ok("keygen", "--type", "submitter", "--kind", "ed25519", "--name", "x", "--out", "x", "--json")), &keygen); err != nil {
 		t.Fatal(err)
 	}
-	if out := c.ok("search", "--key-file", "builder.pub"); !strings.HasPrefix(out, strconv.FormatUint(own, 10)+"\tbuild\t") {
+	if out := c.ok("search", "--key-file", "builder.pub"); !strings.HasPrefix(out, strconv.FormatUint(own, 10)+"\tbuild\t") || strings.Count(out, "\n") != 2 {
 		t.Errorf("search --key-file builder.pub: %q", out)
 	}
 	if out := c.ok("search", "--key", keygen.KeyID); out != "" {

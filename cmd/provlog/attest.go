@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -75,10 +76,11 @@ func fileDigest(path string) (event.Digest, error) {
 
 // emitFlags say what to do with a signed envelope.
 type emitFlags struct {
-	signKeys []string
-	keyID    string
-	out      string
-	submit   bool
+	signKeys  []string
+	keyID     string
+	out       string
+	outBundle string
+	submit    bool
 }
 
 // Key id modes of --keyid.
@@ -91,8 +93,33 @@ func (e *emitFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&e.signKeys, "sign-key", nil, "PEM private key `file` to sign the envelope with (repeatable; at least one)")
 	fl.StringVar(&e.keyID, "keyid", keyIDSSLib, "key ids of the signatures: sslib (the securesystemslib key id, what in-toto tooling expects) or none (empty, which cosign verify-blob-attestation --bundle needs; provlog admits either)")
-	fl.StringVar(&e.out, "out", "", "write the envelope to `file` (default: stdout, unless --submit)")
+	fl.StringVar(&e.out, "out", "", "write the envelope to `file` (default: stdout, unless --submit or --out-bundle)")
+	fl.StringVar(&e.outBundle, "out-bundle", "", "also write the envelope as a Sigstore bundle v0.3 `file`, for cosign verify-blob-attestation --bundle (needs --keyid none and one --sign-key)")
 	fl.BoolVar(&e.submit, "submit", false, "submit the envelope to the log and print its index")
+}
+
+// sigstoreBundle wraps a one-signature envelope in a Sigstore bundle v0.3
+// with a public key hint (base64 of the SHA-256 of the DER public key, as
+// cosign writes it): what cosign verify-blob-attestation --bundle reads.
+// cosign skips a signature whose key id is not its own, hence --keyid none.
+func sigstoreBundle(env []byte, keyFiles []string, keyID string) ([]byte, error) {
+	if keyID != keyIDNone || len(keyFiles) != 1 {
+		return nil, usageErr("--out-bundle: a Sigstore bundle holds one signature without key id: give one --sign-key and --keyid none")
+	}
+	keys, err := loadSigningKeys(keyFiles)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(keys[0].Public())
+	if err != nil {
+		return nil, err
+	}
+	hint := sha256.Sum256(der)
+	return json.Marshal(map[string]any{
+		"mediaType":            event.BundleMediaTypePrefix + ".v0.3+json",
+		"verificationMaterial": map[string]any{"publicKey": map[string]string{"hint": base64.StdEncoding.EncodeToString(hint[:])}},
+		"dsseEnvelope":         json.RawMessage(env),
+	})
 }
 
 // loadSigningKeys reads PEM private keys.
@@ -128,7 +155,16 @@ func (e *emitFlags) emit(cmd *cobra.Command, g *globals, env []byte) error {
 	default:
 		return usageErr("--keyid %q: want %s or %s", e.keyID, keyIDSSLib, keyIDNone)
 	}
-	if e.out != "" || !e.submit {
+	if e.outBundle != "" {
+		b, err := sigstoreBundle(env, e.signKeys, e.keyID)
+		if err != nil {
+			return err
+		}
+		if err := g.writeOutput(e.outBundle, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if e.out != "" || (!e.submit && e.outBundle == "") {
 		if err := g.writeOutput(e.out, append(env, '\n'), 0o644); err != nil {
 			return err
 		}

@@ -312,7 +312,7 @@ func (pe *parsedEvent) summary() string {
 	var s string
 	switch {
 	case ev.Build != nil:
-		s = fmt.Sprintf("builder=%s source=%s@%s", ev.Build.BuilderID, ev.Build.SourceRepo, ev.Build.SourceCommit)
+		s = fmt.Sprintf("builder=%s source=%s@%s", ev.Build.BuilderID, event.NormalizeRepo(ev.Build.SourceRepo), ev.Build.SourceCommit)
 	case ev.Sign != nil:
 		s = fmt.Sprintf("algorithm=%s key=%s build=%d", ev.Sign.Algorithm, ev.Sign.KeyID, ev.Sign.BuildIndex)
 	case ev.Promote != nil:
