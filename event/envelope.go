@@ -306,6 +306,11 @@ func (e *Envelope) DSSE() *dsse.Envelope {
 // (protojson's rule, which the Sigstore bundle's envelope follows). Line
 // breaks are skipped, as the base64 package skips them.
 func decodeDSSEBase64(dst, s []byte) (int, error) {
+	// Standard padded base64 (what nearly every signer writes) decodes
+	// the same under either rule: try it first, without scanning s.
+	if n, err := base64.StdEncoding.Decode(dst, s); err == nil {
+		return n, nil
+	}
 	if bytes.ContainsAny(s, "\r\n") {
 		s = bytes.ReplaceAll(bytes.ReplaceAll(s, []byte("\r"), nil), []byte("\n"), nil)
 	}
