@@ -3,14 +3,27 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/event"
+	provlogv1 "github.com/provlog/provlog/proto/provlog/v1"
 )
 
 // monitor returns a Monitor of d reading over gRPC or tlog-tiles, with its
@@ -183,5 +196,427 @@ func TestMonitorDetectsFork(t *testing.T) {
 	append_(t, a, "e2")
 	for _, source := range []string{"grpc", "tiles"} {
 		t.Run(source+"/same size", func(t *testing.T) { check(t, source, a, b, false) })
+	}
+}
+
+// watchLog is a provlogd (open admission) and the keys and watch file of
+// the watch tests: the watch names digest 0xaa, the builder gh, the
+// repository https://github.com/octo/app and the key ci (by its public
+// key file); "other" is a key nobody watches.
+type watchLog struct {
+	d         *provlogd
+	ci, other watchKey
+	watch     *client.Watch
+}
+
+const watchedBuilder = "https://github.com/actions/runner/github-hosted"
+
+func newWatchLog(t *testing.T) *watchLog {
+	t.Helper()
+	dir := t.TempDir()
+	l := &watchLog{d: startProvlogd(t, filepath.Join(dir, "log")),
+		ci: newWatchKey(t, dir, "ci", event.KeyEd25519), other: newWatchKey(t, dir, "other", event.KeyECDSAP256)}
+	path := filepath.Join(dir, "watch.json")
+	if err := os.WriteFile(path, []byte(`{
+		"digests": ["`+digestOf(0xaa).String()+`"],
+		"builders": ["`+watchedBuilder+`"],
+		"repositories": ["https://github.com/octo/app"],
+		"keys": [{"name": "ci", "publicKeyFile": "ci.pub"}]
+	}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if l.watch, err = client.LoadWatch(path); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// watched is an entry and the rules it matches.
+type watched struct {
+	entry []byte
+	want  []client.WatchMatch
+}
+
+// batch returns n entries, named by tag: opaque entries and events nobody
+// watches, with one event for each rule among them at spread positions.
+func (l *watchLog) batch(t *testing.T, tag byte, n int) []watched {
+	t.Helper()
+	noIDs := func(env []byte) []byte {
+		b, err := event.WithoutKeyIDs(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	special := map[int]watched{
+		n / 7:       {signEvent(t, digestOf(0xaa), l.other), []client.WatchMatch{{Rule: "digest", Value: digestOf(0xaa).String()}}},
+		n / 3:       {buildEvent(t, digestOf(tag), watchedBuilder, "https://git.example.com/x", l.other), []client.WatchMatch{{Rule: "builder", Value: watchedBuilder}}},
+		n / 2:       {buildEvent(t, digestOf(tag), "https://ci.example.com/r", "git+https://github.com/octo/app@refs/heads/main", l.other), []client.WatchMatch{{Rule: "repository", Value: "https://github.com/octo/app"}}},
+		n - n/5:     {noIDs(signEvent(t, digestOf(tag), l.ci)), []client.WatchMatch{{Rule: "key", Value: "ci"}}},
+		n - 1:       {buildEvent(t, digestOf(0xaa), watchedBuilder, "https://github.com/octo/app", l.ci), []client.WatchMatch{{Rule: "digest", Value: digestOf(0xaa).String()}, {Rule: "builder", Value: watchedBuilder}, {Rule: "repository", Value: "https://github.com/octo/app"}, {Rule: "key", Value: "ci"}}},
+		n/7 + 1:     {signEvent(t, digestOf(tag), l.other), nil},
+		n/2 + 1:     {buildEvent(t, digestOf(tag), "https://ci.example.com/r", "https://github.com/octo/app2", l.other), nil},
+		n - n/5 + 1: {noIDs(signEvent(t, digestOf(0xab), l.other)), nil},
+	}
+	out := make([]watched, n)
+	for i := range out {
+		if w, ok := special[i]; ok {
+			out[i] = w
+		} else {
+			out[i] = watched{entry: fmt.Appendf(nil, "opaque %c %d", tag, i)}
+		}
+	}
+	return out
+}
+
+// appendWatched appends the batch and returns the alerts it should cause,
+// by index.
+func (l *watchLog) appendWatched(t *testing.T, b []watched) map[uint64][]client.WatchMatch {
+	t.Helper()
+	var es [][]byte
+	for _, w := range b {
+		es = append(es, w.entry)
+	}
+	res, err := dial(t, l.d).AppendMany(testContext(t), es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64][]client.WatchMatch{}
+	for i, r := range res {
+		if r.Duplicate {
+			t.Fatalf("entry %d of the batch is a duplicate", i)
+		}
+		if b[i].want != nil {
+			want[r.Index] = b[i].want
+		}
+	}
+	return want
+}
+
+// alertLog records alerts; fail, if not nil, may make OnAlert fail.
+type alertLog struct {
+	got  []client.Alert
+	fail func(client.Alert) error
+}
+
+func (a *alertLog) onAlert(_ context.Context, al client.Alert) error {
+	if a.fail != nil {
+		if err := a.fail(al); err != nil {
+			return err
+		}
+	}
+	a.got = append(a.got, al)
+	return nil
+}
+
+// take returns the alerts recorded since the last call, by index, failing
+// the test unless they came in increasing index order.
+func (a *alertLog) take(t *testing.T) map[uint64][]client.WatchMatch {
+	t.Helper()
+	out := map[uint64][]client.WatchMatch{}
+	for i, al := range a.got {
+		if i > 0 && al.Index <= a.got[i-1].Index {
+			t.Errorf("alert on entry %d after one on entry %d", al.Index, a.got[i-1].Index)
+		}
+		if al.Event == nil || al.Checkpoint == nil || al.Index >= al.Checkpoint.Size {
+			t.Errorf("alert on entry %d: event %v, checkpoint %+v", al.Index, al.Event, al.Checkpoint)
+		}
+		out[al.Index] = al.Matches
+	}
+	a.got = nil
+	return out
+}
+
+func (l *watchLog) monitor(t *testing.T, source, state string, alerts *alertLog, from *uint64) *client.Monitor {
+	t.Helper()
+	cfg := client.MonitorConfig{VerifierKey: l.d.VerifierKey, StateFile: state, Watch: l.watch, OnAlert: alerts.onAlert, WatchFrom: from}
+	switch source {
+	case "grpc":
+		cfg.Client = dial(t, l.d)
+	case "tiles":
+		cfg.TilesURL = l.d.HTTPURL
+	}
+	m, err := client.NewMonitor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func sameAlerts(got, want map[uint64][]client.WatchMatch) bool {
+	return maps.EqualFunc(got, want, slices.Equal)
+}
+
+// TestMonitorWatchAlerts logs events in the watched names among others,
+// over several polls (the first from no state, one reading 700 entries in
+// four pages, one reading a few), and wants exactly the alerts of the
+// entries added since the previous poll, with their indices and rules.
+func TestMonitorWatchAlerts(t *testing.T) {
+	for _, source := range []string{"grpc", "tiles"} {
+		t.Run(source, func(t *testing.T) {
+			ctx := testContext(t)
+			l := newWatchLog(t)
+			before := l.appendWatched(t, l.batch(t, 'a', 40))
+			if len(before) != 5 {
+				t.Fatalf("the first batch should alert 5 times, not %d", len(before))
+			}
+			state := filepath.Join(t.TempDir(), "state")
+			alerts := &alertLog{}
+			m := l.monitor(t, source, state, alerts, nil)
+			if _, err := m.Poll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := alerts.take(t); len(got) != 0 {
+				t.Fatalf("the first poll, without state, alerted on %v: want only events logged after it", got)
+			}
+			for round, n := range []int{700, 3, 1} {
+				want := l.appendWatched(t, l.batch(t, byte('b'+round), n))
+				cp, err := m.Poll(ctx)
+				if err != nil {
+					t.Fatalf("round %d: Poll: %v", round, err)
+				}
+				if got := alerts.take(t); !sameAlerts(got, want) {
+					t.Errorf("round %d: alerts %v, want %v", round, got, want)
+				}
+				if b, err := os.ReadFile(state); err != nil || !bytes.Equal(b, cp.Raw) {
+					t.Fatalf("round %d: state file = %q, %v; want the checkpoint", round, b, err)
+				}
+			}
+			// Nothing new: no alert.
+			if _, err := m.Poll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := alerts.take(t); len(got) != 0 {
+				t.Errorf("a poll with nothing new alerted on %v", got)
+			}
+		})
+	}
+}
+
+// TestMonitorWatchFrom starts without state from an index: the events
+// from there on alert, those before do not; an index beyond the log is an
+// error that stores nothing.
+func TestMonitorWatchFrom(t *testing.T) {
+	ctx := testContext(t)
+	l := newWatchLog(t)
+	want := l.appendWatched(t, l.batch(t, 'a', 300))
+	for _, source := range []string{"grpc", "tiles"} {
+		t.Run(source, func(t *testing.T) {
+			for _, from := range []uint64{0, 43, 299} {
+				alerts := &alertLog{}
+				if _, err := l.monitor(t, source, filepath.Join(t.TempDir(), "state"), alerts, &from).Poll(ctx); err != nil {
+					t.Fatal(err)
+				}
+				wantFrom := maps.Clone(want)
+				maps.DeleteFunc(wantFrom, func(i uint64, _ []client.WatchMatch) bool { return i < from })
+				if got := alerts.take(t); !sameAlerts(got, wantFrom) {
+					t.Errorf("from %d: alerts %v, want %v", from, got, wantFrom)
+				}
+			}
+			state := filepath.Join(t.TempDir(), "state")
+			beyond := uint64(301)
+			if _, err := l.monitor(t, source, state, &alertLog{}, &beyond).Poll(ctx); err == nil || !strings.Contains(err.Error(), "beyond the log's size 300") {
+				t.Errorf("Poll from beyond the log = %v, want an error", err)
+			}
+			if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a failed first poll wrote the state file (%v)", err)
+			}
+		})
+	}
+}
+
+// TestMonitorWatchAtLeastOnce fails OnAlert on the second alert of a
+// poll: the checkpoint is not stored, the same Monitor's next poll goes on
+// from that alert, and a Monitor started afresh on the old state (as after
+// a crash) delivers every alert again.
+func TestMonitorWatchAtLeastOnce(t *testing.T) {
+	ctx := testContext(t)
+	l := newWatchLog(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	alerts := &alertLog{}
+	m := l.monitor(t, "tiles", state, alerts, nil)
+	first, err := m.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := l.appendWatched(t, l.batch(t, 'a', 600))
+	calls := 0
+	boom := errors.New("pager unreachable")
+	alerts.fail = func(client.Alert) error {
+		if calls++; calls == 2 {
+			return boom
+		}
+		return nil
+	}
+	if _, err := m.Poll(ctx); !errors.Is(err, boom) {
+		t.Fatalf("Poll with a failing OnAlert = %v, want it", err)
+	}
+	delivered := alerts.take(t)
+	if len(delivered) != 1 {
+		t.Fatalf("alerts before the failure: %v, want 1", delivered)
+	}
+	if b, _ := os.ReadFile(state); !bytes.Equal(b, first.Raw) {
+		t.Fatalf("a poll cut short stored its checkpoint")
+	}
+	if m.Latest().Size != first.Size {
+		t.Fatalf("Latest after a poll cut short = %d, want %d", m.Latest().Size, first.Size)
+	}
+	// The same Monitor resumes at the failed alert.
+	if _, err := m.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rest := alerts.take(t)
+	maps.Copy(rest, delivered)
+	if !sameAlerts(rest, want) {
+		t.Errorf("alerts before and after the failure: %v, want each of %v once", rest, want)
+	}
+	// A Monitor on the state as it was before that poll (a crash before
+	// the checkpoint was stored) delivers them all again.
+	crashed := filepath.Join(dir, "crashed")
+	if err := os.WriteFile(crashed, first.Raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := &alertLog{}
+	if _, err := l.monitor(t, "grpc", crashed, again, nil).Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := again.take(t); !sameAlerts(got, want) {
+		t.Errorf("after a crash: alerts %v, want %v", got, want)
+	}
+}
+
+// substitute replaces every entry equal to from with to in an entry
+// bundle (uint16be length || entry, repeated).
+func substitute(t *testing.T, bundle, from, to []byte) []byte {
+	var out []byte
+	for len(bundle) >= 2 {
+		n := int(binary.BigEndian.Uint16(bundle))
+		if len(bundle) < 2+n {
+			t.Errorf("entry bundle truncated")
+			return bundle
+		}
+		e := bundle[2 : 2+n]
+		if bytes.Equal(e, from) {
+			e = to
+		}
+		out = binary.BigEndian.AppendUint16(out, uint16(len(e)))
+		out = append(out, e...)
+		bundle = bundle[2+n:]
+	}
+	return out
+}
+
+// substituteServer serves the log of up over gRPC, with from served as to
+// in GetEntries.
+type substituteServer struct {
+	provlogv1.UnimplementedLogServer
+	up       provlogv1.LogClient
+	from, to []byte
+}
+
+func (s *substituteServer) GetCheckpoint(ctx context.Context, req *provlogv1.GetCheckpointRequest) (*provlogv1.GetCheckpointResponse, error) {
+	return s.up.GetCheckpoint(ctx, req)
+}
+
+func (s *substituteServer) GetConsistencyProof(ctx context.Context, req *provlogv1.GetConsistencyProofRequest) (*provlogv1.GetConsistencyProofResponse, error) {
+	return s.up.GetConsistencyProof(ctx, req)
+}
+
+func (s *substituteServer) GetInclusionProof(ctx context.Context, req *provlogv1.GetInclusionProofRequest) (*provlogv1.GetInclusionProofResponse, error) {
+	return s.up.GetInclusionProof(ctx, req)
+}
+
+func (s *substituteServer) GetEntries(req *provlogv1.GetEntriesRequest, stream grpc.ServerStreamingServer[provlogv1.GetEntriesResponse]) error {
+	up, err := s.up.GetEntries(stream.Context(), req)
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := up.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for i, e := range resp.Entries {
+			if bytes.Equal(e, s.from) {
+				resp.Entries[i] = s.to
+			}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// TestMonitorWatchTamperedEntry has the log hide an event in a watched
+// name by serving another event (well-formed, signed, watched by nobody)
+// in its place, over gRPC and over tlog-tiles, or flip a byte of the entry
+// bundle: each is an error, never an alert, and the state is kept.
+func TestMonitorWatchTamperedEntry(t *testing.T) {
+	ctx := testContext(t)
+	l := newWatchLog(t)
+	hidden := buildEvent(t, digestOf(0x01), "https://ci.example.com/r", "https://github.com/octo/app", l.other)
+	decoy := buildEvent(t, digestOf(0x01), "https://ci.example.com/r", "https://github.com/octo/decoy", l.other)
+	target, _ := url.Parse(l.d.HTTPURL)
+	tilesProxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(target.JoinPath(r.URL.Path).String())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
+			body = substitute(t, body, hidden, decoy)
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(tilesProxy.Close)
+	grpcProxy := fakeClient(t, &substituteServer{up: dial(t, l.d).LogClient(), from: hidden, to: decoy}, client.Config{VerifierKey: l.d.VerifierKey})
+
+	sources := map[string]func(*client.MonitorConfig){
+		"tiles substitute": func(c *client.MonitorConfig) { c.TilesURL = tilesProxy.URL + "/" },
+		"grpc substitute":  func(c *client.MonitorConfig) { c.Client = grpcProxy },
+		"tiles bit flip":   func(c *client.MonitorConfig) { c.TilesURL = tamperProxy(t, l.d.HTTPURL, "tile/entries/000.p/20") },
+	}
+	dir := t.TempDir()
+	monitors := map[string]*client.Monitor{}
+	alerts := map[string]*alertLog{}
+	for name, set := range sources {
+		alerts[name] = &alertLog{}
+		cfg := client.MonitorConfig{VerifierKey: l.d.VerifierKey, StateFile: filepath.Join(dir, name), Watch: l.watch, OnAlert: alerts[name].onAlert}
+		set(&cfg)
+		m, err := client.NewMonitor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		monitors[name] = m
+	}
+	b := l.batch(t, 'a', 20)
+	b[10] = watched{entry: hidden}
+	l.appendWatched(t, b)
+	for name, m := range monitors {
+		before := m.Latest()
+		_, err := m.Poll(ctx)
+		if err == nil {
+			t.Errorf("%s: Poll of a log serving a tampered entry succeeded", name)
+		} else if !strings.Contains(name, "flip") && !errors.Is(err, client.ErrInclusionProof) {
+			t.Errorf("%s: Poll = %v, want ErrInclusionProof", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+		if got := alerts[name].take(t); len(got) != 0 {
+			t.Errorf("%s: alerts %v from a tampered bundle", name, got)
+		}
+		if st, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(st, before.Raw) || m.Latest() != before {
+			t.Errorf("%s: the state moved past a tampered entry", name)
+		}
 	}
 }

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -196,16 +201,7 @@ log unreachable.`,
 	return cmd
 }
 
-func newMonitorCmd(g *globals) *cobra.Command {
-	var (
-		state, evidence string
-		interval        time.Duration
-		once            bool
-	)
-	cmd := &cobra.Command{
-		Use:   "monitor --state FILE [--evidence DIR] [--tiles URL] [--interval D]",
-		Short: "Follow a log and alert on a fork",
-		Long: `Follow a log: every --interval, fetch its checkpoint, verify it with the
+const monitorLong = `Follow a log: every --interval, fetch its checkpoint, verify it with the
 log's key and prove it consistent with the last verified one, kept in
 --state (trusted on first use if the file does not exist). Each newer
 verified checkpoint is printed and stored.
@@ -213,20 +209,110 @@ verified checkpoint is printed and stored.
 The log is read over its tlog-tiles HTTP API if --tiles (or PROVLOG_TILES)
 is given (any tlog-tiles log), else over gRPC (--log).
 
+With --watch FILE, monitor also reads every entry each newer checkpoint
+adds, verifies it against that checkpoint (an entry that does not hash
+into the signed tree is an error, never an alert), and alerts on every
+event that names a watched digest, builder, source repository or signer
+key. The watch file is JSON (unknown fields are refused):
+
+  {
+    "digests": ["sha256:<64 hex digits>"],
+    "builders": ["https://github.com/actions/runner/github-hosted"],
+    "repositories": ["https://github.com/octo/app"],
+    "keys": [
+      {"name": "ci", "publicKeyFile": "ci.pub"},
+      {"name": "release", "publicKey": "-----BEGIN PUBLIC KEY-----\n..."},
+      {"name": "old", "keyId": "<key id>"}
+    ]
+  }
+
+  digests       an event matches if one of its subjects has the digest
+                (sha256 or sha512, lowercase hex)
+  builders      a build event matches if its SLSA builder id is exactly it
+  repositories  a build event matches if its source repository is it, both
+                normalized (no "git+", "@ref" or ".git")
+  keys          a name (reported in alerts) and exactly one of: a PEM public
+                key (Ed25519 or ECDSA P-256), inline or in a file relative
+                to the watch file: an envelope matches if a signature
+                verifies with it, whatever its key id, or carries its key
+                id; or "keyId": a signature carries exactly that key id
+
+At least one rule is required. Entries that are not events never match.
+
+Each alert is a line on stdout:
+
+  2026-05-04T10:00:00Z ALERT entry 42 build event matches repository https://github.com/octo/app, key ci
+
+or with --json one JSON object per line (wrapped here):
+
+  {"alert":true,"time":"...","index":42,"type":"build",
+   "matches":[{"rule":"repository","value":"https://github.com/octo/app"},{"rule":"key","value":"ci"}],
+   "subjects":["sha256:..."],"entry":{<the DSSE envelope as logged>}}
+
+--exec CMD runs CMD with "sh -c" for each alert, in log order, with that
+JSON object (one line) on stdin and PROVLOG_INDEX and PROVLOG_EVENT_TYPE in
+its environment; its output goes to stderr. A hook running longer than
+--exec-timeout is killed, with its children; a hook that fails or times
+out is reported on stderr and monitoring goes on. SIGINT or SIGTERM kills
+a running hook, and its alert is delivered again at the next start.
+
+Alerts are delivered at least once: the checkpoint is stored only after
+every alert of the entries it adds, so a monitor stopped or crashed
+mid-way alerts again on some entries when it starts again, never misses
+one. Without a state file, only entries logged from the first poll on
+alert, unless --watch-from INDEX says where to start (it is ignored once
+the state file exists). A large backlog is read 256 entries at a time.
+
 On a fork or rollback — two checkpoints signed by the log that no
 append-only log can have produced — the evidence (both checkpoints and the
 proof) is written to a JSON file in --evidence and monitor exits 1, naming
-the file. Other failures (the log unreachable) are reported on stderr and
-polling goes on. SIGINT or SIGTERM stops it (exit 0).
+the file. Other failures (the log unreachable, an entry that does not
+verify) are reported on stderr and polling goes on; the state does not
+move past them. SIGINT or SIGTERM stops it (exit 0). With --json, every
+line of stdout (verified checkpoints, alerts, a fork) is one JSON object.
 
 Exit codes: 0 stopped (or --once: verified); 1 a fork, evidence written;
-2 bad flags or state file; 3 with --once, the log unreachable.`,
-		Example: `  provlog monitor --state monitor.state --evidence evidence/ --tiles https://log.example.com/ --log-key @log.pub
-  provlog monitor --state monitor.state --once    # one poll, e.g. from cron`,
-		Args: cobra.NoArgs,
+2 bad flags, state or watch file; 3 with --once, the log unreachable or an
+entry that does not verify.`
+
+const monitorExample = `  provlog monitor --state monitor.state --evidence evidence/ --tiles https://log.example.com/ --log-key @log.pub
+  provlog monitor --state monitor.state --once    # one poll, e.g. from cron
+
+  # Alert the team when anything is logged in its name, from the log's start:
+  provlog monitor --state team.state --watch team-watch.json --watch-from 0 \
+      --exec 'curl -s -X POST --data-binary @- https://hooks.example.com/provlog'
+  provlog monitor --state team.state --watch team-watch.json --json | jq -c 'select(.alert)'`
+
+// defaultExecTimeout bounds one run of an --exec hook.
+const defaultExecTimeout = 30 * time.Second
+
+func newMonitorCmd(g *globals) *cobra.Command {
+	var (
+		state, evidence string
+		interval        time.Duration
+		once            bool
+		watchFile       string
+		watchFrom       uint64
+		hook            alertHook
+	)
+	cmd := &cobra.Command{
+		Use:     "monitor --state FILE [--evidence DIR] [--tiles URL] [--interval D] [--watch FILE [--watch-from INDEX] [--exec CMD]]",
+		Short:   "Follow a log, alert on a fork and on events in watched names",
+		Long:    monitorLong,
+		Example: monitorExample,
+		Args:    cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			fl := cmd.Flags()
 			if state == "" {
 				return usageErr("--state is required")
+			}
+			for _, f := range []string{"watch-from", "exec", "exec-timeout"} {
+				if fl.Changed(f) && watchFile == "" {
+					return usageErr("--%s goes with --watch", f)
+				}
+			}
+			if hook.timeout <= 0 {
+				return usageErr("--exec-timeout %v: want > 0", hook.timeout)
 			}
 			vkey, err := g.verifierKey()
 			if err != nil {
@@ -238,6 +324,21 @@ Exit codes: 0 stopped (or --once: verified); 1 a fork, evidence written;
 				}
 			}
 			cfg := client.MonitorConfig{VerifierKey: vkey, StateFile: state, EvidenceDir: evidence, Interval: interval}
+			if watchFile != "" {
+				if cfg.Watch, err = client.LoadWatch(watchFile); err != nil {
+					return usageErr("%w", err)
+				}
+				if fl.Changed("watch-from") {
+					cfg.WatchFrom = &watchFrom
+				}
+				hook.stderr = g.stderr
+				cfg.OnAlert = func(_ context.Context, a client.Alert) error {
+					// Hooks run on the command's context, not the poll's:
+					// --timeout bounds the log's answers, --exec-timeout
+					// each hook.
+					return reportAlert(cmd.Context(), g, hook, a)
+				}
+			}
 			if u, asked := g.tilesURL(); asked {
 				cfg.TilesURL = u
 			} else {
@@ -252,6 +353,9 @@ Exit codes: 0 stopped (or --once: verified); 1 a fork, evidence written;
 			if err != nil {
 				return asUsage(err)
 			}
+			if cp := m.Latest(); cp != nil && cfg.WatchFrom != nil && watchFrom != cp.Size {
+				fmt.Fprintf(g.stderr, "provlog: monitor: --watch-from %d ignored: the state file goes on from entry %d\n", watchFrom, cp.Size)
+			}
 			return monitor(cmd.Context(), g, m, interval, once)
 		}),
 	}
@@ -260,6 +364,10 @@ Exit codes: 0 stopped (or --once: verified); 1 a fork, evidence written;
 	fl.StringVar(&evidence, "evidence", "", "`directory` for fork evidence (default: the state file's)")
 	fl.DurationVar(&interval, "interval", 10*time.Second, "time between polls")
 	fl.BoolVar(&once, "once", false, "poll once and exit")
+	fl.StringVar(&watchFile, "watch", "", "JSON `file` of digests, builders, repositories and keys to alert on")
+	fl.Uint64Var(&watchFrom, "watch-from", 0, "with --watch and no state file yet, the `index` of the first entry to alert on (default: the log's size at the first poll)")
+	fl.StringVar(&hook.command, "exec", "", "`command` run with sh -c for each alert, the alert's JSON on stdin")
+	fl.DurationVar(&hook.timeout, "exec-timeout", defaultExecTimeout, "longest an --exec command may run before it is killed")
 	return cmd
 }
 
@@ -283,7 +391,7 @@ func monitor(ctx context.Context, g *globals, m *client.Monitor, interval time.D
 		switch {
 		case errors.As(err, &ie):
 			if g.json {
-				g.printJSON(map[string]any{"fork": true, "reason": ie.Reason.Error(), "evidenceFile": ie.EvidenceFile})
+				printJSONLine(g, map[string]any{"fork": true, "reason": ie.Reason.Error(), "evidenceFile": ie.EvidenceFile})
 			}
 			return negative(fmt.Errorf("fork detected: %w", err))
 		case ctx.Err() != nil:
@@ -295,7 +403,7 @@ func monitor(ctx context.Context, g *globals, m *client.Monitor, interval time.D
 		case !printed || cp.Size != lastSize || once:
 			lastSize, printed = cp.Size, true
 			if g.json {
-				g.printJSON(map[string]any{"origin": cp.Origin, "size": cp.Size, "rootHash": base64.StdEncoding.EncodeToString(cp.Hash), "time": time.Now().UTC()})
+				printJSONLine(g, map[string]any{"origin": cp.Origin, "size": cp.Size, "rootHash": base64.StdEncoding.EncodeToString(cp.Hash), "time": time.Now().UTC()})
 			} else {
 				fmt.Fprintf(g.stdout, "%s verified %s size %d root %s\n", time.Now().UTC().Format(time.RFC3339), cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash))
 			}
@@ -309,4 +417,90 @@ func monitor(ctx context.Context, g *globals, m *client.Monitor, interval time.D
 		case <-t.C:
 		}
 	}
+}
+
+// printJSONLine prints v as one line of JSON on stdout.
+func printJSONLine(g *globals, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(g.stdout, "%s\n", b)
+	return err
+}
+
+// alertJSON is an alert as --json prints it and --exec hooks read it.
+type alertJSON struct {
+	Alert    bool                `json:"alert"`
+	Time     time.Time           `json:"time"`
+	Index    uint64              `json:"index"`
+	Type     string              `json:"type"`
+	Matches  []client.WatchMatch `json:"matches"`
+	Subjects []string            `json:"subjects"`
+	Entry    json.RawMessage     `json:"entry"`
+}
+
+// reportAlert prints an alert and runs the hook on it. Only an alert that
+// could not be printed, or whose hook was stopped by the end of ctx, is an
+// error (the Monitor then delivers it again); a hook that fails is
+// reported on stderr.
+func reportAlert(ctx context.Context, g *globals, h alertHook, a client.Alert) error {
+	aj := alertJSON{Alert: true, Time: time.Now().UTC(), Index: a.Index, Type: a.Event.Type, Matches: a.Matches, Entry: a.Entry}
+	for _, d := range a.Event.Subjects {
+		aj.Subjects = append(aj.Subjects, d.String())
+	}
+	line, err := json.Marshal(aj)
+	if err != nil {
+		return fmt.Errorf("encoding the alert: %w", err)
+	}
+	line = append(line, '\n')
+	if g.json {
+		_, err = g.stdout.Write(line)
+	} else {
+		var ms []string
+		for _, m := range a.Matches {
+			ms = append(ms, m.Rule+" "+m.Value)
+		}
+		_, err = fmt.Fprintf(g.stdout, "%s ALERT entry %d %s event matches %s\n", aj.Time.Format(time.RFC3339), a.Index, a.Event.Type, strings.Join(ms, ", "))
+	}
+	if err != nil {
+		return fmt.Errorf("printing the alert: %w", err)
+	}
+	if h.command == "" {
+		return nil
+	}
+	if err := h.run(ctx, line, a.Index, a.Event.Type); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("--exec on entry %d stopped: %w", a.Index, context.Cause(ctx))
+		}
+		fmt.Fprintf(g.stderr, "provlog: monitor: --exec on entry %d: %s\n", a.Index, oneLine(err.Error()))
+	}
+	return nil
+}
+
+// alertHook is the --exec command.
+type alertHook struct {
+	command string
+	timeout time.Duration
+	stderr  io.Writer // the hook's stdout and stderr
+}
+
+// run runs the hook with "sh -c" on one alert, killing it (and the
+// processes it started) after h.timeout or when ctx ends.
+func (h alertHook) run(ctx context.Context, alert []byte, index uint64, eventType string) error {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	c := exec.CommandContext(ctx, "sh", "-c", h.command)
+	c.Stdin = bytes.NewReader(alert)
+	c.Stdout, c.Stderr = h.stderr, h.stderr
+	c.Env = append(os.Environ(), "PROVLOG_INDEX="+strconv.FormatUint(index, 10), "PROVLOG_EVENT_TYPE="+eventType)
+	killGroupOnCancel(c)
+	// Once killed, wait at most this long for what the hook started to let
+	// go of its output.
+	c.WaitDelay = time.Second
+	err := c.Run()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("killed after %v (--exec-timeout)", h.timeout)
+	}
+	return err
 }
