@@ -177,22 +177,9 @@ func parseWatchedKey(name, pemText, file, id, dir string) (watchedKey, error) {
 	case id != "":
 		return watchedKey{name: name, id: id}, nil
 	}
-	pemBytes := []byte(pemText)
-	if file != "" {
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(dir, file)
-		}
-		var err error
-		if pemBytes, err = os.ReadFile(file); err != nil {
-			return watchedKey{}, fmt.Errorf("%s: publicKeyFile: %w", name, err)
-		}
-	}
-	k, err := event.LoadKey(pemBytes)
+	k, id, err := event.LoadKeyRef(pemText, file, dir)
 	if err != nil {
 		return watchedKey{}, fmt.Errorf("%s: %w", name, err)
-	}
-	if id, err = k.KeyID(); err != nil {
-		return watchedKey{}, fmt.Errorf("%s: key id: %w", name, err)
 	}
 	return watchedKey{name: name, id: id, key: k}, nil
 }

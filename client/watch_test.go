@@ -146,7 +146,7 @@ func TestParseWatch(t *testing.T) {
 		{`{"keys": [{"name": "ci"}]}`, "keys[0]: ci: want exactly one of publicKey, publicKeyFile and keyId, have 0"},
 		{`{"keys": [{"name": "ci", "publicKeyFile": "ci.pub", "keyId": "x"}]}`, "keys[0]: ci: want exactly one"},
 		{`{"keys": [{"name": "ci", "publicKeyFile": "ci.pub"}, {"name": "ci", "keyId": "x"}]}`, `keys[1]: name "ci" twice`},
-		{`{"keys": [{"name": "gone", "publicKeyFile": "gone.pub"}]}`, "keys[0]: gone: publicKeyFile"},
+		{`{"keys": [{"name": "gone", "publicKeyFile": "gone.pub"}]}`, "keys[0]: gone: open "},
 		{`{"keys": [{"name": "bad", "publicKey": "not PEM"}]}`, "keys[0]: bad"},
 		{`{"keys": [{"name": "long", "keyId": "` + strings.Repeat("k", event.MaxKeyID+1) + `"}]}`, "keys[0]: long: keyId"},
 	} {

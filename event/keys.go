@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -177,4 +179,32 @@ func GenerateKey(kind string) (privPEM, pubPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), nil
+}
+
+// LoadKeyRef loads a public key given as PEM text or as a file (relative
+// to dir unless absolute), exactly one of the two, and returns it with its
+// key id: how keyrings, gate policies and watch files name keys.
+func LoadKeyRef(pemText, file, dir string) (Key, string, error) {
+	if (pemText == "") == (file == "") {
+		return nil, "", errors.New("want exactly one of a PEM key and a key file")
+	}
+	pemBytes := []byte(pemText)
+	if file != "" {
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		var err error
+		if pemBytes, err = os.ReadFile(file); err != nil {
+			return nil, "", err
+		}
+	}
+	k, err := LoadKey(pemBytes)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := k.KeyID()
+	if err != nil {
+		return nil, "", fmt.Errorf("key id: %w", err)
+	}
+	return k, id, nil
 }

@@ -193,23 +193,9 @@ func parseRingKey(name, pemText, file string, roles []string, dir string) (*ring
 	if (pemText == "") == (file == "") {
 		return nil, fmt.Errorf("%s: want exactly one of publicKey and publicKeyFile", name)
 	}
-	pemBytes := []byte(pemText)
-	if file != "" {
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(dir, file)
-		}
-		var err error
-		if pemBytes, err = os.ReadFile(file); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	key, err := event.LoadKey(pemBytes)
+	key, id, err := event.LoadKeyRef(pemText, file, dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	id, err := key.KeyID()
-	if err != nil {
-		return nil, fmt.Errorf("%s: key id: %w", name, err)
 	}
 	rk := &ringKey{name: name, id: id, key: key, roles: map[string]bool{}}
 	if len(roles) == 0 {

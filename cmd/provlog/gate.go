@@ -143,18 +143,7 @@ func parsePolicy(raw []byte, dir string) (*policy, error) {
 	p := &policy{gatePolicy: gp, approvals: map[string]resolvedRule{}}
 	named := map[string]policyKey{}
 	for name, f := range gp.Keys {
-		if !filepath.IsAbs(f) {
-			f = filepath.Join(dir, f)
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("keys.%s: %w", name, err)
-		}
-		k, err := event.LoadKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("keys.%s: %w", name, err)
-		}
-		id, err := k.KeyID()
+		k, id, err := event.LoadKeyRef("", f, dir)
 		if err != nil {
 			return nil, fmt.Errorf("keys.%s: %w", name, err)
 		}
