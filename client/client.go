@@ -57,9 +57,18 @@ type Config struct {
 	// (reads need none). It is sent over TLS, or in plaintext only to a
 	// loopback address.
 	BearerToken string
-	// Retry says how Unavailable and ResourceExhausted are retried. The
-	// zero value retries until the context ends.
+	// Retry says how Unavailable and ResourceExhausted from a log that
+	// answers are retried. The zero value retries until the context ends.
 	Retry RetryPolicy
+	// WaitForReady makes a call wait while no connection to the log can
+	// be made (it is down, restarting or not started yet) until one can or
+	// the call's context ends, as gRPC's WaitForReady: for a client that
+	// must ride out a restart of the log. If false, such a call fails at
+	// once with a *ConnectError (ErrNoConnection): connection refused, no
+	// route to the host, a name that does not resolve, a failed TLS
+	// handshake. Either way, a log that answers with pushback or
+	// unavailability is retried as Retry says.
+	WaitForReady bool
 	// PollInterval is the first wait between checkpoint polls in
 	// WaitForInclusion; it doubles up to MaxPollInterval. If zero, 25ms.
 	PollInterval time.Duration
@@ -86,7 +95,8 @@ type TLSConfig struct {
 // Its methods may be called from any goroutine.
 type Client struct {
 	log      provlogv1.LogClient
-	conn     *grpc.ClientConn // nil if the caller owns the connection
+	cc       grpc.ClientConnInterface // what calls go through (a failFastConn)
+	conn     *grpc.ClientConn         // nil if the caller owns the connection
 	vkey     string
 	verifier note.Verifier
 	origin   string
@@ -96,8 +106,10 @@ type Client struct {
 
 // Dial returns a Client for the provlog.v1.Log service at target
 // ("host:port", or any gRPC target). The connection is made lazily, on the
-// first call; ctx only cancels Dial itself. opts are applied after the
-// options Dial derives from cfg, so they may override them.
+// first call; a call that cannot make it fails at once with a
+// *ConnectError unless cfg.WaitForReady is set. ctx only cancels Dial
+// itself. opts are applied after the options Dial derives from cfg, so
+// they may override them.
 func Dial(ctx context.Context, target string, cfg Config, opts ...grpc.DialOption) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -124,7 +136,8 @@ func Dial(ctx context.Context, target string, cfg Config, opts ...grpc.DialOptio
 }
 
 // New returns a Client using conn, which the caller owns and closes.
-// cfg's connection fields (Plaintext, TLS) are ignored.
+// cfg's connection fields (Plaintext, TLS) are ignored; WaitForReady
+// applies to the calls made on conn.
 func New(conn grpc.ClientConnInterface, cfg Config) (*Client, error) {
 	v, err := newLogVerifier(cfg.VerifierKey)
 	if err != nil {
@@ -144,8 +157,14 @@ func New(conn grpc.ClientConnInterface, cfg Config) (*Client, error) {
 	if origin == "" {
 		origin = v.Name()
 	}
+	target := ""
+	if t, ok := conn.(interface{ Target() string }); ok {
+		target = t.Target()
+	}
+	cc := failFastConn{cc: conn, target: target, waitForReady: cfg.WaitForReady}
 	return &Client{
-		log:      provlogv1.NewLogClient(conn),
+		log:      provlogv1.NewLogClient(cc),
+		cc:       cc,
 		vkey:     cfg.VerifierKey,
 		verifier: v,
 		origin:   origin,

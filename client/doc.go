@@ -19,7 +19,12 @@
 // [Client.AppendMany] submit entries, retrying pushback
 // (ResourceExhausted, honouring the server's RetryInfo delay) and
 // unavailability with exponential backoff and jitter; retrying is safe
-// because the log deduplicates identical entries. [Client.Checkpoint],
+// because the log deduplicates identical entries. Only a log that answers
+// is retried: a call that reaches no log (connection refused, no route,
+// a name that does not resolve, a failed TLS handshake) fails at once
+// with a [*ConnectError] ([ErrNoConnection]), unless
+// [Config.WaitForReady] makes it wait, within its context, for the log to
+// come up (to ride out a restart). [Client.Checkpoint],
 // [Client.WaitForInclusion], [Client.VerifyInclusion] and
 // [Client.ProofBundle] read and verify; [Client.Search] iterates over
 // search results.

@@ -13,12 +13,17 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// RetryPolicy says how calls failing with Unavailable or ResourceExhausted
-// with RetryInfo (pushback) are retried. Waits grow exponentially from InitialBackoff to
-// MaxBackoff, each drawn at random from its upper half (jitter); a
-// RetryInfo delay in the server's status is waited at least, plus up to a
-// fifth more of jitter. The call's context bounds the whole: a wait that
-// would outlast its deadline is not started.
+// RetryPolicy says how calls that a log answers with Unavailable, or with
+// ResourceExhausted with RetryInfo (pushback), are retried. Waits grow
+// exponentially from InitialBackoff to MaxBackoff, each drawn at random
+// from its upper half (jitter); a RetryInfo delay in the server's status
+// is waited at least, plus up to a fifth more of jitter. The call's
+// context bounds the whole: a wait that would outlast its deadline is not
+// started.
+//
+// A call that reached no log (no connection could be made: see
+// ErrNoConnection) is not retried: it fails at once, unless
+// Config.WaitForReady makes it wait for the connection instead.
 type RetryPolicy struct {
 	// InitialBackoff is the wait before the first retry. If zero, 100ms.
 	InitialBackoff time.Duration
@@ -28,6 +33,11 @@ type RetryPolicy struct {
 	// MaxAttempts caps the attempts, the first included. If zero, there
 	// is no cap and only the context ends retrying.
 	MaxAttempts int
+	// OnRetry, if not nil, is called before each wait with the call's name
+	// ("append", "get checkpoint", ...), the failed attempt (1 for the
+	// first), the wait and the error: for a command to say what it is
+	// waiting for. It is called from the goroutine making the call.
+	OnRetry func(op string, attempt int, wait time.Duration, err error)
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -97,9 +107,10 @@ func rejected(err error) bool {
 }
 
 // retry calls call until it succeeds, fails with an error that is not
-// retryable, the attempts run out or ctx ends. op names the call in
-// errors. Errors wrap ErrRejected or ErrUnavailable where those apply,
-// and the last gRPC status error.
+// retryable (a refusal, or a *ConnectError: the call reached no log), the
+// attempts run out or ctx ends. op names the call in errors. Errors wrap
+// ErrRejected, ErrNoConnection or ErrUnavailable where those apply, and
+// the last gRPC status error.
 func retry(ctx context.Context, p RetryPolicy, logger *slog.Logger, op string, call func(context.Context) error) error {
 	p = p.withDefaults()
 	for attempt := 1; ; attempt++ {
@@ -109,6 +120,8 @@ func retry(ctx context.Context, p RetryPolicy, logger *slog.Logger, op string, c
 			return nil
 		case ctx.Err() != nil:
 			return fmt.Errorf("%s: %w", op, errors.Join(ctx.Err(), err))
+		case errors.Is(err, ErrNoConnection):
+			return fmt.Errorf("%s: %w", op, err)
 		case rejected(err):
 			return fmt.Errorf("%s: %w: %w", op, ErrRejected, err)
 		case !retryable(err):
@@ -121,6 +134,9 @@ func retry(ctx context.Context, p RetryPolicy, logger *slog.Logger, op string, c
 			return fmt.Errorf("%s: %w: the deadline comes before the next retry in %v: %w", op, ErrUnavailable, wait, err)
 		}
 		logger.DebugContext(ctx, "retrying provlog call", "op", op, "attempt", attempt, "wait", wait, "err", err)
+		if p.OnRetry != nil {
+			p.OnRetry(op, attempt, wait, err)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
