@@ -293,10 +293,8 @@ event or could not be reached.`,
 				}
 				spec.Dependencies = append(spec.Dependencies, event.Dependency{URI: uri, Digest: map[string]string{pd.Alg: pd.Hex}})
 			}
-			for flag, v := range map[string]string{"--builder-id": spec.BuilderID, "--build-type": spec.BuildType, "--source-commit": spec.SourceCommit} {
-				if v == "" {
-					return usageErr("%s is required", flag)
-				}
+			if err := checkBuildFlags(spec); err != nil {
+				return err
 			}
 			prov, err := event.NewProvenance(spec)
 			if err != nil {
@@ -384,8 +382,8 @@ event or could not be reached.`,
 			case p.Signature == "":
 				return usageErr("the artifact's signature is needed: --signature BASE64, --signature-file FILE or --signature-bundle FILE")
 			}
-			if p.Algorithm == "" || p.KeyID == "" {
-				return usageErr("--algorithm and --signature-key-id are required")
+			if err := checkSignFlags(p); err != nil {
+				return err
 			}
 			if p.BuildIndex, err = b.resolve(cmd, g, d); err != nil {
 				return err
@@ -489,8 +487,8 @@ event or could not be reached.`,
 			if err != nil {
 				return err
 			}
-			if p.To == "" {
-				return usageErr("--to is required")
+			if err := checkPromoteFlags(p); err != nil {
+				return err
 			}
 			p.Decision = event.DecisionApproved
 			if p.BuildIndex, err = b.resolve(cmd, g, d); err != nil {
@@ -508,6 +506,105 @@ event or could not be reached.`,
 	fl.StringVar(&p.Rationale, "rationale", "", "why: the `text` of the decision")
 	fl.StringVar(&p.ChangeRef, "change-ref", "", "change request or ticket `reference`")
 	return cmd
+}
+
+// The checks below refuse, naming the flag, what the event package would
+// refuse naming the statement's field (e.g.
+// statement.predicate.buildDefinition.externalParameters.source.commit),
+// before the statement is built. They follow its rules.
+
+// checkBuildFlags checks the attest build flags that become fields of the
+// provenance.
+func checkBuildFlags(spec event.BuildSpec) error {
+	for _, f := range []struct{ flag, v string }{
+		{"--builder-id", spec.BuilderID}, {"--build-type", spec.BuildType}, {"--source-commit", spec.SourceCommit},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			return usageErr("%s is required", f.flag)
+		}
+	}
+	if c := spec.SourceCommit; !isCommit(c) {
+		hint := "the full commit id, as git rev-parse HEAD prints it"
+		if isCommit(strings.ToLower(c)) {
+			hint = "in lowercase"
+		}
+		return usageErr("--source-commit %q: want a 40- or 64-digit lowercase hex commit id (%s)", c, hint)
+	}
+	if !spec.StartedOn.IsZero() && !spec.FinishedOn.IsZero() && spec.FinishedOn.Before(spec.StartedOn) {
+		return usageErr("--finished %s is before --started %s", spec.FinishedOn.Format(time.RFC3339), spec.StartedOn.Format(time.RFC3339))
+	}
+	// The source is recorded as a dependency too.
+	if n := len(spec.Dependencies) + 1; n > event.MaxDependencies {
+		return usageErr("--dependency given %d times: a build records at most %d dependencies, the source included", len(spec.Dependencies), event.MaxDependencies)
+	}
+	return nil
+}
+
+// isCommit reports whether s is a 40- or 64-digit lowercase hex commit id.
+func isCommit(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether s is a short token, as the event package wants
+// algorithms and environment names: 1 to 64 of [a-z0-9._-], starting with
+// a letter or digit.
+func isToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checkSignFlags checks the attest sign flags that become fields of the
+// sign predicate (the signature from a file or bundle is made here and is
+// well-formed).
+func checkSignFlags(p event.SignPredicate) error {
+	switch {
+	case p.Algorithm == "":
+		return usageErr("--algorithm is required")
+	case !isToken(p.Algorithm):
+		return usageErr("--algorithm %q: want a short token such as ecdsa-p256-sha256 or ed25519 (1 to 64 of a-z 0-9 . _ -)", p.Algorithm)
+	case p.KeyID == "":
+		return usageErr("--signature-key-id is required")
+	case len(p.KeyID) > event.MaxKeyID:
+		return usageErr("--signature-key-id: %d bytes, want at most %d", len(p.KeyID), event.MaxKeyID)
+	}
+	if sig, err := base64.StdEncoding.DecodeString(p.Signature); err != nil || len(sig) == 0 {
+		return usageErr("--signature: want the signature in standard base64 (or give --signature-file with the raw bytes)")
+	}
+	return nil
+}
+
+// checkPromoteFlags checks the attest promote flags that become fields of
+// the promote predicate.
+func checkPromoteFlags(p event.PromotePredicate) error {
+	switch {
+	case p.To == "":
+		return usageErr("--to is required")
+	case !isToken(p.To):
+		return usageErr("--to %q: want an environment name (1 to 64 of a-z 0-9 . _ -, as in the keyring)", p.To)
+	case p.From != "" && !isToken(p.From):
+		return usageErr("--from %q: want an environment name (1 to 64 of a-z 0-9 . _ -, as in the keyring)", p.From)
+	case p.From == p.To:
+		return usageErr("--from and --to are both %q", p.To)
+	}
+	return nil
 }
 
 // signAndEmit makes the statement, signs it and emits it.
@@ -611,6 +708,8 @@ type submitResult struct {
 	Index     uint64 `json:"index"`
 	Duplicate bool   `json:"duplicate"`
 	Proof     string `json:"proofFile,omitempty"`
+	// Error says why an appended entry has no proof (submit --wait).
+	Error string `json:"error,omitempty"`
 }
 
 func newAttestSBOMCmd(g *globals) *cobra.Command {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -35,6 +38,9 @@ func newKeygenCmd(g *globals) *cobra.Command {
   witness    a witness cosignature key (C2SP tlog-cosignature,
              cosignature/v1) named --name, and its verifier key, one line.
 
+A log or witness name is a schemeless URL: no scheme, no spaces, no '+'
+(example.com/provlog, not https://example.com/provlog).
+
 Existing files are never overwritten.
 
 Exit codes: 0 written; 2 bad flags or the files exist; 3 I/O errors.`,
@@ -48,7 +54,7 @@ Exit codes: 0 written; 2 bad flags or the files exist; 3 I/O errors.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.typ, "type", "", "key `type`: submitter, log or witness (required)")
 	fl.StringVar(&f.kind, "kind", event.KeyEd25519, "submitter key `kind`: ed25519 or ecdsa-p256")
-	fl.StringVar(&f.name, "name", "", "key `name`: the log's origin (log), the witness name (witness), a label (submitter)")
+	fl.StringVar(&f.name, "name", "", "key `name`: the log's origin (log) or the witness's name (witness), a schemeless URL such as example.com/provlog; a label (submitter)")
 	fl.StringVar(&f.out, "out", "", "output `prefix`: writes PREFIX.key and PREFIX.pub (required)")
 	cmd.MarkFlagRequired("type")
 	cmd.MarkFlagRequired("out")
@@ -63,6 +69,31 @@ type keygenResult struct {
 	PublicKey   string `json:"publicKeyFile"`
 	KeyID       string `json:"keyId,omitempty"`
 	VerifierKey string `json:"verifierKey,omitempty"`
+}
+
+// checkKeyName checks the --name of a log or witness key, a note key name:
+// signed-note names are "non-empty, well-formed UTF-8 containing neither
+// Unicode spaces nor plus (U+002B)", and tlog-checkpoint origins and
+// tlog-witness names "SHOULD be a schemeless URL". what says what the
+// name is, example gives one.
+func checkKeyName(name, what, example string) error {
+	bad := ""
+	switch {
+	case name == "":
+		bad = "is empty"
+	case !utf8.ValidString(name):
+		bad = "is not valid UTF-8"
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		bad = "has a space"
+	case strings.Contains(name, "+"):
+		bad = "has a '+'"
+	case strings.Contains(name, "://"):
+		bad = "has a scheme"
+	}
+	if bad == "" {
+		return nil
+	}
+	return usageErr("--name %q %s: %s, a schemeless URL such as %s (no scheme, spaces or '+')", name, bad, what, example)
 }
 
 func keygen(g *globals, f keygenFlags) error {
@@ -98,8 +129,8 @@ func keygen(g *globals, f keygenFlags) error {
 			return err
 		}
 	case "log":
-		if f.name == "" {
-			return usageErr("--name: a log key needs the log's origin as its name (e.g. example.com/provlog)")
+		if err := checkKeyName(f.name, "a log key's name is the log's origin", "example.com/provlog"); err != nil {
+			return err
 		}
 		k, err := plog.LoadOrCreateKey(keyFile, pubFile, f.name)
 		if err != nil {
@@ -107,8 +138,8 @@ func keygen(g *globals, f keygenFlags) error {
 		}
 		res.VerifierKey = k.Verifier
 	case "witness":
-		if f.name == "" {
-			return usageErr("--name: a witness key needs a name (e.g. witness.example.com)")
+		if err := checkKeyName(f.name, "a witness key's name is the witness's name", "witness.example.com"); err != nil {
+			return err
 		}
 		k, err := witness.CreateKey(keyFile, pubFile, f.name)
 		if err != nil {

@@ -3,10 +3,11 @@
 // It makes keys (keygen), builds and signs supply-chain events (attest,
 // approve), submits them (submit), reads and proves what the log holds
 // (get, search, prove, checkpoint), verifies proof bundles offline
-// (verify), decides whether an artifact may be deployed (gate), and
-// replays or follows a log (audit, monitor). Each command maps its flags
-// to the client and event packages; run "provlog help COMMAND" for its
-// flags, examples and exit codes.
+// (verify), decides whether an artifact may be deployed (gate), replays
+// or follows a log (audit, monitor), and waits for a log that is starting
+// (wait); version and completion print its build and shell completion
+// scripts. Each command maps its flags to the client and event packages;
+// run "provlog help COMMAND" for its flags, examples and exit codes.
 //
 // Exit codes, for every command:
 //
@@ -26,6 +27,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/provlog/provlog/client"
 )
 
 func main() {
@@ -93,8 +96,28 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	fmt.Fprintf(stderr, "provlog: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(stderr, "provlog: %s\n", oneLine(explain(g, err).Error()))
 	return code
+}
+
+// explain returns err in the words a user needs: a call that reached no
+// log says so and what to check; a checkpoint that does not verify names
+// the log key used and where it came from.
+func explain(g *globals, err error) error {
+	var ce *client.ConnectError
+	if errors.As(err, &ce) {
+		switch {
+		case ce.Reason == "connection refused":
+			return fmt.Errorf("no log at %s (connection refused): is provlogd running?", ce.Target)
+		case strings.HasPrefix(ce.Reason, "TLS handshake failed"):
+			return fmt.Errorf("no connection to the log at %s (%s): check --ca, --cert, --key-file and --server-name", ce.Target, ce.Reason)
+		}
+		return fmt.Errorf("no log at %s (%s)", ce.Target, ce.Reason)
+	}
+	if errors.Is(err, client.ErrLogSignature) && g.key != nil {
+		return fmt.Errorf("%w (checked with the %s)", err, g.key)
+	}
+	return err
 }
 
 // oneLine keeps an error message on one line.

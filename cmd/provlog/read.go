@@ -46,8 +46,15 @@ offline proof bundle (C2SP tlog-proof), verify it, and write it to
 FILE.tlog-proof (stdin.tlog-proof for stdin). "provlog verify" checks such a
 file offline.
 
+Each index is printed once the entry is appended, before its proof is
+fetched: if a later step fails (--wait: the checkpoint does not verify,
+no proof), the indices of what was appended are on stdout (with --json,
+the results so far, the failed one with its "error") and the error says
+which entry is in the log without a proof.
+
 Exit codes: 0 all submitted; 2 a file is unreadable; 3 the log refused an
-entry or could not be reached (entries before it were submitted).`,
+entry or could not be reached (entries before it were submitted), or an
+appended entry's proof could not be fetched or verified.`,
 		Example: `  provlog submit build.json sign.json
   cosign attest-blob --key cosign.key --type slsaprovenance1 --predicate prov.json \
       --bundle app.sigstore.json app.tar.gz && provlog submit app.sigstore.json
@@ -73,20 +80,32 @@ entry or could not be reached (entries before it were submitted).`,
 				return err
 			}
 			defer c.Close()
-			var results []submitResult
+			// Each index is printed as soon as the entry is appended, so
+			// that what is in the log is known even if a later step fails;
+			// with --json, the results so far are printed on failure too.
+			results := []submitResult{}
+			fail := func(err error) error {
+				if g.json {
+					g.printJSON(results)
+				}
+				return err
+			}
 			for i, name := range args {
 				res, err := c.Append(ctx, entries[i])
 				if err != nil {
-					return fmt.Errorf("%s: %w", name, err)
+					return fail(fmt.Errorf("%s: %w", name, err))
 				}
 				r := submitResult{File: name, Index: res.Index, Duplicate: res.Duplicate}
-				if wait {
-					if r.Proof, err = writeProof(ctx, c, name, entries[i], res.Index); err != nil {
-						return fmt.Errorf("%s: %w", name, err)
-					}
-				}
 				if !g.json {
 					fmt.Fprintln(g.stdout, r.Index)
+				}
+				if wait {
+					r.Proof, err = writeProof(ctx, c, name, entries[i], res.Index)
+					if err != nil {
+						r.Error = err.Error()
+						results = append(results, r)
+						return fail(fmt.Errorf("%s: appended at index %d, but no proof: %w", name, res.Index, err))
+					}
 				}
 				results = append(results, r)
 			}

@@ -8,18 +8,16 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/provlog/provlog/client"
 	"github.com/provlog/provlog/internal/atomicfile"
+	"github.com/provlog/provlog/internal/buildinfo"
 )
-
-// defaultLogKeyFile is the verifier key provlogd writes on first start in
-// its default data directory; provlog uses it when no key is given.
-const defaultLogKeyFile = "provlog-data/log.pub"
 
 // globals are the flags every command has, and the standard streams.
 type globals struct {
@@ -33,6 +31,10 @@ type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	cmd            *cobra.Command // the root, to see which flags were set
+
+	// key is the log key verifierKey returned, with where it came from,
+	// or nil: named when a checkpoint does not verify.
+	key *logKey
 }
 
 const rootLong = `provlog is the client of a provlog transparency log of software
@@ -41,8 +43,15 @@ which key, and promoted by whom to which environment.
 
 Global flags may also come from the environment: PROVLOG_LOG (--log),
 PROVLOG_LOG_KEY (--log-key), PROVLOG_TILES (--tiles), PROVLOG_TOKEN
-(--token). Without --log-key, the key provlogd writes in its default data
-directory (` + defaultLogKeyFile + `) is used if it exists.
+(--token). The log key is given as the key itself, @FILE or the path of a
+file holding it; without --log-key, the key provlogd writes in its default
+data directory (` + defaultLogKeyFile + `) is used if it exists. A checkpoint
+that does not verify is reported with the key used and where it came from.
+
+A command that finds nothing listening at --log (connection refused, no
+route, a name that does not resolve) fails at once with exit 3; "provlog
+wait" waits for a log that is starting. A log that pushes back is retried
+until --timeout, with a line on stderr for each wait.
 
 gRPC goes without TLS to a loopback address (127.0.0.1, ::1, localhost)
 unless --tls, --ca or --cert is given; any other address needs TLS.
@@ -55,8 +64,9 @@ Exit codes, for every command:
   3  operational: the log unreachable or refusing, I/O errors
 Errors are one line on stderr.`
 
-const rootExample = `  # Run a log (it admits events signed by the keys of its keyring).
-  provlogd --keyring keyring.json &
+const rootExample = `  # Run a log (it admits events signed by the keys of its keyring) and wait
+  # until it serves (and has written provlog-data/log.pub).
+  provlogd --keyring keyring.json & provlog wait
 
   provlog keygen --type submitter --name ci --out ci
   provlog attest build --artifact app.tar.gz --builder-id https://ci.example.com/runner \
@@ -73,14 +83,14 @@ func newRoot(g *globals) *cobra.Command {
 		Example:       rootExample,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		CompletionOptions: cobra.CompletionOptions{
-			DisableDefaultCmd: true,
-		},
+		Version:       buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("provlog {{.Version}}\n")
+	root.Flags().Bool("version", false, "print the module version and VCS revision provlog was built from (as provlog version)")
 	g.cmd = root
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.log, "log", "127.0.0.1:7400", "gRPC `address` of the log (env PROVLOG_LOG)")
-	pf.StringVar(&g.logKey, "log-key", "", "the log's note verifier key, as `VKEY` or @FILE (env PROVLOG_LOG_KEY; default @"+defaultLogKeyFile+" if it exists)")
+	pf.StringVar(&g.logKey, "log-key", "", "the log's note verifier key, as `VKEY`, @FILE or FILE (env PROVLOG_LOG_KEY; default @"+defaultLogKeyFile+" if it exists)")
 	pf.StringVar(&g.tiles, "tiles", "http://127.0.0.1:7401/", "base `URL` of the log's tlog-tiles HTTP API (env PROVLOG_TILES)")
 	pf.StringVar(&g.ca, "ca", "", "PEM `file` of CA certificates to trust for gRPC TLS (default: the system roots)")
 	pf.StringVar(&g.cert, "cert", "", "PEM client certificate `file` for mutual TLS")
@@ -107,6 +117,8 @@ func newRoot(g *globals) *cobra.Command {
 		newGateCmd(g),
 		newAuditCmd(g),
 		newMonitorCmd(g),
+		newWaitCmd(g),
+		newVersionCmd(g),
 	)
 	return root
 }
@@ -149,37 +161,6 @@ func (g *globals) tilesURL() (string, bool) {
 	return v, g.cmd.PersistentFlags().Changed("tiles") || os.Getenv("PROVLOG_TILES") != ""
 }
 
-// verifierKey returns the log's note verifier key (see --log-key).
-func (g *globals) verifierKey() (string, error) {
-	v := g.setting("log-key", "PROVLOG_LOG_KEY", g.logKey)
-	if v == "" {
-		if _, err := os.Stat(defaultLogKeyFile); err != nil {
-			return "", usageErr("no log verifier key: pass --log-key VKEY or --log-key @FILE (e.g. @provlog-data/log.pub), or set PROVLOG_LOG_KEY")
-		}
-		v = "@" + defaultLogKeyFile
-	}
-	return readKeyArg(v)
-}
-
-// readKeyArg returns a verifier key given as VKEY or @FILE (the first
-// non-empty line of FILE).
-func readKeyArg(v string) (string, error) {
-	file, ok := strings.CutPrefix(v, "@")
-	if !ok {
-		return strings.TrimSpace(v), nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", usageErr("reading log key: %w", err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if line = strings.TrimSpace(line); line != "" {
-			return line, nil
-		}
-	}
-	return "", usageErr("log key file %s is empty", file)
-}
-
 // context returns the context of a command, with the --timeout.
 func (g *globals) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	if g.timeout > 0 {
@@ -200,13 +181,36 @@ func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, 
 	return ctx, c, func() { c.Close(); cancel() }, nil
 }
 
-// dial connects to the log's gRPC service.
+// dial connects to the log's gRPC service. Pushback is retried until the
+// context ends, each wait said on stderr; a log that is not there fails
+// the first call.
 func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 	vkey, err := g.verifierKey()
 	if err != nil {
 		return nil, err
 	}
 	target := g.target()
+	return g.dialKey(ctx, target, vkey, client.RetryPolicy{
+		MaxBackoff: 2 * time.Second,
+		OnRetry: func(op string, _ int, wait time.Duration, err error) {
+			fmt.Fprintf(g.stderr, "provlog: %s; retrying %s in %v\n", retryReason(target, err), op, wait.Round(100*time.Millisecond))
+		},
+	})
+}
+
+// retryReason says why a call to the log at target is retried.
+func retryReason(target string, err error) string {
+	st := status.Convert(err)
+	what := "is unavailable"
+	if st.Code() == codes.ResourceExhausted {
+		what = "is pushing back"
+	}
+	return fmt.Sprintf("the log at %s %s (%s: %s)", target, what, st.Code(), oneLine(st.Message()))
+}
+
+// dialKey connects to the log's gRPC service at target with the verifier
+// key vkey and the retry policy p.
+func (g *globals) dialKey(ctx context.Context, target, vkey string, p client.RetryPolicy) (*client.Client, error) {
 	useTLS := g.forceTLS || g.ca != "" || g.cert != "" || g.keyFile != "" || !client.IsLoopback(target)
 	if (g.cert == "") != (g.keyFile == "") {
 		return nil, usageErr("--cert and --key-file go together")
@@ -220,7 +224,7 @@ func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 		Plaintext:   !useTLS,
 		TLS:         client.TLSConfig{CAFile: g.ca, CertFile: g.cert, KeyFile: g.keyFile, ServerName: g.serverName},
 		BearerToken: token,
-		Retry:       client.RetryPolicy{MaxBackoff: 2 * time.Second},
+		Retry:       p,
 	})
 	if err != nil {
 		return nil, asUsage(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -47,8 +48,12 @@ checkpoint's root. With --witness-policy (a tlog-policy file), the
 checkpoint's witness cosignatures must meet it. With --artifact or
 --digest, the entry must also be an event about that artifact.
 
-Exit codes: 0 valid; 1 invalid, with the reason; 2 bad flags, an
-unreadable bundle, key or policy file.`,
+A checkpoint that does not verify is reported with the log key used and
+where it came from (--log-key, PROVLOG_LOG_KEY or the default file).
+
+Exit codes: 0 valid; 1 invalid (a signature, proof or entry that does not
+verify), with the reason; 2 bad flags, an unreadable or malformed bundle
+(not in the tlog-proof format), key or policy file.`,
 		Example: `  provlog verify app.tar.gz.tlog-proof --log-key @log.pub --artifact app.tar.gz
   provlog verify prod.json.tlog-proof --digest sha256:9f86d0... --witness-policy witnesses.policy --json`,
 		Args: cobra.ExactArgs(1),
@@ -110,7 +115,12 @@ func verifyBundleFile(g *globals, file, vkey string, opts client.VerifyOptions, 
 		return verifyJSON{}, err
 	}
 	vb, err := client.VerifyBundle(raw, vkey, opts)
-	if err != nil {
+	switch {
+	case errors.Is(err, client.ErrFormat):
+		return verifyJSON{}, usageErr("%s is not a tlog-proof bundle: %w", file, err)
+	case errors.Is(err, client.ErrLogSignature) && g.key != nil:
+		return verifyJSON{Reason: fmt.Sprintf("%v (checked with the %s)", err, g.key)}, nil
+	case err != nil:
 		return verifyJSON{Reason: err.Error()}, nil
 	}
 	idx := vb.Index
