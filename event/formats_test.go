@@ -404,3 +404,21 @@ func TestRawPredicateKept(t *testing.T) {
 		t.Errorf("statement %s does not hold the document as written", st)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	for in, want := range map[string]string{
+		statementV1(ProvenancePredicateType, `{"buildDefinition":{"buildType":"t","resolvedDependencies":[{"uri":"git+https://github.com/o/r@refs/heads/main","digest":{"gitCommit":"`+strings.Repeat("ab", 20)+`"}}],"externalParameters":{"x":1}},"runDetails":{"builder":{"id":"b"}}}`): "builder=b source=https://github.com/o/r@" + strings.Repeat("ab", 20),
+		statementV1(PromotePredicateType, `{"to":"dev","buildIndex":3,"decision":"approved"}`):                                           "(none) -> dev build=3",
+		statementV1(SBOMRefPredicateType, `{"format":"spdx","mediaType":"a/b","digest":{"sha256":"`+digest.Hex+`"},"size":9,"uri":"u"}`): "spdx  by reference " + digest.String() + " (9 bytes) u",
+		statementV1(TestResultPredicateType, `{"result":"WARNED","configuration":[],"warnedTests":["a"]}`):                               "result=WARNED passed=0 warned=1 failed=0",
+		statementV1(LinkPredicateType, `{"name":"pkg","command":["make","dist"]}`):                                                       `step=pkg command="make dist"`,
+	} {
+		ev, err := ParseStatement([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.Summary(); got != want {
+			t.Errorf("Summary() = %q, want %q", got, want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -327,31 +326,7 @@ func (pe *parsedEvent) json() eventJSON {
 
 // summary is a one-line description of the event.
 func (pe *parsedEvent) summary() string {
-	ev := pe.Event
-	var s string
-	switch {
-	case ev.Build != nil:
-		s = fmt.Sprintf("builder=%s source=%s@%s", ev.Build.BuilderID, event.NormalizeRepo(ev.Build.SourceRepo), ev.Build.SourceCommit)
-	case ev.Sign != nil:
-		s = fmt.Sprintf("algorithm=%s key=%s build=%d", ev.Sign.Algorithm, ev.Sign.KeyID, ev.Sign.BuildIndex)
-	case ev.Promote != nil:
-		from := ev.Promote.From
-		if from == "" {
-			from = "(none)"
-		}
-		s = fmt.Sprintf("%s -> %s build=%d", from, ev.Promote.To, ev.Promote.BuildIndex)
-	case ev.SBOM != nil && ev.SBOM.Inline:
-		s = fmt.Sprintf("%s %s inline", ev.SBOM.Format, ev.SBOM.SpecVersion)
-	case ev.SBOM != nil:
-		s = fmt.Sprintf("%s %s by reference %s (%d bytes) %s", ev.SBOM.Format, ev.SBOM.SpecVersion, ev.SBOM.Digest, ev.SBOM.Size, ev.SBOM.URI)
-	case ev.TestResult != nil:
-		s = fmt.Sprintf("result=%s passed=%d warned=%d failed=%d", ev.TestResult.Result, len(ev.TestResult.PassedTests), len(ev.TestResult.WarnedTests), len(ev.TestResult.FailedTests))
-	case ev.VSA != nil:
-		s = fmt.Sprintf("verifier=%s result=%s levels=%s", ev.VSA.VerifierID, ev.VSA.Result, strings.Join(ev.VSA.VerifiedLevels, ","))
-	case ev.Link != nil:
-		s = fmt.Sprintf("step=%s command=%q", ev.Link.Name, strings.Join(ev.Link.Command, " "))
-	}
-	return fmt.Sprintf("%d\t%s\t%s\tsigners=%d", pe.Index, ev.Type, s, len(pe.Env.Signatures))
+	return fmt.Sprintf("%d\t%s\t%s\tsigners=%d", pe.Index, pe.Event.Type, pe.Event.Summary(), len(pe.Env.Signatures))
 }
 
 type searchFlags struct {
