@@ -19,6 +19,8 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/provlog/provlog/internal/buildinfo"
 )
 
 func TestKeygen(t *testing.T) {
@@ -42,6 +44,11 @@ func TestKeygen(t *testing.T) {
 	}
 }
 
+// keygen runs "provlog-witness keygen ARGS".
+func keygen(args []string, stdout, stderr io.Writer) int {
+	return execute(context.Background(), append([]string{"keygen"}, args...), stdout, stderr)
+}
+
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	_, vkey, err := note.GenerateKey(rand.Reader, "example.com/log")
@@ -57,6 +64,21 @@ func TestRun(t *testing.T) {
 	if err := run(t.Context(), config{data: c.data}, io.Discard); err == nil {
 		t.Error("run without --config: no error")
 	}
+
+	reserved := false
+	testHookReserved = func(a net.Addr) {
+		reserved = true
+		if _, err := os.Stat(c.data); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--listen bound, and the data directory exists already (%v)", err)
+		}
+		if conn, err := net.DialTimeout("tcp", a.String(), 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			if err == nil {
+				conn.Close()
+			}
+			t.Errorf("reserved %s: dial %v, want connection refused until the key is written", a, err)
+		}
+	}
+	t.Cleanup(func() { testHookReserved = nil })
 
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
@@ -77,6 +99,12 @@ func TestRun(t *testing.T) {
 	go io.Copy(io.Discard, pr)
 	if vk == "" || !strings.HasPrefix(addr, "http://127.0.0.1:") || strings.HasSuffix(addr, ":0/") {
 		t.Fatalf("start output: verifier key %q, address %q", vk, addr)
+	}
+	if !reserved {
+		t.Error("run did not reserve --listen")
+	}
+	if pub, err := os.ReadFile(filepath.Join(c.data, "witness.pub")); err != nil || strings.TrimSpace(string(pub)) != vk {
+		t.Errorf("serving, but witness.pub = %q (%v), want %q", pub, err, vk)
 	}
 	resp, err := http.Get(addr + "healthz")
 	if err != nil || resp.StatusCode != 200 {
@@ -300,5 +328,95 @@ func write(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// run executes provlog-witness with args in process.
+func runCommand(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := execute(t.Context(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-help"}, {"keygen", "--help"}} {
+		code, out, errOut := runCommand(t, args...)
+		if code != 0 || errOut != "" || !strings.Contains(out, "Examples:\n") || !strings.Contains(out, "Exit codes") {
+			t.Errorf("%q: exit %d, stderr %q, help:\n%s", args, code, errOut, out)
+		}
+	}
+	_, out, _ := runCommand(t, "--help")
+	for _, flag := range []string{"--config file", "--data directory", "--key file", "--name name", "--listen address", "--poll-interval duration", "--shutdown-timeout duration", "--log-level level", "--log-format format", "--version"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("help lacks %q", flag)
+		}
+	}
+	code, out, errOut := runCommand(t, "--version")
+	if want := "provlog-witness " + buildinfo.Read().String() + "\n"; code != 0 || out != want || errOut != "" {
+		t.Errorf("--version: exit %d, %q, %q; want %q", code, out, errOut, want)
+	}
+}
+
+func TestFlagDefaults(t *testing.T) {
+	cmd := newCommand(io.Discard, io.Discard)
+	for name, want := range map[string]string{
+		"config": "", "key": "", "name": defaultName, "data": "provlog-witness-data", "listen": "127.0.0.1:7402",
+		"poll-interval": "1m0s", "shutdown-timeout": "10s", "log-level": "INFO", "log-format": "text",
+	} {
+		if f := cmd.Flags().Lookup(name); f == nil || f.DefValue != want {
+			t.Errorf("--%s: %v, want default %q", name, f, want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--config is required"},
+		{[]string{"--config", "x", "--poll-interval", "0s"}, "--poll-interval 0s must be positive"},
+		{[]string{"--config", "x", "--log-format", "xml"}, `invalid argument "xml" for "--log-format"`},
+		{[]string{"--config", "x", "stray"}, `unknown command "stray"`},
+		{[]string{"keygen", "--name", "w.test/w"}, "--name and --key are required"},
+	} {
+		code, out, errOut := runCommand(t, tc.args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, "provlog-witness: ") || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}
+
+// logsFile writes a config file witnessing one log.
+func logsFile(t *testing.T, dir string) string {
+	t.Helper()
+	_, vkey, err := note.GenerateKey(rand.Reader, "example.com/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "logs.txt")
+	write(t, cfg, "log example.com/log "+vkey+"\n")
+	return cfg
+}
+
+// A busy --listen fails the start with exit 1, naming the flag and the
+// address, and creates neither the data directory nor a key.
+func TestBusyPortLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := logsFile(t, dir)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	data := filepath.Join(dir, "data")
+	code, out, errOut := runCommand(t, "--config", cfg, "--data", data, "--listen", l.Addr().String())
+	want := "provlog-witness: --listen " + l.Addr().String() + ": bind: address already in use"
+	if code != 1 || out != "" || !strings.HasPrefix(errOut, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", code, out, errOut, want)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed start left the data directory (%v)", err)
 	}
 }

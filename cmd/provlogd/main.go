@@ -9,6 +9,16 @@
 // (DATA/log.key, mode 0600) and its verifier key (DATA/log.pub), and prints
 // the verifier key and both addresses. SIGINT or SIGTERM drains: queued
 // adds are committed and acknowledged, or failed, before it exits.
+//
+// A start goes in this order (run): read every configuration file the
+// flags name, bind the listen addresses (a busy port fails here, before
+// anything is written), create or open the data directory, store, key and
+// keyring, open the log, and only then listen and serve. So a failed start
+// in a new data directory leaves no files, and whoever can connect to a
+// port finds DATA/log.pub written.
+//
+// "provlogd --help" gives the flags, examples and exit codes; the flags
+// are written --flag, as provlog's are (the older -flag is still read).
 package main
 
 import (
@@ -16,8 +26,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,12 +42,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/provlog/provlog/internal/atomicfile"
+	"github.com/provlog/provlog/internal/daemon"
 	plog "github.com/provlog/provlog/log"
 	"github.com/provlog/provlog/log/server"
 	"github.com/provlog/provlog/storage"
 	"github.com/provlog/provlog/witness"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // defaultOrigin names a new log when neither --origin nor a key is given.
@@ -63,60 +78,154 @@ type config struct {
 	queueMaxEntries        int
 	readConcurrency        int
 	shutdownTimeout        time.Duration
-	logLevel               slog.Level
+	logging                daemon.Logging
 }
+
+const long = `provlogd runs a provlog transparency log of software supply-chain events:
+the gRPC service provlog.v1.Log (with the standard health service and
+reflection) on --grpc-listen, and on --http-listen the C2SP tlog-tiles read
+API (GET /checkpoint, /tile/...), POST /add, GET /metrics (Prometheus) and
+GET /healthz, over an embedded Pebble store in DATA/db.
+
+On first start in a data directory it creates the log key (DATA/log.key,
+mode 0600), its verifier key (DATA/log.pub, one line origin+hash+key) and,
+admitting attestations without --keyring, an empty keyring
+(DATA/keyring.json). It binds its addresses before it writes anything, so
+a busy port fails the start with nothing created, and accepts connections
+only once those files exist. Then it prints the log, its verifier key and
+both addresses on stdout:
+
+  provlogd: log localhost/provlog (tree size 0)
+  verifier key: localhost/provlog+1f2e3d4c+AXm...
+  grpc: 127.0.0.1:7400
+  http: http://127.0.0.1:7401/
+
+GET /healthz answers 200 while the log accepts writes. SIGINT or SIGTERM
+drains: every queued add is committed and acknowledged, or failed, never
+acknowledged and lost; the last line logged gives the integrated and the
+published tree size.
+
+` + daemon.ExitCodesHelp
+
+const example = `  # A generic log that takes any bytes, in /tmp/open-log.
+  provlogd --admission open --data /tmp/open-log
+  curl -s --data-binary 'hello, log' http://127.0.0.1:7401/add
+
+  # Signed supply-chain events only (the default), from the keyring's keys.
+  provlogd --keyring keyring.json
+
+  # Start in the background and wait until it answers before using it.
+  provlogd --data /tmp/log &
+  until curl -sf http://127.0.0.1:7401/healthz >/dev/null; do sleep 0.1; done
+  provlog checkpoint --log-key @/tmp/log/log.pub
+
+  # Authenticated writers over TLS; publish only checkpoints witnessed by a quorum.
+  provlogd --auth auth.json --tls-cert server.crt --tls-key server.key \
+      --witness-policy witnesses.policy
+
+  # JSON logs with every refused submission (reason and identity).
+  provlogd --log-format json --log-level debug`
 
 func main() {
 	var c config
-	flag.StringVar(&c.data, "data", "provlog-data", "data `directory` (created if absent)")
-	flag.StringVar(&c.origin, "origin", "", "log origin, a schemeless URL; also the key's name (default: the key's name, or "+defaultOrigin+" for a new log)")
-	flag.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent)")
-	flag.StringVar(&c.grpcListen, "grpc-listen", "127.0.0.1:7400", "gRPC listen `address`")
-	flag.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
-	flag.StringVar(&c.debugListen, "debug-listen", "", "`address` serving Go's profiler at /debug/pprof/ (off by default; keep it private)")
-	flag.StringVar(&c.admission, "admission", "attestations", "admission mode: attestations (signed build/sign/promote events, checked against the keyring) or open (any non-empty entry up to the size cap)")
-	flag.StringVar(&c.keyring, "keyring", "", "keyring `file`: authorized submitter keys, roles and environments (default DATA/keyring.json, created empty if absent)")
-	flag.StringVar(&c.auth, "auth", "", "auth `file`: writer identities (bearer token hashes, client certificate subjects) and their roles; without it anyone may write")
-	flag.StringVar(&c.witnessPolicy, "witness-policy", "", "tlog-policy `file` (witness, group, quorum lines): publish only checkpoints cosigned by a quorum of these witnesses")
-	flag.BoolVar(&c.witnessFailOpen, "witness-fail-open", false, "publish log-signed checkpoints when the witness quorum cannot be met (default: hold them back)")
-	flag.DurationVar(&c.witnessInterval, "witness-interval", 500*time.Millisecond, "least time between rounds of witnessing")
-	flag.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) for both servers; without it they speak plaintext")
-	flag.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
-	flag.StringVar(&c.clientCA, "client-ca", "", "CA `file` (PEM) that verifies client certificates (mutual TLS, optional per connection)")
-	flag.IntVar(&c.maxEntrySize, "max-entry-size", plog.MaxEntrySizeLimit, "entry size cap in `bytes` (at most 65535, the tlog-tiles bundle limit)")
-	flag.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
-	flag.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries while earlier rounds sync; an idle log commits at once (negative: no wait)")
-	flag.IntVar(&c.queueMaxEntries, "queue-max-entries", 65536, "most queued entries before adds are pushed back")
-	flag.IntVar(&c.readConcurrency, "read-concurrency", 0, "most tile and entry-bundle reads working at once, so readers cannot starve appends (0: half the CPUs, at least 1)")
-	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a shutdown waits for in-flight requests")
-	flag.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: provlogd [flags]\n\nRuns a provlog transparency log.\n\nFlags:\n")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "provlogd: unexpected arguments %q\n", flag.Args())
-		os.Exit(2)
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.logLevel})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c); err != nil {
-		fmt.Fprintf(os.Stderr, "provlogd: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(daemon.Execute(context.Background(), newCommand(&c, os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, c config) error {
-	if c.admission != "open" && c.admission != "attestations" {
-		return fmt.Errorf("--admission %q: want attestations or open", c.admission)
+// newCommand returns the provlogd command, whose flags set c, and which
+// runs the log with the banner on stdout and the log lines on stderr.
+func newCommand(c *config, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "provlogd [flags]",
+		Short:   "Run a provlog transparency log",
+		Long:    long,
+		Example: example,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := c.check(); err != nil {
+				return err // a usage error
+			}
+			slog.SetDefault(c.logging.Logger(stderr))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return daemon.Failure(run(ctx, *c, stdout))
+		},
 	}
-	if err := os.MkdirAll(c.data, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.StringVar(&c.data, "data", "provlog-data", "data `directory` (created if absent): the Pebble store in DATA/db, the keys beside it")
+	f.StringVar(&c.origin, "origin", "", "log origin, a schemeless URL; also the key's name (default: the key's name, or "+defaultOrigin+" for a new log)")
+	f.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent)")
+	f.StringVar(&c.grpcListen, "grpc-listen", "127.0.0.1:7400", "gRPC listen `address`")
+	f.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
+	f.StringVar(&c.admission, "admission", "attestations", "admission `mode`: attestations (signed supply-chain events, checked against the keyring) or open (any non-empty entry up to the size cap)")
+	f.StringVar(&c.keyring, "keyring", "", "keyring `file`: authorized submitter keys, roles and environments (default DATA/keyring.json, created empty if absent; attestations only)")
+	f.StringVar(&c.auth, "auth", "", "auth `file`: writer identities (bearer token hashes, client certificate subjects or fingerprints), roles and rate limits; without it anyone may write")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) for both servers; without it they speak plaintext")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM) of --tls-cert")
+	f.StringVar(&c.clientCA, "client-ca", "", "CA `file` (PEM) that verifies client certificates (mutual TLS, optional per connection)")
+	f.StringVar(&c.witnessPolicy, "witness-policy", "", "tlog-policy `file` (witness, group, quorum lines): publish only checkpoints cosigned by a quorum of these witnesses")
+	f.BoolVar(&c.witnessFailOpen, "witness-fail-open", false, "publish log-signed checkpoints when the witness quorum cannot be met (default: hold them back)")
+	f.DurationVar(&c.witnessInterval, "witness-interval", 500*time.Millisecond, "least time between rounds of witnessing")
+	f.IntVar(&c.maxEntrySize, "max-entry-size", plog.MaxEntrySizeLimit, "entry size cap in `bytes` (at most 65535, the tlog-tiles bundle limit)")
+	f.IntVar(&c.batchMaxEntries, "batch-max-entries", 4096, "most entries per sequencing round")
+	f.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries while earlier rounds sync; an idle log commits at once (negative: no wait)")
+	f.IntVar(&c.queueMaxEntries, "queue-max-entries", 65536, "most queued entries before adds are pushed back (429, ResourceExhausted)")
+	f.IntVar(&c.readConcurrency, "read-concurrency", 0, "most tile and entry-bundle reads working at once, so readers cannot starve appends (0: half the CPUs, at least 1)")
+	f.StringVar(&c.debugListen, "debug-listen", "", "`address` serving Go's profiler at /debug/pprof/ (off by default; keep it private)")
+	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a shutdown waits for in-flight requests")
+	c.logging.AddFlags(cmd)
+	return cmd
+}
+
+// Test hooks, nil outside tests: reserved runs once the addresses are
+// bound, before anything is written; prepared once the data directory,
+// key, keyring and log are ready, before the servers listen.
+var (
+	testHookReserved func(grpc, http net.Addr)
+	testHookPrepared func()
+)
+
+// run runs the log until ctx ends or a server fails. The order of its
+// steps is what a failed start leaves behind and what a client that can
+// connect may rely on (see the package doc).
+func run(ctx context.Context, c config, stdout io.Writer) error {
+	// 1. Check the flags and read the configuration files they name outside
+	// the data directory: nothing is written yet.
+	if err := c.check(); err != nil {
+		return err
 	}
 	if c.key == "" {
 		c.key = filepath.Join(c.data, "log.key")
+	}
+	tlsConfig, opts, err := security(c)
+	if err != nil {
+		return err
+	}
+	witnesser, err := witnesses(c)
+	if err != nil {
+		return err
+	}
+	var keyring *plog.Keyring
+	if c.admission == "attestations" && c.keyring != "" {
+		if keyring, err = plog.LoadKeyring(c.keyring); err != nil {
+			return err
+		}
+	}
+
+	// 2. Bind the addresses: a busy port fails the start here, before the
+	// data directory is touched. They refuse connections until step 4.
+	ports, err := reserve(c)
+	if err != nil {
+		return err
+	}
+	defer ports.close()
+	if testHookReserved != nil {
+		testHookReserved(ports.grpc.Addr(), ports.http.Addr())
+	}
+
+	// 3. The data directory, store, key and keyring, then the log.
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
 	}
 	store, err := storage.Open(filepath.Join(c.data, "db"), storage.Options{})
 	if err != nil {
@@ -127,16 +236,13 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	admission, err := admission(c, store)
-	if err != nil {
-		return err
-	}
-	witnesser, err := witnesses(c)
+	admission, err := admission(c, keyring, store)
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	daemon.RegisterBuildInfo(reg, "provlog")
 	lg, err := plog.Open(ctx, plog.Config{
 		Origin:          key.Signer.Name(),
 		Signer:          key.Signer,
@@ -153,12 +259,68 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	err = serve(ctx, c, lg, key, reg)
+	if testHookPrepared != nil {
+		testHookPrepared()
+	}
+
+	// 4. Listen and serve.
+	err = serve(ctx, c, lg, key, reg, ports, tlsConfig, opts, stdout)
 	if cerr := lg.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing log: %w", cerr))
 	}
-	slog.Info("provlogd stopped", "size", lg.Checkpoint().Size)
+	// What the tree holds, and what readers were last shown: a witnessed
+	// log publishes behind what it has integrated.
+	slog.Info("provlogd stopped", "size", lg.IntegratedSize(), "published", lg.Checkpoint().Size)
 	return err
+}
+
+// check checks the flags' values that need no file.
+func (c config) check() error {
+	if c.admission != "open" && c.admission != "attestations" {
+		return fmt.Errorf("--admission %q: want attestations or open", c.admission)
+	}
+	if c.readConcurrency < 0 {
+		return fmt.Errorf("--read-concurrency %d: want 0 (half the CPUs) or more", c.readConcurrency)
+	}
+	if c.clientCA != "" && (c.tlsCert == "" || c.tlsKey == "") {
+		return errors.New("--client-ca needs --tls-cert and --tls-key")
+	}
+	return nil
+}
+
+// ports are the addresses run reserves; debug is nil without
+// --debug-listen.
+type ports struct {
+	grpc, http, debug *daemon.Reservation
+}
+
+// reserve binds every address the flags give, or none.
+func reserve(c config) (*ports, error) {
+	p := &ports{}
+	var err error
+	if p.grpc, err = daemon.Reserve("grpc-listen", c.grpcListen); err != nil {
+		return nil, err
+	}
+	if p.http, err = daemon.Reserve("http-listen", c.httpListen); err != nil {
+		p.close()
+		return nil, err
+	}
+	if c.debugListen != "" {
+		if p.debug, err = daemon.Reserve("debug-listen", c.debugListen); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// close releases the addresses not listened on.
+func (p *ports) close() {
+	for _, r := range []*daemon.Reservation{p.grpc, p.http, p.debug} {
+		if r != nil {
+			r.Close()
+		}
+	}
 }
 
 // witnesses returns the witnessing the flags ask for: nil for none.
@@ -201,24 +363,26 @@ const defaultKeyring = `{
 }
 `
 
-// admission returns the admission policy the flags ask for.
-func admission(c config, store *storage.Store) (plog.Admitter, error) {
+// admission returns the admission policy the flags ask for: kr is the
+// --keyring already read, if given; else DATA/keyring.json is read, and
+// created first if absent.
+func admission(c config, kr *plog.Keyring, store *storage.Store) (plog.Admitter, error) {
 	if c.admission == "open" {
 		return plog.OpenAdmission{}, nil
 	}
 	path := c.keyring
-	if path == "" {
+	if kr == nil {
 		path = filepath.Join(c.data, "keyring.json")
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			if err := os.WriteFile(path, []byte(defaultKeyring), 0o644); err != nil {
-				return nil, fmt.Errorf("creating keyring: %w", err)
-			}
+		err := atomicfile.Create(path, []byte(defaultKeyring), 0o644)
+		switch {
+		case err == nil:
 			slog.Warn("created an empty keyring: every event is refused until submitter keys are added", "file", path)
+		case !errors.Is(err, fs.ErrExist):
+			return nil, fmt.Errorf("creating keyring: %w", err)
 		}
-	}
-	kr, err := plog.LoadKeyring(path)
-	if err != nil {
-		return nil, err
+		if kr, err = plog.LoadKeyring(path); err != nil {
+			return nil, err
+		}
 	}
 	slog.Info("admitting attestations", "keyring", path, "keys", kr.Len())
 	return &plog.AttestationAdmission{Keyring: kr, Index: store}, nil
@@ -259,9 +423,6 @@ func openKey(c config, store *storage.Store) (*plog.Key, error) {
 // security returns the servers' TLS configuration (nil for plaintext) and
 // their authentication options.
 func security(c config) (*tls.Config, []server.Option, error) {
-	if c.readConcurrency < 0 {
-		return nil, nil, fmt.Errorf("--read-concurrency %d: want 0 (half the CPUs) or more", c.readConcurrency)
-	}
 	opts := []server.Option{server.WithReadConcurrency(c.readConcurrency)}
 	if c.auth != "" {
 		a, err := server.LoadAuth(c.auth)
@@ -271,9 +432,6 @@ func security(c config) (*tls.Config, []server.Option, error) {
 		opts = append(opts, server.WithAuth(a))
 	}
 	if c.tlsCert == "" && c.tlsKey == "" {
-		if c.clientCA != "" {
-			return nil, nil, errors.New("--client-ca needs --tls-cert and --tls-key")
-		}
 		return nil, opts, nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
@@ -297,50 +455,48 @@ func security(c config) (*tls.Config, []server.Option, error) {
 	return cfg, opts, nil
 }
 
-// serve runs the gRPC and HTTP servers until ctx ends or one fails, then
-// shuts both down.
-func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prometheus.Registry) error {
-	gl, err := net.Listen("tcp", c.grpcListen)
-	if err != nil {
-		return fmt.Errorf("gRPC listen: %w", err)
-	}
-	hl, err := net.Listen("tcp", c.httpListen)
-	if err != nil {
-		gl.Close()
-		return fmt.Errorf("HTTP listen: %w", err)
-	}
-	tlsConfig, opts, err := security(c)
-	if err != nil {
-		gl.Close()
-		hl.Close()
-		return err
-	}
+// serve listens on the reserved addresses and runs the gRPC and HTTP
+// servers (and the profiler's, with --debug-listen) until ctx ends or one
+// fails, then shuts them down.
+func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prometheus.Registry, p *ports, tlsConfig *tls.Config, opts []server.Option, stdout io.Writer) error {
 	gopts := server.ServerOptions(server.GRPCConfig{MaxEntrySize: lg.MaxEntrySize()})
+	gopts = append(gopts, server.NewGRPCMetrics(reg).ServerOptions()...)
 	if tlsConfig != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig.Clone())))
 	}
 	gs := grpc.NewServer(gopts...)
 	server.RegisterGRPC(gs, lg, opts...)
-	hs := server.NewHTTPServer(server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...), server.HTTPTimeouts{})
+	h := server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...)
+	hs := server.NewHTTPServer(daemon.NewHTTPMetrics(reg, "provlog").Handler(h), server.HTTPTimeouts{})
 	hs.TLSConfig = tlsConfig
-	fmt.Printf("provlogd: log %s (tree size %d)\n", key.Signer.Name(), lg.Checkpoint().Size)
-	fmt.Printf("verifier key: %s\n", key.Verifier)
-	fmt.Printf("grpc: %s\n", gl.Addr())
+
+	gl, err := p.grpc.Listen()
+	if err != nil {
+		return err
+	}
+	hl, err := p.http.Listen()
+	if err != nil {
+		gl.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "provlogd: log %s (tree size %d)\n", key.Signer.Name(), lg.Checkpoint().Size)
+	fmt.Fprintf(stdout, "verifier key: %s\n", key.Verifier)
+	fmt.Fprintf(stdout, "grpc: %s\n", gl.Addr())
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
 	}
-	fmt.Printf("http: %s://%s/\n", scheme, hl.Addr())
+	fmt.Fprintf(stdout, "http: %s://%s/\n", scheme, hl.Addr())
 
-	if c.debugListen != "" {
-		dl, err := net.Listen("tcp", c.debugListen)
+	if p.debug != nil {
+		dl, err := p.debug.Listen()
 		if err != nil {
 			gl.Close()
 			hl.Close()
-			return fmt.Errorf("debug listen: %w", err)
+			return err
 		}
 		defer dl.Close()
-		fmt.Printf("debug: http://%s/debug/pprof/\n", dl.Addr())
+		fmt.Fprintf(stdout, "debug: http://%s/debug/pprof/\n", dl.Addr())
 		go func() {
 			// The profiler's own mux, not http.DefaultServeMux: nothing else
 			// is served here.
