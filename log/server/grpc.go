@@ -121,11 +121,12 @@ type grpcServer struct {
 	opts options
 }
 
-func (s *grpcServer) Append(ctx context.Context, req *provlogv1.AppendRequest) (*provlogv1.AppendResponse, error) {
+func (s *grpcServer) Append(ctx context.Context, req *provlogv1.AppendRequest) (_ *provlogv1.AppendResponse, err error) {
+	defer func(ctx context.Context) { s.opts.logRefusedGRPC(ctx, provlogv1.Log_Append_FullMethodName, err) }(ctx)
 	if err := validateAppendRequest(req, s.log.MaxEntrySize()); err != nil {
 		return nil, err
 	}
-	ctx, err := s.opts.authorizeGRPC(ctx, 1)
+	ctx, err = s.opts.authorizeGRPC(ctx, 1)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -136,11 +137,12 @@ func (s *grpcServer) Append(ctx context.Context, req *provlogv1.AppendRequest) (
 	return appendResponse(res), nil
 }
 
-func (s *grpcServer) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchRequest) (*provlogv1.AppendBatchResponse, error) {
+func (s *grpcServer) AppendBatch(ctx context.Context, req *provlogv1.AppendBatchRequest) (_ *provlogv1.AppendBatchResponse, err error) {
+	defer func(ctx context.Context) { s.opts.logRefusedGRPC(ctx, provlogv1.Log_AppendBatch_FullMethodName, err) }(ctx)
 	if err := validateAppendBatchRequest(req, s.log.MaxEntrySize()); err != nil {
 		return nil, err
 	}
-	ctx, err := s.opts.authorizeGRPC(ctx, len(req.Entries))
+	ctx, err = s.opts.authorizeGRPC(ctx, len(req.Entries))
 	if err != nil {
 		return nil, grpcError(err)
 	}

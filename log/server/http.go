@@ -43,7 +43,7 @@ func HTTPHandler(l Log, metrics http.Handler, opts ...Option) http.Handler {
 	mux.HandleFunc("GET /checkpoint", h.checkpoint)
 	mux.HandleFunc("GET /tile/{path...}", h.tile)
 	mux.HandleFunc("GET /tile/entries/{path...}", h.entryBundle)
-	mux.HandleFunc("POST /add", h.add)
+	mux.HandleFunc("POST /add", h.logRefusedHTTP("POST /add", h.add))
 	mux.HandleFunc("GET /healthz", h.healthz)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)

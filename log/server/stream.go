@@ -40,7 +40,8 @@ const (
 // Every goroutine ends once the handler returns: AddBatch goroutines when
 // the stream's context is cancelled and the receiving one when Recv fails,
 // which it does once the handler has returned.
-func (s *grpcServer) AppendStream(stream provlogv1.Log_AppendStreamServer) error {
+func (s *grpcServer) AppendStream(stream provlogv1.Log_AppendStreamServer) (err error) {
+	defer func() { s.opts.logRefusedGRPC(stream.Context(), provlogv1.Log_AppendStream_FullMethodName, err) }()
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	p := &appendPipeline{
