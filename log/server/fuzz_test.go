@@ -192,6 +192,8 @@ func FuzzValidateSearchRequest(f *testing.F) {
 		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_SourceCommit{SourceCommit: strings.Repeat("f", 40)}, PageToken: "007"},
 		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_SourceCommit{SourceCommit: ""}},
 		&provlogv1.SearchRequest{PageSize: 5},
+		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_SignerKeyId{SignerKeyId: strings.Repeat("0f", 32)}},
+		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_SignerKeyId{SignerKeyId: "SHA256:abc"}},
 		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_BuilderId{BuilderId: strings.Repeat("é", 600)}},
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -213,6 +215,9 @@ func FuzzValidateSearchRequest(f *testing.F) {
 			kind, value = log.IndexBuilder, k.BuilderId
 		case *provlogv1.SearchRequest_SourceCommit:
 			kind, value = log.IndexCommit, k.SourceCommit
+		case *provlogv1.SearchRequest_SignerKeyId:
+			kind, value = log.IndexSigner, k.SignerKeyId
+			ok = len(value) == 64 && strings.Trim(value, "0123456789abcdef") == ""
 		default:
 			ok = false
 		}

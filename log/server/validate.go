@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -121,6 +122,11 @@ func validateSearchRequest(req *provlogv1.SearchRequest) (searchQuery, error) {
 	case *provlogv1.SearchRequest_SourceCommit:
 		q.kind, q.value = log.IndexCommit, k.SourceCommit
 	case *provlogv1.SearchRequest_SignerKeyId:
+		// Signers are indexed by their keyring key's securesystemslib key
+		// id: a SHA-256, 64 lowercase hex digits.
+		if id := k.SignerKeyId; len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+			return q, invalid("SearchRequest.signer_key_id: %q, want a key id of 64 lowercase hex digits (provlog keygen prints it; provlog search --key-file computes it)", clip(id))
+		}
 		q.kind, q.value = log.IndexSigner, k.SignerKeyId
 	default:
 		return q, invalid("SearchRequest.key: unset, want digest, builder_id, source_commit or signer_key_id")

@@ -836,7 +836,7 @@ type SearchRequest_SourceCommit struct {
 
 type SearchRequest_SignerKeyId struct {
 	// A signer's key id: the securesystemslib key id of a keyring key
-	// (every event it signed, of any type).
+	// (64 lowercase hex digits): every event it signed, of any type.
 	SignerKeyId string `protobuf:"bytes,6,opt,name=signer_key_id,json=signerKeyId,proto3,oneof"`
 }
 
