@@ -11,28 +11,28 @@ package client
 //	— <key name> <base64(key hash || signature)>\n
 //	...
 //
-// OpenCheckpoint accepts only that canonical form, in addition to what
-// note.Open checks: the first three lines must be exactly what
-// formats/log.Checkpoint.Marshal produces from the parsed values (so "007"
-// or a non-canonical base64 root is rejected, which log.ParseCheckpoint
-// alone accepts), the root is 32 bytes, and every verified signature line
-// is canonical base64 (note.Open decodes leniently, so a signature's spare
-// bits could otherwise be flipped without detection). Lines of unknown
-// keys are ignored, as signed-note requires, however they are encoded.
+// The format is internal/checkpoint's, which the witness and the log use
+// too: OpenCheckpoint accepts exactly the checkpoints the witness does. It
+// accepts only the canonical form ("007" or a non-canonical base64 root is
+// refused, which formats/log alone accepts; the root is 32 bytes), and the
+// log's signature must be canonical base64 (note.Open decodes leniently,
+// so a signature's spare bits could otherwise be flipped without
+// detection). Lines of unknown keys are ignored, as signed-note requires,
+// however they are encoded.
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 
-	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/provlog/provlog/internal/checkpoint"
 )
 
-// MaxCheckpointSize caps a signed checkpoint, cosignatures included.
-const MaxCheckpointSize = 64 << 10
+// MaxCheckpointSize caps a signed checkpoint, cosignatures included: the
+// module's one cap, checkpoint.MaxSize, in which 16 ML-DSA-44
+// cosignatures fit.
+const MaxCheckpointSize = checkpoint.MaxSize
 
 // Checkpoint is a checkpoint whose signature by the log's key and whose
 // origin have been verified.
@@ -49,59 +49,29 @@ type Checkpoint struct {
 }
 
 // OpenCheckpoint verifies raw, a signed checkpoint, with the log's
-// verifier v and parses it strictly. origin is the origin the checkpoint
-// must name; if empty, v.Name(). Errors wrap ErrFormat (malformed or
-// oversized) or ErrLogSignature (no valid signature by v, or another
-// origin).
+// verifier v and parses it strictly (checkpoint.Open). origin is the
+// origin the checkpoint must name; if empty, v.Name(). Errors wrap
+// ErrFormat (malformed or oversized) or ErrLogSignature (no valid
+// signature by v, or another origin).
 func OpenCheckpoint(raw []byte, v note.Verifier, origin string) (*Checkpoint, error) {
 	if origin == "" {
 		origin = v.Name()
 	}
-	if len(raw) > MaxCheckpointSize {
-		return nil, fmt.Errorf("%w: checkpoint of %d bytes, want <= %d", ErrFormat, len(raw), MaxCheckpointSize)
-	}
-	n, err := note.Open(raw, note.VerifierList(v))
-	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return nil, fmt.Errorf("%w: %w", ErrLogSignature, err)
+	cp, _, err := checkpoint.Open(raw, func(o string) (note.Verifiers, error) {
+		if o != origin {
+			return nil, fmt.Errorf("%w: checkpoint origin %q, want %q", ErrLogSignature, o, origin)
 		}
-		return nil, fmt.Errorf("%w: checkpoint: %w", ErrFormat, err)
+		return note.VerifierList(v), nil
+	})
+	switch {
+	case errors.Is(err, checkpoint.ErrMalformed):
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	case errors.Is(err, checkpoint.ErrUnverified):
+		return nil, fmt.Errorf("%w: %w", ErrLogSignature, err)
+	case err != nil:
+		return nil, err
 	}
-	// signed-note: "Verifiers MUST ignore signatures from unknown keys", so
-	// only the verified signatures are held to canonical base64; a witness
-	// or mirror line this client cannot verify never makes it reject the
-	// log's checkpoint.
-	for _, s := range n.Sigs {
-		if _, err := base64.StdEncoding.Strict().DecodeString(s.Base64); err != nil {
-			return nil, fmt.Errorf("%w: checkpoint signature by %q: not canonical base64", ErrFormat, s.Name)
-		}
-	}
-	var cp log.Checkpoint
-	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
-		return nil, fmt.Errorf("%w: checkpoint text: %w", ErrFormat, err)
-	}
-	if len(cp.Hash) != sha256.Size || !bytes.HasPrefix([]byte(n.Text), cp.Marshal()) {
-		return nil, fmt.Errorf("%w: checkpoint text %q: not canonical", ErrFormat, firstLines(n.Text, 3))
-	}
-	if cp.Origin != origin {
-		return nil, fmt.Errorf("%w: checkpoint origin %q, want %q", ErrLogSignature, cp.Origin, origin)
-	}
-	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash, Raw: raw}, nil
-}
-
-// firstLines returns the first n lines of s, for messages.
-func firstLines(s string, n int) string {
-	i := 0
-	for k := 0; k < n; k++ {
-		j := bytes.IndexByte([]byte(s[i:]), '\n')
-		if j < 0 {
-			return s
-		}
-		i += j + 1
-	}
-	return s[:i]
+	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash[:], Raw: raw}, nil
 }
 
 // newLogVerifier parses a note verifier key (C2SP signed-note vkey).

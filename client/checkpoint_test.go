@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -60,5 +61,45 @@ func TestOpenCheckpointIgnoresUnknownSignatures(t *testing.T) {
 	}
 	if _, err := client.OpenCheckpoint(mangled, v, ""); !errors.Is(err, client.ErrFormat) {
 		t.Errorf("log signature with spare bits set: %v, want ErrFormat", err)
+	}
+}
+
+// TestOpenCheckpointSharedRules: the client reads checkpoints by the
+// module's one parser (internal/checkpoint), as the witness does. An
+// unknown key's line that does not decode at all is ignored too (which
+// note.Open alone refuses); a text that is not canonical is ErrFormat; a
+// checkpoint over the one cap is ErrFormat, one of 16 ML-DSA-44-sized
+// cosignature lines is not.
+func TestOpenCheckpointSharedRules(t *testing.T) {
+	fl := newFuzzLog(t)
+	v, err := note.NewVerifier(fl.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range []string{"— witness.example/w1 !!!\n", "— \n", "— witness.example/w1 AAAAAAAAAAA\n"} {
+		raw := append(bytes.Clone(fl.checkpoint), extra...)
+		if _, err := note.Open(raw, note.VerifierList(v)); err == nil {
+			t.Fatalf("note.Open accepts %q: the test needs a line it refuses", extra)
+		}
+		if cp, err := client.OpenCheckpoint(raw, v, ""); err != nil || cp.Size != 2 {
+			t.Errorf("unknown key's line %q: %v, want it ignored", extra, err)
+		}
+	}
+	text, _, _ := bytes.Cut(fl.checkpoint, []byte("\n\n"))
+	for _, bad := range []string{"\n\n", "\n00\n"} {
+		if _, err := client.OpenCheckpoint(append(bytes.Clone(text), bad...), v, ""); !errors.Is(err, client.ErrFormat) {
+			t.Errorf("text %q: %v, want ErrFormat", string(text)+bad, err)
+		}
+	}
+	cosigned := bytes.Clone(fl.checkpoint)
+	for range 16 {
+		cosigned = append(cosigned, "— witness.example/a-long-witness-name "+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 4+8+2420))+"\n"...)
+	}
+	if _, err := client.OpenCheckpoint(cosigned, v, ""); err != nil {
+		t.Errorf("checkpoint with 16 ML-DSA-44-sized cosignatures (%d bytes): %v", len(cosigned), err)
+	}
+	huge := append(bytes.Clone(fl.checkpoint), "— witness.example/w "+strings.Repeat("A", client.MaxCheckpointSize)+"\n"...)
+	if _, err := client.OpenCheckpoint(huge, v, ""); !errors.Is(err, client.ErrFormat) {
+		t.Errorf("checkpoint over MaxCheckpointSize: %v, want ErrFormat", err)
 	}
 }

@@ -57,9 +57,9 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/provlog/provlog/internal/checkpoint"
 	"github.com/provlog/provlog/merkle"
 	"github.com/provlog/provlog/storage"
-	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -319,19 +319,22 @@ func (l *Log) openPublished(st storage.State) error {
 }
 
 // parseOwnCheckpoint parses a checkpoint note this log signed (possibly
-// with cosignatures after its signature): its text re-signed with the
-// log's key must be its prefix, Ed25519 signing being deterministic.
+// with cosignatures after its signature) with the module's checkpoint
+// parser (internal/checkpoint): its text re-signed with the log's key must
+// be its prefix, Ed25519 signing being deterministic.
 func (l *Log) parseOwnCheckpoint(n []byte) (*Checkpoint, error) {
-	text, _, ok := bytes.Cut(n, []byte("\n\n"))
-	if !ok {
-		return nil, errors.New("malformed note")
+	text, _, err := checkpoint.Split(n)
+	if err != nil {
+		return nil, err
 	}
-	text = append(text, '\n')
-	var c flog.Checkpoint
-	if rest, err := c.Unmarshal(text); err != nil || len(rest) != 0 || c.Origin != l.cfg.Origin {
-		return nil, fmt.Errorf("not a checkpoint of %s", l.cfg.Origin)
+	c, err := checkpoint.Parse(text)
+	if err != nil {
+		return nil, err
 	}
-	signed, err := l.signCheckpoint(c.Size, c.Hash)
+	if c.Origin != l.cfg.Origin {
+		return nil, fmt.Errorf("checkpoint of %q, not of %s", c.Origin, l.cfg.Origin)
+	}
+	signed, err := l.signCheckpoint(c.Size, c.Hash[:])
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +343,7 @@ func (l *Log) parseOwnCheckpoint(n []byte) (*Checkpoint, error) {
 	}
 	// Cosignatures follow the log's signature only when witnessing met the
 	// policy; a fail-open checkpoint is stored as the log signed it.
-	return &Checkpoint{Size: c.Size, Root: c.Hash, Note: bytes.Clone(n), witnessed: len(n) > len(signed)}, nil
+	return &Checkpoint{Size: c.Size, Root: c.Hash[:], Note: bytes.Clone(n), witnessed: len(n) > len(signed)}, nil
 }
 
 // Close stops accepting writes, sequences everything already queued (each

@@ -394,9 +394,11 @@ func isTreeSize(contentType string) bool {
 	return err == nil && t == "text/x.tlog.size"
 }
 
-// maxResponseSize caps a witness's response: 16 cosignature lines of the
-// largest (ML-DSA-44) kind fit comfortably.
-const maxResponseSize = 64 << 10
+// maxResponseSize caps a witness's response, cosignature lines that join
+// a checkpoint: the module's checkpoint cap (MaxCheckpointSize, that is
+// checkpoint.MaxSize), in which 16 ML-DSA-44 cosignature lines fit
+// comfortably.
+const maxResponseSize = MaxCheckpointSize
 
 func (c *Client) post(ctx context.Context, u string, body []byte) (code int, contentType string, respBody []byte, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))

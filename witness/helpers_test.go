@@ -192,8 +192,6 @@ func do(t testing.TB, h http.Handler, method, path string, body []byte) response
 	return response{rw.Code, rw.Header().Get("Content-Type"), rw.Body.String()}
 }
 
-type noteVerifier = note.Verifier
-
 func fnoteVerifier(vkey string) (note.Verifier, error) {
 	return fnote.NewVerifierForCosignatureV1(vkey)
 }

@@ -223,9 +223,12 @@ func TestEvidenceJSON(t *testing.T) {
 
 // C2SP signed-note: "Verifiers MUST ignore signatures from unknown keys,
 // even if they share a name or ID (but not both) with a known key." A
-// checkpoint with garbage signature lines from other keys is cosigned, and
-// the checkpoint the witness serves keeps only the log's signature, in
-// canonical base64 even if the log wrote it with stray trailing bits.
+// checkpoint with garbage signature lines from other keys, before or after
+// the log's, is cosigned, and the checkpoint the witness serves keeps only
+// the log's signature. The log's own signature must be canonical base64
+// (internal/checkpoint rule 7): written with stray trailing bits, which a
+// lenient decoder reads as the same signature, it is refused (400), as
+// clients refuse it, rather than cosigned and re-encoded.
 func TestUnknownSignatureLinesIgnored(t *testing.T) {
 	lg := newTestLog(t, "example.com/log")
 	lg.add(t, 5, "a")
@@ -246,7 +249,7 @@ func TestUnknownSignatureLinesIgnored(t *testing.T) {
 		"— other.example/key\n",                // no signature at all
 		"— \n",
 	} {
-		for _, sigs := range []string{logLine + extra, extra + string(loose)} {
+		for _, sigs := range []string{logLine + extra, extra + logLine} {
 			msg := append(bytes.Clone(cp[:i]), sigs...)
 			w := newTestWitness(t, "", lg.config(t)) // a fresh one each time: old 0
 			h := w.Handler()
@@ -260,6 +263,15 @@ func TestUnknownSignatureLinesIgnored(t *testing.T) {
 			if want := string(cp) + r.body; served != want {
 				t.Errorf("signature block %q: served\n%s\nwant\n%s", sigs, served, want)
 			}
+		}
+	}
+	// The log's own line with stray trailing bits: refused, whatever lines
+	// of other keys come with it.
+	for _, sigs := range []string{string(loose), "— other.example/key !!!\n" + string(loose)} {
+		msg := append(bytes.Clone(cp[:i]), sigs...)
+		r := do(t, newTestWitness(t, "", lg.config(t)).Handler(), "POST", "/add-checkpoint", AddCheckpointRequest{Checkpoint: msg}.Marshal())
+		if r.code != 400 {
+			t.Errorf("log signature with stray trailing bits, block %q: %d %q, want 400", sigs, r.code, r.body)
 		}
 	}
 	// Lines that are no signature lines at all still make the note malformed.

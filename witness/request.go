@@ -38,7 +38,7 @@ const (
 	MaxProofLines = 63
 	// MaxRequestSize caps an add-checkpoint request body: the old size
 	// line, 63 proof lines, the blank line and a checkpoint of at most
-	// MaxCheckpointSize bytes.
+	// MaxCheckpointSize bytes, the module's checkpoint cap.
 	MaxRequestSize = len("old 18446744073709551615\n") + MaxProofLines*45 + 1 + MaxCheckpointSize
 )
 
