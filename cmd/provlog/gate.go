@@ -6,17 +6,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/provlog/provlog/client"
-	"github.com/provlog/provlog/event"
-	"github.com/provlog/provlog/internal/strictjson"
+	"github.com/provlog/provlog/policy"
 )
 
+// gateLong is the gate's --help. The policy format it describes is owned
+// by package policy, whose doc is the specification; keep the two in step.
 const gateLong = `The deploy gate: decide whether an artifact may be deployed to an
 environment. It fetches every event about the artifact from the log
 (search by digest), proves each one (its proof bundle verifies with the
@@ -73,320 +72,18 @@ such a build.
 Exit codes: 0 allow; 1 deny, every reason listed; 2 bad flags or policy
 file; 3 the log unreachable (undecided: do not deploy).`
 
-// gatePolicy is the policy file (see gateLong).
-type gatePolicy struct {
-	Builders           []string                `json:"builders"`
-	SourceRepositories []string                `json:"sourceRepositories"`
-	Keys               map[string]string       `json:"keys"`
-	RequiredSigners    []string                `json:"requiredSigners"`
-	PromotionPath      []string                `json:"promotionPath"`
-	Approvals          map[string]approvalRule `json:"approvals"`
-	WitnessPolicy      string                  `json:"witnessPolicy"`
-}
-
-// approvalRule is what a promotion into one environment needs.
-type approvalRule struct {
-	Count int      `json:"count"`
-	Keys  []string `json:"keys"`
-}
-
-// policyKey is a key a policy names: by name, with its public key, or by
-// its raw key id.
-type policyKey struct {
-	label string    // the name, or the key id
-	id    string    // the DSSE (securesystemslib) key id
-	key   event.Key // nil for a raw key id
-}
-
-func (k policyKey) String() string {
-	if k.label == k.id {
-		return k.id
-	}
-	return fmt.Sprintf("%s (%s)", k.label, k.id)
-}
-
-// policy is a loaded, checked gate policy.
-type policy struct {
-	gatePolicy
-	signers   []policyKey
-	approvals map[string]resolvedRule
-	witness   []byte // tlog-policy text, or nil
-}
-
-type resolvedRule struct {
-	count int
-	keys  []policyKey
-}
-
-var keyIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // loadPolicy reads and checks a gate policy. Every problem is a usage
 // error.
-func loadPolicy(file string) (*policy, error) {
+func loadPolicy(file string) (*policy.Policy, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, usageErr("policy: %w", err)
 	}
-	p, err := parsePolicy(raw, filepath.Dir(file))
+	p, err := policy.Parse(raw, filepath.Dir(file))
 	if err != nil {
 		return nil, usageErr("policy %s: %w", file, err)
 	}
 	return p, nil
-}
-
-// parsePolicy parses a gate policy; relative files are in dir.
-func parsePolicy(raw []byte, dir string) (*policy, error) {
-	var gp gatePolicy
-	if err := strictjson.Decode(raw, &gp); err != nil {
-		return nil, err
-	}
-	p := &policy{gatePolicy: gp, approvals: map[string]resolvedRule{}}
-	named := map[string]policyKey{}
-	for name, f := range gp.Keys {
-		k, id, err := event.LoadKeyRef("", f, dir)
-		if err != nil {
-			return nil, fmt.Errorf("keys.%s: %w", name, err)
-		}
-		named[name] = policyKey{label: name, id: id, key: k}
-	}
-	resolve := func(field, ref string) (policyKey, error) {
-		if k, ok := named[ref]; ok {
-			return k, nil
-		}
-		if keyIDRE.MatchString(ref) {
-			return policyKey{label: ref, id: ref}, nil
-		}
-		return policyKey{}, fmt.Errorf("%s: %q is neither a name in keys nor a 64-hex-digit key id", field, ref)
-	}
-	for i, ref := range gp.RequiredSigners {
-		k, err := resolve(fmt.Sprintf("requiredSigners[%d]", i), ref)
-		if err != nil {
-			return nil, err
-		}
-		p.signers = append(p.signers, k)
-	}
-	for env, r := range gp.Approvals {
-		if r.Count < 0 {
-			return nil, fmt.Errorf("approvals.%s.count: %d, want >= 0", env, r.Count)
-		}
-		if len(gp.PromotionPath) > 0 && !slices.Contains(gp.PromotionPath, env) {
-			return nil, fmt.Errorf("approvals.%s: environment not on the promotionPath %v", env, gp.PromotionPath)
-		}
-		rr := resolvedRule{count: r.Count}
-		for i, ref := range r.Keys {
-			k, err := resolve(fmt.Sprintf("approvals.%s.keys[%d]", env, i), ref)
-			if err != nil {
-				return nil, err
-			}
-			rr.keys = append(rr.keys, k)
-		}
-		p.approvals[env] = rr
-	}
-	for i, env := range gp.PromotionPath {
-		if env == "" || slices.Contains(gp.PromotionPath[:i], env) {
-			return nil, fmt.Errorf("promotionPath[%d]: %q is empty or repeated", i, env)
-		}
-	}
-	if gp.WitnessPolicy != "" {
-		f := gp.WitnessPolicy
-		if !filepath.IsAbs(f) {
-			f = filepath.Join(dir, f)
-		}
-		w, err := loadWitnessPolicy(f)
-		if err != nil {
-			return nil, err
-		}
-		p.witness = w
-	}
-	return p, nil
-}
-
-// allowed reports whether v matches one of the patterns: exactly, or by
-// prefix for a pattern ending in "*" (removed) or "/".
-func allowed(v string, patterns []string) bool {
-	for _, p := range patterns {
-		switch {
-		case strings.HasSuffix(p, "*"):
-			if strings.HasPrefix(v, strings.TrimSuffix(p, "*")) {
-				return true
-			}
-		case strings.HasSuffix(p, "/"):
-			if strings.HasPrefix(v, p) {
-				return true
-			}
-		case v == p:
-			return true
-		}
-	}
-	return false
-}
-
-// signedBy reports whether the envelope carries a signature by k: for a
-// policy key with its public key, a signature the key verifies, whatever
-// key id it carries (key ids are hints: cosign writes none); for a key
-// named only by id, a signature with that key id (the log verified it
-// against its keyring when it admitted the event).
-func signedBy(ctx context.Context, pe *parsedEvent, k policyKey) bool {
-	pae := pe.Env.PAE()
-	for _, s := range pe.Env.Signatures {
-		switch {
-		case k.key == nil && s.KeyID == k.id:
-			return true
-		case k.key != nil && k.key.Verify(ctx, pae, s.Sig) == nil:
-			return true
-		}
-	}
-	return false
-}
-
-// distinctSigners counts the distinct key ids of an envelope's signatures
-// (a signature without key id counts once).
-func distinctSigners(pe *parsedEvent) int {
-	ids := map[string]bool{}
-	n := 0
-	for _, s := range pe.Env.Signatures {
-		if s.KeyID == "" {
-			n++
-		} else if !ids[s.KeyID] {
-			ids[s.KeyID] = true
-			n++
-		}
-	}
-	return n
-}
-
-// decide checks the proven events about digest against the policy for a
-// deployment to env and returns every reason to deny (none: allow).
-func (p *policy) decide(ctx context.Context, digest, env string, events []*parsedEvent) []string {
-	var reasons []string
-	deny := func(format string, args ...any) { reasons = append(reasons, fmt.Sprintf(format, args...)) }
-	if len(events) == 0 {
-		return []string{fmt.Sprintf("the log has no events about %s", digest)}
-	}
-
-	// Builds.
-	accepted := map[uint64]bool{}
-	var buildReasons []string
-	nBuilds := 0
-	for _, pe := range events {
-		b := pe.Event.Build
-		if b == nil {
-			continue
-		}
-		nBuilds++
-		ok := true
-		if len(p.Builders) > 0 && !allowed(b.BuilderID, p.Builders) {
-			buildReasons = append(buildReasons, fmt.Sprintf("build event %d: builder %q is not allowed by the policy", pe.Index, b.BuilderID))
-			ok = false
-		}
-		if len(p.SourceRepositories) > 0 && !allowed(b.SourceRepo, p.SourceRepositories) {
-			buildReasons = append(buildReasons, fmt.Sprintf("build event %d: source repository %q is not allowed by the policy", pe.Index, b.SourceRepo))
-			ok = false
-		}
-		if ok {
-			accepted[pe.Index] = true
-		}
-	}
-	switch {
-	case nBuilds == 0:
-		deny("no build event about %s", digest)
-	case len(accepted) == 0:
-		reasons = append(reasons, buildReasons...)
-	}
-
-	// Signatures.
-	for _, k := range p.signers {
-		found, other := false, -1
-		for _, pe := range events {
-			if pe.Event.Sign == nil || !signedBy(ctx, pe, k) {
-				continue
-			}
-			if accepted[pe.Event.Sign.BuildIndex] {
-				found = true
-				break
-			}
-			other = int(pe.Index)
-		}
-		switch {
-		case found:
-		case other >= 0:
-			deny("sign event %d by %s is for a build the policy does not accept", other, k)
-		default:
-			deny("no sign event signed by %s", k)
-		}
-	}
-
-	// Promotions.
-	type step struct {
-		from, to string
-		anyFrom  bool
-	}
-	var steps []step
-	if len(p.PromotionPath) == 0 {
-		steps = []step{{to: env, anyFrom: true}}
-	} else if i := slices.Index(p.PromotionPath, env); i < 0 {
-		deny("environment %q is not on the policy's promotion path %v", env, p.PromotionPath)
-	} else {
-		for j, to := range p.PromotionPath[:i+1] {
-			s := step{to: to}
-			if j > 0 {
-				s.from = p.PromotionPath[j-1]
-			}
-			steps = append(steps, s)
-		}
-	}
-	after := int64(-1) // the index of the previous step's promotion
-	for _, s := range steps {
-		rule := p.approvals[s.to]
-		what := "promotion into " + s.to
-		if !s.anyFrom && s.from != "" {
-			what += " from " + s.from
-		}
-		var candidates []*parsedEvent
-		var foreign []string // promotions of builds the policy does not accept
-		for _, pe := range events {
-			pr := pe.Event.Promote
-			if pr == nil || pr.To != s.to || (!s.anyFrom && pr.From != s.from) || int64(pe.Index) <= after {
-				continue
-			}
-			if !accepted[pr.BuildIndex] {
-				foreign = append(foreign, fmt.Sprintf("%s at index %d is for a build the policy does not accept", what, pe.Index))
-				continue
-			}
-			candidates = append(candidates, pe)
-		}
-		if len(candidates) == 0 {
-			if len(foreign) == 0 {
-				deny("no %s", what)
-			}
-			reasons = append(reasons, foreign...)
-			continue
-		}
-		var unmet []string
-		chosen := (*parsedEvent)(nil)
-		for _, pe := range candidates {
-			var miss []string
-			if n := distinctSigners(pe); n < rule.count {
-				miss = append(miss, fmt.Sprintf("%s at index %d has %d distinct signers, the policy wants %d", what, pe.Index, n, rule.count))
-			}
-			for _, k := range rule.keys {
-				if !signedBy(ctx, pe, k) {
-					miss = append(miss, fmt.Sprintf("%s at index %d is not approved by %s", what, pe.Index, k))
-				}
-			}
-			if len(miss) == 0 {
-				chosen = pe
-				break
-			}
-			unmet = append(unmet, miss...)
-		}
-		if chosen == nil {
-			reasons = append(reasons, unmet...)
-			continue
-		}
-		after = int64(chosen.Index)
-	}
-	return reasons
 }
 
 // gateDecision is the gate's JSON output.
@@ -413,13 +110,16 @@ func isVerificationFailure(err error) bool {
 
 // gatherEvents searches the log for events about digest and proves and
 // parses each. Events that fail are left out, with a reason.
-func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest string, witness []byte) ([]*parsedEvent, []string, error) {
-	var events []*parsedEvent
-	var reasons []string
+func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest string, witness []byte) ([]policy.Event, []policy.Reason, error) {
+	var events []policy.Event
+	var reasons []policy.Reason
+	deny := func(index uint64, format string, args ...any) {
+		reasons = append(reasons, policy.Reason{Text: fmt.Sprintf(format, args...), Entries: []uint64{index}})
+	}
 	for r, err := range c.Search(ctx, client.SearchKey{Digest: digest}) {
 		if err != nil {
 			if isVerificationFailure(err) {
-				return events, append(reasons, fmt.Sprintf("search: %v", err)), nil
+				return events, append(reasons, policy.Reason{Text: fmt.Sprintf("search: %v", err)}), nil
 			}
 			return nil, nil, fmt.Errorf("search: %w", err)
 		}
@@ -431,19 +131,19 @@ func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest str
 			if !isVerificationFailure(err) {
 				return nil, nil, fmt.Errorf("proving event %d: %w", r.Index, err)
 			}
-			reasons = append(reasons, fmt.Sprintf("event %d does not verify: %v", r.Index, err))
+			deny(r.Index, "event %d does not verify: %v", r.Index, err)
 			continue
 		}
 		pe, err := parseEntry(r.Index, r.Entry)
 		if err != nil {
-			reasons = append(reasons, fmt.Sprintf("entry %d is not a valid event: %v", r.Index, err))
+			deny(r.Index, "entry %d is not a valid event: %v", r.Index, err)
 			continue
 		}
 		if !hasSubject(pe, digest) {
-			reasons = append(reasons, fmt.Sprintf("%s event %d found by digest is not about %s", pe.Event.Type, r.Index, digest))
+			deny(r.Index, "%s event %d found by digest is not about %s", pe.Event.Type, r.Index, digest)
 			continue
 		}
-		events = append(events, pe)
+		events = append(events, policy.Event{Index: pe.Index, Envelope: pe.Env, Event: pe.Event})
 	}
 	return events, reasons, nil
 }
@@ -473,7 +173,7 @@ func newGateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if wpol != "" {
-				if p.witness, err = loadWitnessPolicy(wpol); err != nil {
+				if p.Witness, err = loadWitnessPolicy(wpol); err != nil {
 					return err
 				}
 			}
@@ -486,12 +186,13 @@ func newGateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			events, reasons, err := gatherEvents(ctx, c, vkey, d.String(), p.witness)
+			events, unproven, err := gatherEvents(ctx, c, vkey, d.String(), p.Witness)
 			if err != nil {
 				return err
 			}
-			reasons = append(reasons, p.decide(ctx, d.String(), env, events)...)
-			return reportDecision(g, d.String(), env, events, reasons)
+			dec := p.Decide(ctx, d.String(), env, events)
+			dec.Reasons = append(unproven, dec.Reasons...)
+			return reportDecision(g, dec)
 		}),
 	}
 	s.register(cmd, false)
@@ -504,31 +205,37 @@ func newGateCmd(g *globals) *cobra.Command {
 
 // reportDecision prints the decision and returns the error that makes a
 // denial exit 1.
-func reportDecision(g *globals, digest, env string, events []*parsedEvent, reasons []string) error {
-	dec := gateDecision{Decision: "allow", Artifact: digest, Environment: env, Reasons: []string{}, Events: []eventJSON{}}
-	if len(reasons) > 0 {
-		dec.Decision, dec.Reasons = "deny", reasons
+func reportDecision(g *globals, d *policy.Decision) error {
+	out := gateDecision{Decision: "allow", Artifact: d.Artifact, Environment: d.Environment, Reasons: []string{}, Events: []eventJSON{}}
+	if !d.Allowed() {
+		out.Decision = "deny"
 	}
-	for _, pe := range events {
-		dec.Events = append(dec.Events, pe.json())
+	for _, r := range d.Reasons {
+		out.Reasons = append(out.Reasons, r.Text)
+	}
+	var events []*parsedEvent
+	for _, e := range d.Events {
+		pe := &parsedEvent{Index: e.Index, Env: e.Envelope, Event: e.Event}
+		events = append(events, pe)
+		out.Events = append(out.Events, pe.json())
 	}
 	if g.json {
-		if err := g.printJSON(dec); err != nil {
+		if err := g.printJSON(out); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(g.stdout, "%s %s to %s\n", strings.ToUpper(dec.Decision), digest, env)
-		for _, r := range reasons {
+		fmt.Fprintf(g.stdout, "%s %s to %s\n", strings.ToUpper(out.Decision), d.Artifact, d.Environment)
+		for _, r := range out.Reasons {
 			fmt.Fprintf(g.stdout, "  - %s\n", r)
 		}
-		if len(reasons) == 0 {
+		if d.Allowed() {
 			for _, pe := range events {
 				fmt.Fprintf(g.stdout, "  %s\n", pe.summary())
 			}
 		}
 	}
-	if len(reasons) > 0 {
-		return negative(fmt.Errorf("gate: deny %s to %s: %d reason(s)", digest, env, len(reasons)))
+	if !d.Allowed() {
+		return negative(fmt.Errorf("gate: deny %s to %s: %d reason(s)", d.Artifact, d.Environment, len(d.Reasons)))
 	}
 	return nil
 }
