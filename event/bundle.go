@@ -2,7 +2,11 @@ package event
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -110,4 +114,89 @@ func topLevelString(b []byte, names ...string) (string, bool) {
 		return v.String(), true
 	}
 	return "", false
+}
+
+// MessageSignature is the content of a Sigstore bundle of a signature over
+// an artifact (cosign sign-blob --bundle): not an event, but what a sign
+// event records.
+type MessageSignature struct {
+	// Digest is the artifact's digest the bundle names, if it names a
+	// sha256 (SHA2_256) one; zero otherwise.
+	Digest Digest
+	// Signature is the raw signature over the artifact.
+	Signature []byte
+}
+
+// ParseMessageSignature takes the message signature out of a Sigstore
+// bundle (up to MaxSignatureBundle bytes). Errors wrap ErrInvalid and
+// name the field.
+func ParseMessageSignature(b []byte) (*MessageSignature, error) {
+	if len(b) > MaxSignatureBundle {
+		return nil, fieldErr("bundle", "%d bytes, want at most %d", len(b), MaxSignatureBundle)
+	}
+	if err := checkJSON(b, "bundle", len(b)); err != nil {
+		return nil, err
+	}
+	var bundle struct {
+		MediaType        string `json:"mediaType"`
+		MessageSignature *struct {
+			MessageDigest struct {
+				Algorithm string `json:"algorithm"`
+				Digest    string `json:"digest"`
+			} `json:"messageDigest"`
+			Signature string `json:"signature"`
+		} `json:"messageSignature"`
+	}
+	if err := json.Unmarshal(b, &bundle); err != nil {
+		return nil, fieldErr("bundle", "%v", err)
+	}
+	if !strings.HasPrefix(bundle.MediaType, BundleMediaTypePrefix) {
+		return nil, fieldErr("bundle.mediaType", "%q, not a Sigstore bundle", clip(bundle.MediaType))
+	}
+	ms := bundle.MessageSignature
+	if ms == nil {
+		return nil, fieldErr("bundle.messageSignature", "missing: not a bundle of a signature over an artifact (cosign sign-blob --bundle writes one)")
+	}
+	sig, err := base64.StdEncoding.DecodeString(ms.Signature)
+	if err != nil || len(sig) == 0 {
+		return nil, fieldErr("bundle.messageSignature.signature", "not non-empty base64")
+	}
+	out := &MessageSignature{Signature: sig}
+	if ms.MessageDigest.Algorithm == "SHA2_256" {
+		md, err := base64.StdEncoding.DecodeString(ms.MessageDigest.Digest)
+		if err != nil || len(md) != 32 {
+			return nil, fieldErr("bundle.messageSignature.messageDigest.digest", "not the base64 of a SHA-256")
+		}
+		out.Digest = Digest{Alg: "sha256", Hex: hex.EncodeToString(md)}
+	}
+	return out, nil
+}
+
+// MaxSignatureBundle caps a Sigstore bundle of a message signature (its
+// verification material may carry a certificate chain and log entries).
+const MaxSignatureBundle = 1 << 20
+
+// DetectSBOM tells an SPDX JSON document (spdxVersion "SPDX-…", or SPDX 3
+// JSON-LD with an spdx @context) from a CycloneDX JSON BOM (bomFormat
+// "CycloneDX") and returns its format (SBOMSPDX, SBOMCycloneDX) and spec
+// version.
+func DetectSBOM(doc []byte) (format, specVersion string, err error) {
+	var d struct {
+		SPDXVersion string          `json:"spdxVersion"`
+		Context     json.RawMessage `json:"@context"`
+		BOMFormat   string          `json:"bomFormat"`
+		SpecVersion string          `json:"specVersion"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return "", "", fmt.Errorf("not JSON: %w", err)
+	}
+	switch {
+	case strings.HasPrefix(d.SPDXVersion, "SPDX-"):
+		return SBOMSPDX, d.SPDXVersion, nil
+	case d.Context != nil && strings.Contains(string(d.Context), "spdx"):
+		return SBOMSPDX, "", nil
+	case d.BOMFormat == "CycloneDX":
+		return SBOMCycloneDX, d.SpecVersion, nil
+	}
+	return "", "", errors.New("neither an SPDX document (spdxVersion) nor a CycloneDX BOM (bomFormat); only the JSON forms are read")
 }

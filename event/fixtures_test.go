@@ -2,6 +2,7 @@ package event
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -174,4 +175,55 @@ func wantFieldError(t *testing.T, err error, field string) {
 	if !errors.As(err, &fe) || fe.Field != field {
 		t.Fatalf("%v, want a FieldError on %s", err, field)
 	}
+}
+
+// TestMessageSignatureBundle: cosign sign-blob's bundle gives the artifact
+// digest and the raw signature, which verifies over the artifact with the
+// cosign key; an attestation bundle is not one.
+func TestMessageSignatureBundle(t *testing.T) {
+	ms, err := ParseMessageSignature(readFixture(t, "cosign/blob.sigstore.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms.Digest.String() != "sha256:"+fileSHA256(t, "cosign/artifact.txt") {
+		t.Errorf("digest %s", ms.Digest)
+	}
+	pub, err := LoadKey(readFixture(t, "cosign/cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdsaKey, ok := pub.Public().(*ecdsa.PublicKey)
+	sum := sha256.Sum256(readFixture(t, "cosign/artifact.txt"))
+	if !ok || !ecdsa.VerifyASN1(ecdsaKey, sum[:], ms.Signature) {
+		t.Error("the bundle's signature does not verify over the artifact with cosign.pub")
+	}
+	_, err = ParseMessageSignature(readFixture(t, "cosign/slsa1.sigstore.json"))
+	wantFieldError(t, err, "bundle.messageSignature")
+}
+
+func TestDetectSBOM(t *testing.T) {
+	for file, want := range map[string]string{"cosign/sbom.spdx.json": SBOMSPDX, "cosign/sbom.cdx.json": SBOMCycloneDX} {
+		if f, _, err := DetectSBOM(readFixture(t, file)); err != nil || f != want {
+			t.Errorf("%s: %q, %v; want %s", file, f, err, want)
+		}
+	}
+	if _, _, err := DetectSBOM([]byte(`{"name":"x"}`)); err == nil {
+		t.Error("neither SPDX nor CycloneDX detected as an SBOM")
+	}
+}
+
+func FuzzParseMessageSignature(f *testing.F) {
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"` + strings.Repeat("A", 43) + `="},"signature":"c2ln"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := ParseMessageSignature(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		if len(ms.Signature) == 0 || (ms.Digest != Digest{} && !ms.Digest.valid()) {
+			t.Fatalf("accepted %+v", ms)
+		}
+	})
 }

@@ -423,34 +423,14 @@ func bundleSignature(path string, d event.Digest) (string, error) {
 	if err != nil {
 		return "", usageErr("--signature-bundle: %w", err)
 	}
-	var bundle struct {
-		MediaType        string `json:"mediaType"`
-		MessageSignature *struct {
-			MessageDigest struct {
-				Algorithm string `json:"algorithm"`
-				Digest    string `json:"digest"`
-			} `json:"messageDigest"`
-			Signature string `json:"signature"`
-		} `json:"messageSignature"`
-	}
-	if err := json.Unmarshal(b, &bundle); err != nil {
+	ms, err := event.ParseMessageSignature(b)
+	if err != nil {
 		return "", usageErr("--signature-bundle %s: %w", path, err)
 	}
-	if !strings.HasPrefix(bundle.MediaType, event.BundleMediaTypePrefix) || bundle.MessageSignature == nil {
-		return "", usageErr("--signature-bundle %s: not a Sigstore bundle of a signature over an artifact (want cosign sign-blob --bundle's output)", path)
+	if ms.Digest != (event.Digest{}) && d.Alg == "sha256" && ms.Digest != d {
+		return "", usageErr("--signature-bundle %s: the bundle signs another artifact (digest %s, artifact %s)", path, ms.Digest, d)
 	}
-	ms := bundle.MessageSignature
-	sig, err := base64.StdEncoding.DecodeString(ms.Signature)
-	if err != nil || len(sig) == 0 {
-		return "", usageErr("--signature-bundle %s: messageSignature.signature: not base64", path)
-	}
-	if ms.MessageDigest.Algorithm == "SHA2_256" && d.Alg == "sha256" {
-		md, err := base64.StdEncoding.DecodeString(ms.MessageDigest.Digest)
-		if err != nil || hex.EncodeToString(md) != d.Hex {
-			return "", usageErr("--signature-bundle %s: the bundle signs another artifact (digest %x, artifact %s)", path, md, d)
-		}
-	}
-	return base64.StdEncoding.EncodeToString(sig), nil
+	return base64.StdEncoding.EncodeToString(ms.Signature), nil
 }
 
 func newAttestPromoteCmd(g *globals) *cobra.Command {
@@ -756,7 +736,7 @@ event or could not be reached.`,
 			if err != nil {
 				return usageErr("--sbom: %w", err)
 			}
-			format, specVersion, err := sbomFormat(doc)
+			format, specVersion, err := event.DetectSBOM(doc)
 			if err != nil {
 				return usageErr("--sbom %s: %w", sbomFile, err)
 			}
@@ -793,26 +773,4 @@ event or could not be reached.`,
 	fl.BoolVar(&byDigest, "by-digest", false, "log the SBOM's digest, size and media type instead of the document")
 	fl.StringVar(&uri, "sbom-uri", "", "with --by-digest: `URI` where the SBOM is kept")
 	return cmd
-}
-
-// sbomFormat tells an SPDX document from a CycloneDX BOM.
-func sbomFormat(doc []byte) (format, specVersion string, err error) {
-	var d struct {
-		SPDXVersion string          `json:"spdxVersion"`
-		Context     json.RawMessage `json:"@context"`
-		BOMFormat   string          `json:"bomFormat"`
-		SpecVersion string          `json:"specVersion"`
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return "", "", fmt.Errorf("not JSON: %w", err)
-	}
-	switch {
-	case strings.HasPrefix(d.SPDXVersion, "SPDX-"):
-		return event.SBOMSPDX, d.SPDXVersion, nil
-	case d.Context != nil && strings.Contains(string(d.Context), "spdx"):
-		return event.SBOMSPDX, "", nil
-	case d.BOMFormat == "CycloneDX":
-		return event.SBOMCycloneDX, d.SpecVersion, nil
-	}
-	return "", "", errors.New("neither an SPDX document (spdxVersion) nor a CycloneDX BOM (bomFormat); only the JSON forms are read")
 }
