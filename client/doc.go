@@ -3,6 +3,11 @@
 // checkpoint, fetch and verify proofs, verify offline proof bundles, follow
 // a log as a monitor and replay it as an auditor.
 //
+// It owns, for the module, the parsing and verification of C2SP tlog-proof
+// bundles (ParseBundle, VerifyBundle: canonical form, caps) and the watch
+// file format (ParseWatch); events are parsed by package event,
+// checkpoints by internal/checkpoint.
+//
 // # Trust
 //
 // Nothing the log serves is trusted until it is verified. Every checkpoint

@@ -1,6 +1,9 @@
 // Package event defines provlog's supply-chain events and their parsing:
 // DSSE envelopes (bare, or inside a Sigstore bundle) carrying in-toto
-// Statements.
+// Statements. It owns these formats for the whole module (envelopes,
+// Sigstore bundles, statements, predicates, canonical leaves, and the
+// message signatures of cosign sign-blob bundles): nothing else parses
+// them.
 //
 // # Envelope
 //

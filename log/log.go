@@ -1,4 +1,5 @@
-// Package log is provlog's log: admission of entries, the sequencer that
+// Package log is provlog's log (it owns the keyring file format,
+// ParseKeyring): admission of entries, the sequencer that
 // integrates them into an RFC 6962 Merkle tree, signed checkpoints, and the
 // reads (proofs, tiles, entries) served from what is durable.
 //

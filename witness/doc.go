@@ -1,6 +1,11 @@
 // Package witness is provlog's transparency log witness and the log-side
 // witness client.
 //
+// It owns, for the module, the C2SP tlog-witness wire format (the
+// add-checkpoint request and its responses, request.go) and the fork
+// evidence records (evidence.go); checkpoints themselves are parsed by
+// internal/checkpoint, witness policies by formats/witness.
+//
 // A Witness keeps, per configured log, the latest checkpoint it cosigned,
 // and cosigns a new checkpoint only if it is signed by the log and proven
 // consistent with that one:
