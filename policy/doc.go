@@ -17,17 +17,24 @@
 // refused (internal/strictjson), and every other error names the field. For example:
 //
 //	{
+//	  "version": 1,
 //	  "builders": ["https://ci.example.com/runner@v2"],
 //	  "sourceRepositories": ["git+https://git.example.com/app", "git+https://git.example.com/libs/*"],
 //	  "keys": {"signer": "keys/signer.pub", "bob": "keys/bob.pub"},
 //	  "requiredSigners": ["signer"],
 //	  "promotionPath": ["dev", "staging", "prod"],
 //	  "approvals": {"prod": {"count": 2, "keys": ["bob"]}},
-//	  "witnessPolicy": "witnesses.policy"
+//	  "witnessPolicy": "witnesses.policy",
+//	  "namespaces": {"app-staging": "staging", "app": "prod"}
 //	}
 //
 // Every field may be left out; its zero value is given below.
 //
+//   - version: the version of this format, 1 (the only one so far; see
+//     [Versions]). Any other value is refused, naming the field and the
+//     versions this build reads, so that a policy written for a later
+//     format with rules this build does not know is not read as a weaker
+//     one. Absent: 1.
 //   - builders: the allowed SLSA builder ids of the build event. An entry
 //     ending in "*" or "/" is a prefix ("*" removed); any other must match
 //     exactly. Empty: any builder.
@@ -57,6 +64,10 @@
 //     lines), relative to the policy file's directory, that the checkpoint
 //     of every event's proof must meet. [Parse] loads and checks it into
 //     [Policy.Witness]; the caller proves events with it. Empty: none.
+//   - namespaces: Kubernetes namespace names (RFC 1123 labels) mapped to
+//     the environment a deployment into the namespace is for, none empty,
+//     each on promotionPath if that is set. [Policy.EnvironmentOf] reads
+//     it; Decide does not. Empty: no namespace maps to an environment.
 //
 // Only events about an accepted build count: a build event whose builder
 // and source the policy allows, and sign and promote events whose

@@ -15,6 +15,7 @@ import (
 
 // file is the policy as written (see the package doc).
 type file struct {
+	Version            *int                    `json:"version"`
 	Builders           []string                `json:"builders"`
 	SourceRepositories []string                `json:"sourceRepositories"`
 	Keys               map[string]string       `json:"keys"`
@@ -22,7 +23,12 @@ type file struct {
 	PromotionPath      []string                `json:"promotionPath"`
 	Approvals          map[string]approvalFile `json:"approvals"`
 	WitnessPolicy      string                  `json:"witnessPolicy"`
+	Namespaces         map[string]string       `json:"namespaces"`
 }
+
+// Versions are the policy format versions this build reads; a policy
+// without "version" is version 1.
+var Versions = []int{1}
 
 type approvalFile struct {
 	Count int      `json:"count"`
@@ -37,6 +43,7 @@ type Policy struct {
 	promotionPath []string
 	signers       []key
 	approvals     map[string]approval
+	namespaces    map[string]string // Kubernetes namespace -> environment
 
 	// Witness is the tlog-policy text that the checkpoint of every event's
 	// proof must meet, or nil for none. Parse loads it from witnessPolicy;
@@ -69,6 +76,9 @@ func (k key) String() string {
 
 var keyIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
+// namespaceRE is a Kubernetes namespace name: an RFC 1123 DNS label.
+var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
 // Parse parses and checks a policy (see the package doc). Relative file
 // names in it (keys, witnessPolicy) are in dir. Errors name the field.
 func Parse(raw []byte, dir string) (*Policy, error) {
@@ -76,7 +86,11 @@ func Parse(raw []byte, dir string) (*Policy, error) {
 	if err := strictjson.Decode(raw, &f); err != nil {
 		return nil, err
 	}
-	p := &Policy{builders: f.Builders, sources: f.SourceRepositories, promotionPath: f.PromotionPath, approvals: map[string]approval{}}
+	if f.Version != nil && !slices.Contains(Versions, *f.Version) {
+		return nil, fmt.Errorf("version: %d, this build reads versions %v", *f.Version, Versions)
+	}
+	p := &Policy{builders: f.Builders, sources: f.SourceRepositories, promotionPath: f.PromotionPath,
+		approvals: map[string]approval{}, namespaces: map[string]string{}}
 	named := map[string]key{}
 	for name, file := range f.Keys {
 		k, id, err := event.LoadKeyRef("", file, dir)
@@ -123,6 +137,17 @@ func Parse(raw []byte, dir string) (*Policy, error) {
 			return nil, fmt.Errorf("promotionPath[%d]: %q is empty or repeated", i, env)
 		}
 	}
+	for ns, env := range f.Namespaces {
+		switch {
+		case !namespaceRE.MatchString(ns):
+			return nil, fmt.Errorf("namespaces: %q is not a Kubernetes namespace name (an RFC 1123 label: at most 63 of a-z, 0-9 and \"-\", starting and ending alphanumeric)", ns)
+		case env == "":
+			return nil, fmt.Errorf("namespaces.%s: empty environment", ns)
+		case len(f.PromotionPath) > 0 && !slices.Contains(f.PromotionPath, env):
+			return nil, fmt.Errorf("namespaces.%s: environment %q not on the promotionPath %v", ns, env, f.PromotionPath)
+		}
+		p.namespaces[ns] = env
+	}
 	if f.WitnessPolicy != "" {
 		w := f.WitnessPolicy
 		if !filepath.IsAbs(w) {
@@ -137,4 +162,11 @@ func Parse(raw []byte, dir string) (*Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// EnvironmentOf returns the environment the policy's namespaces map a
+// Kubernetes namespace to, and whether it maps it at all.
+func (p *Policy) EnvironmentOf(namespace string) (env string, ok bool) {
+	env, ok = p.namespaces[namespace]
+	return env, ok
 }

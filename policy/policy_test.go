@@ -28,8 +28,15 @@ func TestParseErrors(t *testing.T) {
 		`{"keys": {"x": "missing.pub"}}`:                                  "keys.x",
 		`{"witnessPolicy": "missing.policy"}`:                             "witnessPolicy",
 		`{"witnessPolicy": "bad.policy"}`:                                 "witnessPolicy",
-		`{} {}`:                                                           "line 1",
-		`[]`:                                                              "line 1",
+		`{"version": 2}`:                                                  "version: 2, this build reads versions [1]",
+		`{"version": 0}`:                                                  "version: 0",
+		`{"version": "1"}`:                                                "version",
+		`{"namespaces": {"Prod": "prod"}}`:                                "namespaces: \"Prod\"",
+		`{"namespaces": {"-app": "prod"}}`:                                "namespaces: \"-app\"",
+		`{"namespaces": {"app": ""}}`:                                     "namespaces.app",
+		`{"promotionPath": ["dev"], "namespaces": {"app": "prod"}}`:       "namespaces.app",
+		`{} {}`: "line 1",
+		`[]`:    "line 1",
 	} {
 		_, err := Parse([]byte(bad), dir)
 		if err == nil {
@@ -37,6 +44,32 @@ func TestParseErrors(t *testing.T) {
 		} else if !strings.Contains(err.Error(), field) {
 			t.Errorf("Parse(%s) = %v, want it to name %s", bad, err, field)
 		}
+	}
+}
+
+func TestParseVersionAndNamespaces(t *testing.T) {
+	for _, raw := range []string{`{}`, `{"version": 1}`} {
+		if _, err := Parse([]byte(raw), ""); err != nil {
+			t.Errorf("Parse(%s) = %v, want version 1", raw, err)
+		}
+	}
+	p, err := Parse([]byte(`{"promotionPath": ["staging", "prod"], "namespaces": {"app": "prod", "app-staging": "staging", "`+strings.Repeat("a", 63)+`": "prod"}}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, want := range map[string]string{"app": "prod", "app-staging": "staging", strings.Repeat("a", 63): "prod", "other": "", "": ""} {
+		env, ok := p.EnvironmentOf(ns)
+		if env != want || ok != (want != "") {
+			t.Errorf("EnvironmentOf(%q) = %q, %v; want %q", ns, env, ok, want)
+		}
+	}
+	if _, err := Parse([]byte(`{"namespaces": {"`+strings.Repeat("a", 64)+`": "prod"}}`), ""); err == nil {
+		t.Error("Parse accepted a 64-character namespace name")
+	}
+	if p, err := Parse([]byte(`{"namespaces": {"app": "anywhere"}}`), ""); err != nil {
+		t.Errorf("Parse without promotionPath = %v, want any environment accepted", err)
+	} else if env, ok := p.EnvironmentOf("app"); env != "anywhere" || !ok {
+		t.Errorf("EnvironmentOf(app) = %q, %v", env, ok)
 	}
 }
 
