@@ -31,7 +31,7 @@ type Decision struct {
 	Artifact    string // the digest, as in "sha256:…"
 	Environment string
 	// Reasons are every reason to deny, in the order the rules are checked
-	// (builds, signers, promotions along the path); none to allow. A
+	// (builds, reproducibility, signers, promotions along the path); none to allow. A
 	// caller may add its own (events it could not prove) before printing.
 	Reasons []Reason
 	// Events are the events the decision was made over.
@@ -53,6 +53,7 @@ func (p *Policy) Decide(ctx context.Context, digest, env string, events []Event)
 		return d
 	}
 	accepted := p.builds(d, events)
+	p.checkReproducible(ctx, d, events, accepted)
 	p.checkSigners(ctx, d, events, accepted)
 	p.checkPromotions(ctx, d, events, accepted)
 	return d

@@ -24,6 +24,7 @@
 //	  "requiredSigners": ["signer"],
 //	  "promotionPath": ["dev", "staging", "prod"],
 //	  "approvals": {"prod": {"count": 2, "keys": ["bob"]}},
+//	  "reproducible": {"builders": 2, "sameSource": true},
 //	  "witnessPolicy": "witnesses.policy",
 //	  "namespaces": {"app-staging": "staging", "app": "prod"}
 //	}
@@ -60,6 +61,19 @@
 //     "count", the least number of distinct signers of the promotion into
 //     it (>= 0; zero: any), and "keys", keys (as in requiredSigners) that
 //     must all be among them. Empty: no approvals beyond the promotion.
+//   - reproducible: "builders", the least number N (>= 1) of independent
+//     accepted builds of the artifact, and "sameSource", whether they must
+//     all be of one source: the same repository (compared normalized, by
+//     [event.NormalizeRepo]) and commit. Builds are independent if no
+//     builder id and no signing key accounts for two of them (see
+//     [Independent]). The signing keys counted are those of the build
+//     events' envelopes: a key named in keys counts if it verifies a
+//     signature (a signature whose key id is a named key's that the key
+//     does not verify counts for nothing); any other signature counts by
+//     its DSSE key id, as the log admitted it, and all signatures without a
+//     key id count as one key, since the gate cannot tell their signers
+//     apart. Name the builders' keys in keys so that cosign signatures
+//     (which carry no key id) count each. Absent: no such rule.
 //   - witnessPolicy: a tlog-policy file ("witness", "group", "quorum"
 //     lines), relative to the policy file's directory, that the checkpoint
 //     of every event's proof must meet. [Parse] loads and checks it into

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +25,12 @@ type file struct {
 	Approvals          map[string]approvalFile `json:"approvals"`
 	WitnessPolicy      string                  `json:"witnessPolicy"`
 	Namespaces         map[string]string       `json:"namespaces"`
+	Reproducible       *reproducibleFile       `json:"reproducible"`
+}
+
+type reproducibleFile struct {
+	Builders   int  `json:"builders"`
+	SameSource bool `json:"sameSource"`
 }
 
 // Versions are the policy format versions this build reads; a policy
@@ -44,6 +51,8 @@ type Policy struct {
 	signers       []key
 	approvals     map[string]approval
 	namespaces    map[string]string // Kubernetes namespace -> environment
+	reproducible  *reproducible     // nil for no rule
+	named         []key             // the keys named in keys, sorted by name
 
 	// Witness is the tlog-policy text that the checkpoint of every event's
 	// proof must meet, or nil for none. Parse loads it from witnessPolicy;
@@ -98,6 +107,15 @@ func Parse(raw []byte, dir string) (*Policy, error) {
 			return nil, fmt.Errorf("keys.%s: %w", name, err)
 		}
 		named[name] = key{label: name, id: id, pub: k}
+	}
+	for _, name := range slices.Sorted(maps.Keys(named)) {
+		p.named = append(p.named, named[name])
+	}
+	if r := f.Reproducible; r != nil {
+		if r.Builders < 1 {
+			return nil, fmt.Errorf("reproducible.builders: %d, want >= 1", r.Builders)
+		}
+		p.reproducible = &reproducible{builders: r.Builders, sameSource: r.SameSource}
 	}
 	resolve := func(field, ref string) (key, error) {
 		if k, ok := named[ref]; ok {

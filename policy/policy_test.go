@@ -114,7 +114,8 @@ func TestAllowed(t *testing.T) {
 // FuzzParse: Parse never panics on any input.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{}`, `{"builders": ["a*"], "promotionPath": ["dev", "prod"], "approvals": {"prod": {"count": 2}}}`,
-		`{"requiredSigners": ["` + strings.Repeat("ab", 32) + `"]}`, `{"keys": {"x": "x.pub"}}`} {
+		`{"requiredSigners": ["` + strings.Repeat("ab", 32) + `"]}`, `{"keys": {"x": "x.pub"}}`,
+		`{"version": 1, "promotionPath": ["prod"], "namespaces": {"app": "prod"}, "reproducible": {"builders": 2, "sameSource": true}}`} {
 		f.Add([]byte(s))
 	}
 	dir := f.TempDir()
