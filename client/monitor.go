@@ -167,17 +167,8 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	if cfg.Watch != nil && cfg.OnAlert == nil {
 		return nil, errors.New("monitor: a Watch without OnAlert")
 	}
-	switch {
-	case cfg.Client != nil:
-		m.src = grpcSource{cfg.Client}
-	case cfg.TilesURL != "":
-		f, err := newTilesFetcher(cfg.TilesURL, cfg.HTTPClient)
-		if err != nil {
-			return nil, err
-		}
-		m.src = tilesSource{f}
-	default:
-		return nil, errors.New("monitor: neither a Client nor a TilesURL to read the log from")
+	if m.src, err = newLogSource(cfg.Client, cfg.TilesURL, cfg.HTTPClient); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	raw, err := os.ReadFile(cfg.StateFile)
 	switch {
@@ -272,25 +263,45 @@ func (m *Monitor) Poll(ctx context.Context) (*Checkpoint, error) {
 }
 
 // extends proves that cp extends old, a verified checkpoint (if not nil),
-// returning an *InconsistencyError with its evidence if it does not.
+// returning an *InconsistencyError with its evidence, written to
+// EvidenceDir, if it does not.
 func (m *Monitor) extends(ctx context.Context, old, cp *Checkpoint) error {
+	err := proveExtends(ctx, m.src, old, cp)
+	if ie := (*InconsistencyError)(nil); errors.As(err, &ie) {
+		return writeEvidence(m.cfg.EvidenceDir, m.origin, ie)
+	}
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	return nil
+}
+
+// proveExtends proves that cp extends old, a verified checkpoint (if not
+// nil): an *InconsistencyError, its evidence not yet written, if it does
+// not (a smaller size, the same size with another root, or a consistency
+// proof that does not verify); another error if the proof could not be
+// fetched.
+func proveExtends(ctx context.Context, src logSource, old, cp *Checkpoint) error {
+	inconsistent := func(p [][]byte, reason error) error {
+		return &InconsistencyError{Older: old.Raw, Newer: cp.Raw, Proof: p, Reason: reason}
+	}
 	switch {
 	case old == nil:
 		return nil
 	case cp.Size < old.Size:
-		return m.inconsistent(old, cp, nil, fmt.Errorf("checkpoint of size %d after one of size %d (rollback)", cp.Size, old.Size))
+		return inconsistent(nil, fmt.Errorf("checkpoint of size %d after one of size %d (rollback)", cp.Size, old.Size))
 	case cp.Size == old.Size:
 		if !bytes.Equal(cp.Hash, old.Hash) {
-			return m.inconsistent(old, cp, nil, fmt.Errorf("two roots for size %d", cp.Size))
+			return inconsistent(nil, fmt.Errorf("two roots for size %d", cp.Size))
 		}
 		return nil
 	}
-	p, err := m.src.consistencyProof(ctx, old.Size, cp.Size)
+	p, err := src.consistencyProof(ctx, old.Size, cp.Size)
 	if err != nil {
-		return fmt.Errorf("monitor: fetching consistency proof %d -> %d: %w", old.Size, cp.Size, err)
+		return fmt.Errorf("fetching consistency proof %d -> %d: %w", old.Size, cp.Size, err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
-		return m.inconsistent(old, cp, p, fmt.Errorf("consistency proof %d -> %d: %w", old.Size, cp.Size, err))
+		return inconsistent(p, fmt.Errorf("consistency proof %d -> %d: %w", old.Size, cp.Size, err))
 	}
 	return nil
 }
@@ -312,9 +323,37 @@ func (m *Monitor) scanStart(old, cp *Checkpoint) (uint64, error) {
 	return *m.cfg.WatchFrom, nil
 }
 
-// scan reads the entries [from, cp.Size) a page at a time, verifies each
-// page against cp and calls OnAlert for each of its entries that matches
-// the watch, recording its progress in m.scanned.
+// scan reads and verifies the entries [from, cp.Size) a page at a time
+// (scanEntries) and calls OnAlert for each of its entries that matches the
+// watch, recording its progress in m.scanned.
+func (m *Monitor) scan(ctx context.Context, from uint64, cp *Checkpoint) error {
+	err := scanEntries(ctx, m.src, from, cp, func(start uint64, page [][]byte) error {
+		for i, e := range page {
+			ev, ms := m.cfg.Watch.match(e)
+			if len(ms) == 0 {
+				continue
+			}
+			a := Alert{Index: start + uint64(i), Entry: e, Event: ev, Matches: ms, Checkpoint: cp}
+			if err := m.cfg.OnAlert(ctx, a); err != nil {
+				m.scanned = &scanProgress{cp: cp, next: a.Index}
+				return fmt.Errorf("alert on entry %d: %w", a.Index, err)
+			}
+		}
+		m.scanned = &scanProgress{cp: cp, next: start + uint64(len(page))}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	return nil
+}
+
+// scanEntries reads the entries [from, cp.Size) of src a page at a time
+// (at most one entry bundle, ending at a bundle's edge), verifies each
+// page against cp, and only then calls visit with the page's first index
+// and its entries, in log order. An error from visit stops the scan and
+// is returned. An entry that does not hash into cp's tree is an error
+// wrapping ErrInclusionProof, and visit never sees its page.
 //
 // A page is verified with a compact range (transparency-dev/merkle's
 // compact.Range) over the tree's first leaves: it starts as the range
@@ -323,19 +362,19 @@ func (m *Monitor) scanStart(old, cp *Checkpoint) (uint64, error) {
 // and its root, the root of the tree of the page's end, must be proven
 // consistent with cp (RFC 9162 section 2.1.4). Under SHA-256's collision
 // resistance that binds every leaf of the page to its place in cp's tree.
-func (m *Monitor) scan(ctx context.Context, from uint64, cp *Checkpoint) error {
+func scanEntries(ctx context.Context, src logSource, from uint64, cp *Checkpoint, visit func(start uint64, page [][]byte) error) error {
 	var tree *compact.Range // [0, next), nil before the first page
 	for next := from; next < cp.Size; {
 		end := min(cp.Size, (next/layout.EntryBundleWidth+1)*layout.EntryBundleWidth)
-		page, err := m.src.entries(ctx, next, end, cp.Size)
+		page, err := src.entries(ctx, next, end, cp.Size)
 		if err != nil {
-			return fmt.Errorf("monitor: reading entries [%d, %d): %w", next, end, err)
+			return fmt.Errorf("reading entries [%d, %d): %w", next, end, err)
 		}
 		if uint64(len(page)) != end-next {
 			return fmt.Errorf("%w: asked for the entries [%d, %d), got %d", ErrLogMisbehaved, next, end, len(page))
 		}
 		if tree == nil {
-			if tree, err = m.leftRange(ctx, next, page[0], cp); err != nil {
+			if tree, err = leftRange(ctx, src, next, page[0], cp); err != nil {
 				return err
 			}
 		}
@@ -344,32 +383,23 @@ func (m *Monitor) scan(ctx context.Context, from uint64, cp *Checkpoint) error {
 				panic(err) // appending to a range starting at 0 cannot fail
 			}
 		}
-		if err := m.prefixOf(ctx, tree, cp); err != nil {
-			return fmt.Errorf("monitor: entries [%d, %d): %w", next, end, err)
+		if err := prefixOf(ctx, src, tree, cp); err != nil {
+			return fmt.Errorf("entries [%d, %d): %w", next, end, err)
 		}
-		for i, e := range page {
-			ev, ms := m.cfg.Watch.match(e)
-			if len(ms) == 0 {
-				continue
-			}
-			a := Alert{Index: next + uint64(i), Entry: e, Event: ev, Matches: ms, Checkpoint: cp}
-			if err := m.cfg.OnAlert(ctx, a); err != nil {
-				m.scanned = &scanProgress{cp: cp, next: a.Index}
-				return fmt.Errorf("monitor: alert on entry %d: %w", a.Index, err)
-			}
+		if err := visit(next, page); err != nil {
+			return err
 		}
 		next = end
-		m.scanned = &scanProgress{cp: cp, next: next}
 	}
 	return nil
 }
 
 // leftRange returns the compact range [0, index) of cp's tree, taken from
 // the inclusion proof of entry (the leaf at index), which it verifies.
-func (m *Monitor) leftRange(ctx context.Context, index uint64, entry []byte, cp *Checkpoint) (*compact.Range, error) {
-	p, err := m.src.inclusionProof(ctx, index, cp.Size)
+func leftRange(ctx context.Context, src logSource, index uint64, entry []byte, cp *Checkpoint) (*compact.Range, error) {
+	p, err := src.inclusionProof(ctx, index, cp.Size)
 	if err != nil {
-		return nil, fmt.Errorf("monitor: fetching the inclusion proof of entry %d: %w", index, err)
+		return nil, fmt.Errorf("fetching the inclusion proof of entry %d: %w", index, err)
 	}
 	if err := verifyInclusion(entry, index, toArrays(p), cp); err != nil {
 		return nil, err
@@ -405,7 +435,7 @@ func leftSiblings(index, size uint64, p [][]byte) [][]byte {
 // prefixOf proves that tree, a compact range [0, n) with n > 0, holds the
 // first n leaves of cp's tree: its root is consistent with cp's. If it is
 // not, the error wraps ErrInclusionProof.
-func (m *Monitor) prefixOf(ctx context.Context, tree *compact.Range, cp *Checkpoint) error {
+func prefixOf(ctx context.Context, src logSource, tree *compact.Range, cp *Checkpoint) error {
 	root, err := tree.GetRootHash(nil)
 	if err != nil {
 		panic(err) // a non-empty range starting at 0 has a root
@@ -417,7 +447,7 @@ func (m *Monitor) prefixOf(ctx context.Context, tree *compact.Range, cp *Checkpo
 		}
 		return nil
 	}
-	p, err := m.src.consistencyProof(ctx, n, cp.Size)
+	p, err := src.consistencyProof(ctx, n, cp.Size)
 	if err != nil {
 		return fmt.Errorf("fetching consistency proof %d -> %d: %w", n, cp.Size, err)
 	}
@@ -434,20 +464,27 @@ func (m *Monitor) prefixOf(ctx context.Context, tree *compact.Range, cp *Checkpo
 // it returns ctx's error, or an inconsistency is found, which it returns.
 // Other poll errors are logged and polling goes on.
 func (m *Monitor) Run(ctx context.Context) error {
-	t := time.NewTicker(m.cfg.Interval)
+	return pollEvery(ctx, m.cfg.Interval, m.logger.With("origin", m.origin), "monitor", m.Poll)
+}
+
+// pollEvery calls poll every interval (the first time at once) until ctx
+// ends, when it returns ctx's error, or poll finds the log inconsistent,
+// which it returns. Other errors are logged as what's and polling goes on.
+func pollEvery(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, poll func(context.Context) (*Checkpoint, error)) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		cp, err := m.Poll(ctx)
+		cp, err := poll(ctx)
 		switch {
 		case errors.Is(err, ErrInconsistent):
-			m.logger.ErrorContext(ctx, "log is inconsistent", "origin", m.origin, "err", err)
+			logger.ErrorContext(ctx, "log is inconsistent", "err", err)
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil:
-			m.logger.WarnContext(ctx, "monitor poll failed", "origin", m.origin, "err", err)
+			logger.WarnContext(ctx, what+" poll failed", "err", err)
 		default:
-			m.logger.DebugContext(ctx, "monitor poll", "origin", m.origin, "size", cp.Size)
+			logger.DebugContext(ctx, what+" poll", "size", cp.Size)
 		}
 		select {
 		case <-ctx.Done():
@@ -467,29 +504,48 @@ type evidence struct {
 	ConsistencyProof [][]byte  `json:"consistency_proof"` // base64
 }
 
-// inconsistent writes the evidence of an inconsistency between old and cp
-// and returns it as an *InconsistencyError (joined with any error writing
-// it).
-func (m *Monitor) inconsistent(old, cp *Checkpoint, p [][]byte, reason error) error {
-	e := &InconsistencyError{Older: old.Raw, Newer: cp.Raw, Proof: p, Reason: reason}
+// writeEvidence writes the evidence of e, an inconsistency of the log
+// named origin, to a new file in dir and returns e with its EvidenceFile
+// set (joined with any error writing it). With dir empty it writes
+// nothing and returns e.
+func writeEvidence(dir, origin string, e *InconsistencyError) error {
+	if dir == "" {
+		return e
+	}
 	now := time.Now().UTC()
 	doc, err := json.MarshalIndent(evidence{
-		Origin:           m.origin,
+		Origin:           origin,
 		DetectedAt:       now,
-		Reason:           reason.Error(),
-		OlderCheckpoint:  string(old.Raw),
-		NewerCheckpoint:  string(cp.Raw),
-		ConsistencyProof: p,
+		Reason:           e.Reason.Error(),
+		OlderCheckpoint:  string(e.Older),
+		NewerCheckpoint:  string(e.Newer),
+		ConsistencyProof: e.Proof,
 	}, "", "  ")
 	if err != nil {
 		return errors.Join(e, err)
 	}
-	path := filepath.Join(m.cfg.EvidenceDir, "fork-evidence-"+now.Format("20060102T150405.000000000Z")+".json")
+	path := filepath.Join(dir, "fork-evidence-"+now.Format("20060102T150405.000000000Z")+".json")
 	if err := atomicfile.WriteFile(path, append(doc, '\n'), 0o644); err != nil {
 		return errors.Join(e, fmt.Errorf("writing evidence: %w", err))
 	}
 	e.EvidenceFile = path
 	return e
+}
+
+// newLogSource returns the source reading a log over gRPC with c if it is
+// not nil, else over the tlog-tiles API at tilesURL with hc.
+func newLogSource(c *Client, tilesURL string, hc *http.Client) (logSource, error) {
+	switch {
+	case c != nil:
+		return grpcSource{c}, nil
+	case tilesURL != "":
+		f, err := newTilesFetcher(tilesURL, hc)
+		if err != nil {
+			return nil, err
+		}
+		return tilesSource{f}, nil
+	}
+	return nil, errors.New("neither a Client nor a TilesURL to read the log from")
 }
 
 // grpcSource reads a log over gRPC.
