@@ -62,7 +62,8 @@ type FollowerStatus struct {
 	Checkpoint *Checkpoint
 	// Events is the number of events indexed; Skipped the number of
 	// entries of Checkpoint's tree that are not events (not a DSSE
-	// envelope of an in-toto statement provlog reads).
+	// envelope, or Sigstore bundle of one, of an in-toto statement provlog
+	// reads).
 	Events, Skipped uint64
 	// LastPoll is when the last poll ended; Err its error, nil if it
 	// succeeded. After an inconsistency every poll returns it.
@@ -245,7 +246,7 @@ func (f *Follower) poll(ctx context.Context) (*Checkpoint, error) {
 func (f *Follower) index(start uint64, page [][]byte) error {
 	var parsed []*IndexedEvent
 	for i, e := range page {
-		env, err := event.ParseEnvelope(e)
+		env, err := event.ParseEntry(e) // an envelope, or a Sigstore bundle of one
 		if err != nil {
 			parsed = append(parsed, nil)
 			continue

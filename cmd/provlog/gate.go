@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/event"
 	"github.com/provlog/provlog/policy"
 )
 
@@ -20,7 +21,13 @@ const gateLong = `The deploy gate: decide whether an artifact may be deployed to
 environment. It fetches every event about the artifact from the log
 (search by digest), proves each one (its proof bundle verifies with the
 log's key and, if the policy names one, its checkpoint meets the witness
-policy), parses it, and checks the events against --policy. It exits 0 to
+policy), parses it, and checks the events against --policy.
+
+Inclusion proves presence, not absence: that the search left no event out
+is the log's word, and the output says so ("completeness: the log's
+search"). With --replay the gate reads and verifies the whole log instead
+(every entry against the checkpoint, as monitor does) and decides over
+every event about the artifact it found there, whatever the search says. It exits 0 to
 allow, or 1 to deny, listing every reason, not just the first. Any non-zero
 exit must be taken as "do not deploy".
 
@@ -93,6 +100,55 @@ type gateDecision struct {
 	Environment string      `json:"environment"`
 	Reasons     []string    `json:"reasons"`
 	Events      []eventJSON `json:"events"`
+	// Completeness says where the assurance that no event was left out
+	// comes from (see completenessSearch and replayCompleteness).
+	Completeness string `json:"completeness,omitempty"`
+}
+
+// completenessSearch is the gate's completeness line without --replay:
+// the events it decided over are proven, but that they are all the events
+// about the artifact is the log's word.
+const completenessSearch = "the log's search (use --replay to check it yourself)"
+
+// replayCompleteness is the completeness line of a decision over the
+// events of a replay of the whole log up to cp.
+func replayCompleteness(cp *client.Checkpoint) string {
+	return fmt.Sprintf("replayed and verified all %d entries of the log's checkpoint of size %d", cp.Size, cp.Size)
+}
+
+// replayEvents follows the log from its first entry with a Follower
+// (reading over the tlog-tiles API at tiles if not empty, else over c),
+// verifying the checkpoint with vkey and the witness policy, every entry
+// against it, and returns the events about digest: all of them, on the
+// evidence of the signed tree alone, and the checkpoint they are in. What
+// does not verify is a reason to deny, as in gatherEvents.
+func replayEvents(ctx context.Context, c *client.Client, tiles, vkey string, digest event.Digest, witness []byte) ([]policy.Event, []policy.Reason, *client.Checkpoint, error) {
+	cfg := client.FollowerConfig{VerifierKey: vkey, WitnessPolicy: witness, TilesURL: tiles}
+	if tiles == "" {
+		cfg.Client = c
+	}
+	f, err := client.NewFollower(cfg)
+	if err != nil {
+		return nil, nil, nil, asUsage(err)
+	}
+	if _, err := f.Poll(ctx); err != nil {
+		if isVerificationFailure(err) {
+			return nil, []policy.Reason{{Text: fmt.Sprintf("replay: %v", err)}}, nil, nil
+		}
+		return nil, nil, nil, fmt.Errorf("replay: %w", err)
+	}
+	evs, cp := f.Events(digest)
+	return provenEvents(evs), nil, cp, nil
+}
+
+// provenEvents are the events a Follower answered, as the policy takes
+// them.
+func provenEvents(evs []client.IndexedEvent) []policy.Event {
+	out := make([]policy.Event, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, policy.Event{Index: e.Index, Envelope: e.Envelope, Event: e.Event})
+	}
+	return out
 }
 
 // isVerificationFailure reports whether err says that what the log sent
@@ -152,13 +208,15 @@ func newGateCmd(g *globals) *cobra.Command {
 	var (
 		s                     subjectFlags
 		env, policyFile, wpol string
+		replay                bool
 	)
 	cmd := &cobra.Command{
-		Use:   "gate --artifact FILE|--digest D --env ENV --policy FILE",
+		Use:   "gate --artifact FILE|--digest D --env ENV --policy FILE [--replay]",
 		Short: "The deploy gate: allow (exit 0) or deny (exit 1) a deployment",
 		Long:  gateLong,
 		Example: `  provlog gate --artifact app.tar.gz --env prod --policy deploy-policy.json && ./deploy.sh
-  provlog gate --digest sha256:9f86d0... --env staging --policy deploy-policy.json --json`,
+  provlog gate --digest sha256:9f86d0... --env staging --policy deploy-policy.json --json
+  provlog gate --artifact app.tar.gz --env prod --policy deploy-policy.json --replay --tiles https://log.example.com/`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			if env == "" || policyFile == "" {
@@ -186,13 +244,31 @@ func newGateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			events, unproven, err := gatherEvents(ctx, c, vkey, d.String(), p.Witness)
+			var (
+				events       []policy.Event
+				unproven     []policy.Reason
+				completeness = completenessSearch
+			)
+			if replay {
+				tiles, asked := g.tilesURL()
+				if !asked {
+					tiles = ""
+				}
+				var cp *client.Checkpoint
+				events, unproven, cp, err = replayEvents(ctx, c, tiles, vkey, d, p.Witness)
+				completeness = "none: the replay failed"
+				if cp != nil {
+					completeness = replayCompleteness(cp)
+				}
+			} else {
+				events, unproven, err = gatherEvents(ctx, c, vkey, d.String(), p.Witness)
+			}
 			if err != nil {
 				return err
 			}
 			dec := p.Decide(ctx, d.String(), env, events)
 			dec.Reasons = append(unproven, dec.Reasons...)
-			return reportDecision(g, dec)
+			return reportGate(g, dec, completeness)
 		}),
 	}
 	s.register(cmd, false)
@@ -200,13 +276,19 @@ func newGateCmd(g *globals) *cobra.Command {
 	fl.StringVar(&env, "env", "", "target `environment` (required)")
 	fl.StringVar(&policyFile, "policy", "", "policy `file`, JSON (required; see above)")
 	fl.StringVar(&wpol, "witness-policy", "", "tlog-policy `file` every event's checkpoint must meet (overrides the policy's)")
+	fl.BoolVar(&replay, "replay", false, "prove completeness by replaying and verifying the whole log (over --tiles if given, else --log) instead of trusting its search")
 	return cmd
 }
 
 // reportDecision prints the decision and returns the error that makes a
 // denial exit 1.
-func reportDecision(g *globals, d *policy.Decision) error {
-	out := gateDecision{Decision: "allow", Artifact: d.Artifact, Environment: d.Environment, Reasons: []string{}, Events: []eventJSON{}}
+func reportDecision(g *globals, d *policy.Decision) error { return reportGate(g, d, "") }
+
+// reportGate is reportDecision saying where completeness comes from: a
+// line "completeness: ..." after the decision's (none if completeness is
+// empty).
+func reportGate(g *globals, d *policy.Decision, completeness string) error {
+	out := gateDecision{Decision: "allow", Artifact: d.Artifact, Environment: d.Environment, Reasons: []string{}, Events: []eventJSON{}, Completeness: completeness}
 	if !d.Allowed() {
 		out.Decision = "deny"
 	}
@@ -225,6 +307,9 @@ func reportDecision(g *globals, d *policy.Decision) error {
 		}
 	} else {
 		fmt.Fprintf(g.stdout, "%s %s to %s\n", strings.ToUpper(out.Decision), d.Artifact, d.Environment)
+		if completeness != "" {
+			fmt.Fprintf(g.stdout, "  completeness: %s\n", completeness)
+		}
 		for _, r := range out.Reasons {
 			fmt.Fprintf(g.stdout, "  - %s\n", r)
 		}
