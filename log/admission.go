@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/policy"
 	"github.com/provlog/provlog/storage"
 )
 
@@ -91,13 +92,19 @@ func (OpenAdmission) Admit(_ context.Context, entry []byte) (Admitted, error) {
 	return Admitted{Leaf: entry}, nil
 }
 
-// IndexReader reads the search index, for lineage checks.
+// IndexReader reads the search index and the entries it lists, for
+// lineage and reproducibility checks. It sees what the log has committed:
+// an index entry is written in the same batch as its entry.
 type IndexReader interface {
 	// HasIndex reports whether (kind, value) lists index with tag.
 	HasIndex(kind byte, value string, index uint64, tag byte) (bool, error)
 	// SearchIndex lists up to limit indices under (kind, value) from
 	// index from on, and whether more follow.
 	SearchIndex(kind byte, value string, from uint64, limit int) ([]storage.Hit, bool, error)
+	// Entries calls fn with each stored entry of [start, start+count) in
+	// order, the slice valid only during the call; an entry missing below
+	// the stored size is an error.
+	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
 }
 
 // AttestationAdmission admits only typed, signed supply-chain events (see
@@ -128,6 +135,9 @@ func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitte
 		return Admitted{}, err
 	}
 	if err := a.checkLineage(ev); err != nil {
+		return Admitted{}, err
+	}
+	if err := a.checkReproducible(ctx, ev); err != nil {
 		return Admitted{}, err
 	}
 	return Admitted{Leaf: env.Canonical(), Terms: terms(ev, signers), Type: ev.Type}, nil
@@ -197,4 +207,115 @@ func (a *AttestationAdmission) checkLineage(ev *event.Event) error {
 		}
 	}
 	return nil
+}
+
+// MaxReproducibleBuilds is how many build events of one artifact a
+// reproducibility check reads at most, in log order; builds after them do
+// not count.
+const MaxReproducibleBuilds = 1024
+
+// checkReproducible refuses a promotion into an environment that needs
+// independent builds (Environment.Reproducible) until each subject has
+// that many logged of the source of the build the promotion cites.
+// checkLineage has checked that the cited build is a build of every
+// subject.
+func (a *AttestationAdmission) checkReproducible(ctx context.Context, ev *event.Event) error {
+	if ev.Promote == nil {
+		return nil
+	}
+	envr := a.Keyring.envs[ev.Promote.To]
+	if envr.Reproducible == 0 {
+		return nil
+	}
+	cited, err := a.readEvent(ev.Promote.BuildIndex)
+	if err != nil {
+		return err
+	}
+	if cited.ev.Build == nil {
+		return fmt.Errorf("%w: entry %d, indexed as a build event, is a %s event", ErrUnavailable, ev.Promote.BuildIndex, cited.ev.Type)
+	}
+	src := policy.Source(cited.ev.Build)
+	for _, d := range ev.Subjects {
+		ind, err := a.independentBuilds(ctx, d.String(), src, envr.Reproducible)
+		if err != nil {
+			return err
+		}
+		if len(ind) < envr.Reproducible {
+			return fmt.Errorf("%w: promotion to %s needs %d independent builds of %s from the source of build %d (%s: distinct builder ids, signed by distinct keyring keys); the log has %d %v",
+				ErrFailedPrecondition, envr.Name, envr.Reproducible, d, ev.Promote.BuildIndex, src, len(ind), ind)
+		}
+	}
+	return nil
+}
+
+// independentBuilds returns the log indices of a largest set of
+// independent builds (policy.Independent) of digest from src, reading the
+// digest's build events in pages until there are want of them or
+// MaxReproducibleBuilds have been read. A build counts only if the keyring
+// would admit it today; its keys are the keyring keys that signed it.
+func (a *AttestationAdmission) independentBuilds(ctx context.Context, digest, src string, want int) ([]uint64, error) {
+	var builds []policy.SignedBuild
+	var ind []uint64
+	read := 0
+	for from, more := uint64(0), true; more && read < MaxReproducibleBuilds && len(ind) < want; {
+		hits, m, err := a.Index.SearchIndex(IndexDigest, digest, from, 256)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading the index: %w", ErrUnavailable, err)
+		}
+		more = m
+		for _, h := range hits {
+			from = h.Index + 1
+			if h.Tag != TagBuild || read == MaxReproducibleBuilds {
+				continue
+			}
+			read++
+			e, err := a.readEvent(h.Index)
+			if err != nil {
+				return nil, err
+			}
+			if e.ev.Build == nil || policy.Source(e.ev.Build) != src {
+				continue
+			}
+			signers, err := a.Keyring.verify(ctx, e.env)
+			if err != nil || a.Keyring.authorize(e.ev, signers) != nil {
+				continue // the keyring would not admit it today
+			}
+			b := policy.SignedBuild{Index: h.Index, Builder: e.ev.Build.BuilderID}
+			for _, k := range signers {
+				b.Signers = append(b.Signers, k.id)
+			}
+			builds = append(builds, b)
+		}
+		ind = policy.Independent(builds)
+	}
+	return ind, nil
+}
+
+// logged is a logged event, parsed.
+type logged struct {
+	env *event.Envelope
+	ev  *event.Event
+}
+
+// readEvent reads and parses the logged event at index. Every entry of an
+// attestation log was admitted as an event, so one that does not parse is
+// the store's fault.
+func (a *AttestationAdmission) readEvent(index uint64) (logged, error) {
+	var e logged
+	err := a.Index.Entries(index, 1, func(_ uint64, entry []byte) error {
+		env, err := event.ParseEnvelope(entry)
+		if err != nil {
+			return err
+		}
+		ev, err := event.ParseStatement(env.Payload)
+		if err != nil {
+			return err
+		}
+		e = logged{env, ev}
+		return nil
+	})
+	if err != nil {
+		return logged{}, fmt.Errorf("%w: reading entry %d: %w", ErrUnavailable, index, err)
+	}
+	return e, nil
 }

@@ -58,7 +58,7 @@ func matchPredicateType(listed, t string) bool {
 //	  "environments": [
 //	    {"name": "dev"},
 //	    {"name": "staging", "from": "dev"},
-//	    {"name": "prod", "from": "staging", "approvals": 2}
+//	    {"name": "prod", "from": "staging", "approvals": 2, "reproducible": 2}
 //	  ]
 //	}
 //
@@ -73,11 +73,14 @@ func matchPredicateType(listed, t string) bool {
 // verifier (SLSA VSAs). An optional "roles" object narrows the predicate
 // types a role admits (an SBOM type also admits its versioned forms):
 //
-//	"roles": {"attester": {"predicateTypes": ["https://spdx.dev/Document"]}} An environment with "from" admits promotions
+//	"roles": {"attester": {"predicateTypes": ["https://spdx.dev/Document"]}}
 //
-// only from that environment, and only of artifacts already promoted into
-// it; "approvals" (default 1) is how many distinct promoter or approver
-// keys must sign a promotion into it.
+// An environment with "from" admits promotions only from that environment,
+// and only of artifacts already promoted into it; "approvals" (default 1)
+// is how many distinct promoter or approver keys must sign a promotion
+// into it; "reproducible" (default 0: no requirement) is how many
+// independent builds of each subject must be logged before a promotion
+// into it is admitted (see [Environment]).
 type Keyring struct {
 	keys []*ringKey
 	byID map[string]*ringKey
@@ -94,6 +97,15 @@ type Environment struct {
 	Name      string `json:"name"`
 	From      string `json:"from,omitempty"`
 	Approvals int    `json:"approvals,omitempty"`
+	// Reproducible is how many independent builds of each subject a
+	// promotion into the environment needs logged: build events from
+	// distinct builder ids, signed by distinct keyring keys (each build
+	// credited to one of its signers, as policy.Independent counts), of
+	// the same source repository (compared normalized, by
+	// event.NormalizeRepo) and commit as the build the promotion cites. A
+	// build counts only if today's keyring would admit it: every signature
+	// verifies against a key whose roles admit the build. Zero: none.
+	Reproducible int `json:"reproducible,omitempty"`
 }
 
 type ringKey struct {
@@ -169,6 +181,9 @@ func ParseKeyring(b []byte, dir string) (*Keyring, error) {
 	for i, e := range f.Environments {
 		if e.Name == "" || e.From == e.Name || e.Approvals < 0 {
 			return nil, fmt.Errorf("environments[%d]: want a name, a different from, approvals >= 0", i)
+		}
+		if e.Reproducible < 0 {
+			return nil, fmt.Errorf("environments[%d].reproducible: %d, want >= 0", i, e.Reproducible)
 		}
 		if _, dup := kr.envs[e.Name]; dup {
 			return nil, fmt.Errorf("environments[%d]: %q twice", i, e.Name)
