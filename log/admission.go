@@ -262,7 +262,7 @@ func (a *AttestationAdmission) independentBuilds(ctx context.Context, digest, sr
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading the index: %w", ErrUnavailable, err)
 		}
-		more = m
+		more = m && len(hits) > 0 // no page without progress
 		for _, h := range hits {
 			from = h.Index + 1
 			if h.Tag != TagBuild || read == MaxReproducibleBuilds {
