@@ -209,6 +209,7 @@ func newGateCmd(g *globals) *cobra.Command {
 		s                     subjectFlags
 		env, policyFile, wpol string
 		replay                bool
+		att                   gateAttestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "gate --artifact FILE|--digest D --env ENV --policy FILE [--replay]",
@@ -268,10 +269,22 @@ func newGateCmd(g *globals) *cobra.Command {
 			}
 			dec := p.Decide(ctx, d.String(), env, events)
 			dec.Reasons = append(unproven, dec.Reasons...)
-			return reportGate(g, dec, completeness)
+			// The decision is printed first; a VSA that cannot be made
+			// or logged overrides its exit code.
+			verdict := reportGate(g, dec, completeness)
+			var ee *exitError
+			if verdict != nil && !errors.As(verdict, &ee) {
+				return verdict // printing failed
+			}
+			if err := att.emit(cmd, g, p, policyFile, dec); err != nil {
+				return err
+			}
+			return verdict
 		}),
 	}
+	cmd.AddCommand(newGateServeCmd(g))
 	s.register(cmd, false)
+	att.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&env, "env", "", "target `environment` (required)")
 	fl.StringVar(&policyFile, "policy", "", "policy `file`, JSON (required; see above)")
@@ -308,7 +321,7 @@ func reportGate(g *globals, d *policy.Decision, completeness string) error {
 	} else {
 		fmt.Fprintf(g.stdout, "%s %s to %s\n", strings.ToUpper(out.Decision), d.Artifact, d.Environment)
 		if completeness != "" {
-			fmt.Fprintf(g.stdout, "  completeness: %s\n", completeness)
+			fmt.Fprintf(g.stdout, "completeness: %s\n", completeness)
 		}
 		for _, r := range out.Reasons {
 			fmt.Fprintf(g.stdout, "  - %s\n", r)
