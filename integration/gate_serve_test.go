@@ -207,14 +207,26 @@ func waitUntil(t *testing.T, what string, cond func() (bool, string)) {
 // decision is the part of a gate's JSON decision the tests read.
 type decision struct {
 	Decision string
-	Reasons  []json.RawMessage
-	Events   []struct {
+	Reasons  []struct {
+		Text    string
+		Entries []uint64
+	}
+	Events []struct {
 		Index uint64
 		Type  string
 	}
 	Completeness string
 	Unverified   bool
 	Cached       bool
+}
+
+// reasons returns the reasons' texts, one a line.
+func (d decision) reasons() string {
+	var out []string
+	for _, r := range d.Reasons {
+		out = append(out, r.Text)
+	}
+	return strings.Join(out, "\n")
 }
 
 func (d decision) indices() []uint64 {
@@ -338,17 +350,9 @@ func TestGateSeesWhatSearchOmits(t *testing.T) {
 	if again := decide(t, http.DefaultClient, g.url, l.app, "prod"); !again.Cached || again.Decision != "allow" {
 		t.Errorf("the same question again: %+v, want the cached allow", again)
 	}
-	if d := decide(t, http.DefaultClient, g.url, l.other, "prod"); d.Decision != "deny" || !strings.Contains(string(bytes.Join(rawJoin(d.Reasons), nil)), "no promotion into prod") {
+	if d := decide(t, http.DefaultClient, g.url, l.other, "prod"); d.Decision != "deny" || !strings.Contains(d.reasons(), "no promotion into prod") {
 		t.Errorf("gate serve, unpromoted artifact: %+v", d)
 	}
-}
-
-func rawJoin(rs []json.RawMessage) [][]byte {
-	var out [][]byte
-	for _, r := range rs {
-		out = append(out, r)
-	}
-	return out
 }
 
 // selfSigned writes a TLS certificate for 127.0.0.1 and its key to dir
@@ -540,7 +544,7 @@ func TestGateServeFailsClosed(t *testing.T) {
 	l.d.mustStop(t)
 	waitUntil(t, "denial with the log down", func() (bool, string) {
 		d := decide(t, http.DefaultClient, shut.url, l.app, "prod")
-		return d.Decision == "deny" && strings.Contains(string(bytes.Join(rawJoin(d.Reasons), nil)), "unreachable"), fmt.Sprintf("%+v", d)
+		return d.Decision == "deny" && strings.Contains(d.reasons(), "unreachable"), fmt.Sprintf("%+v", d)
 	})
 	waitUntil(t, "fail-open allow with the log down", func() (bool, string) {
 		d := decide(t, http.DefaultClient, open.url, l.app, "prod")
@@ -561,6 +565,6 @@ func TestGateServeFailsClosed(t *testing.T) {
 	g := startGateServe(t, never, "--policy", l.policy, "--interval", "50ms")
 	waitUntil(t, "denial before the log is followed", func() (bool, string) {
 		d := decide(t, http.DefaultClient, g.url, l.app, "prod")
-		return d.Decision == "deny" && strings.Contains(string(bytes.Join(rawJoin(d.Reasons), nil)), "not been followed yet"), fmt.Sprintf("%+v", d)
+		return d.Decision == "deny" && strings.Contains(d.reasons(), "not been followed yet"), fmt.Sprintf("%+v", d)
 	})
 }

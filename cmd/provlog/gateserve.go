@@ -237,13 +237,20 @@ type decideRequest struct {
 	Environment string `json:"environment"`
 }
 
+// reasonJSON is a reason to deny and the log indices of the events it is
+// about (none for a missing event).
+type reasonJSON struct {
+	Text    string   `json:"text"`
+	Entries []uint64 `json:"entries"`
+}
+
 // decideResponse is the answer of POST /v1/decide.
 type decideResponse struct {
-	Decision    string          `json:"decision"` // "allow" or "deny"
-	Artifact    string          `json:"artifact"`
-	Environment string          `json:"environment"`
-	Reasons     []policy.Reason `json:"reasons"`
-	Events      []eventJSON     `json:"events"`
+	Decision    string       `json:"decision"` // "allow" or "deny"
+	Artifact    string       `json:"artifact"`
+	Environment string       `json:"environment"`
+	Reasons     []reasonJSON `json:"reasons"`
+	Events      []eventJSON  `json:"events"`
 	// Checkpoint is the signed checkpoint whose tree holds every event,
 	// and every event about the artifact in it; absent if the log is not
 	// followed.
@@ -278,10 +285,13 @@ func (s *gateServer) serveDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.decide(r.Context(), d, req.Environment, "api")
 	out := decideResponse{Decision: "deny", Artifact: v.dec.Artifact, Environment: req.Environment,
-		Reasons: append([]policy.Reason{}, v.dec.Reasons...), Events: []eventJSON{},
+		Reasons: []reasonJSON{}, Events: []eventJSON{},
 		Completeness: "none: the log is not followed", Unverified: v.unverified, Cached: v.cached}
 	if v.allowed() {
 		out.Decision = "allow"
+	}
+	for _, r := range v.dec.Reasons {
+		out.Reasons = append(out.Reasons, reasonJSON{Text: r.Text, Entries: append([]uint64{}, r.Entries...)})
 	}
 	for _, e := range v.dec.Events {
 		out.Events = append(out.Events, (&parsedEvent{Index: e.Index, Env: e.Envelope, Event: e.Event}).json())
