@@ -262,6 +262,47 @@ func (m *Monitor) Poll(ctx context.Context) (*Checkpoint, error) {
 	return cp, nil
 }
 
+// Observe takes a checkpoint seen elsewhere (such as the checkpoint of a
+// proof bundle), opens it with the monitor's log key, and proves it
+// consistent with the monitor's latest verified checkpoint, whichever is
+// the larger: an *InconsistencyError, its evidence written, if they cannot
+// both be true. A newer one is stored as the latest (trusted on first use
+// if there is none yet). It returns the latest. A Monitor with a Watch
+// must Poll instead (Observe does not scan entries).
+func (m *Monitor) Observe(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
+	if m.cfg.Watch != nil {
+		return nil, errors.New("monitor: Observe on a monitor with a watch: use Poll")
+	}
+	// Opened again with the monitor's own key and origin: what is stored
+	// is only ever a checkpoint this monitor verified.
+	cp, err := OpenCheckpoint(cp.Raw, m.verifier, m.origin)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	m.pollMu.Lock()
+	defer m.pollMu.Unlock()
+	old := m.Latest()
+	if old != nil && cp.Size < old.Size {
+		if err := m.extends(ctx, cp, old); err != nil {
+			return nil, err
+		}
+		return old, nil
+	}
+	if err := m.extends(ctx, old, cp); err != nil {
+		return nil, err
+	}
+	if old != nil && cp.Size == old.Size {
+		return old, nil
+	}
+	if err := atomicfile.WriteFile(m.cfg.StateFile, cp.Raw, 0o644); err != nil {
+		return nil, fmt.Errorf("monitor: storing checkpoint: %w", err)
+	}
+	m.mu.Lock()
+	m.latest = cp
+	m.mu.Unlock()
+	return cp, nil
+}
+
 // extends proves that cp extends old, a verified checkpoint (if not nil),
 // returning an *InconsistencyError with its evidence, written to
 // EvidenceDir, if it does not.

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -618,5 +619,45 @@ func TestMonitorWatchTamperedEntry(t *testing.T) {
 		if st, _ := os.ReadFile(filepath.Join(dir, name)); !bytes.Equal(st, before.Raw) || m.Latest() != before {
 			t.Errorf("%s: the state moved past a tampered entry", name)
 		}
+	}
+}
+
+// TestMonitorObserve: a checkpoint seen elsewhere is proven consistent
+// with the stored one whichever is larger; a newer one is stored, an older
+// one is not; one not signed by the log's key is refused.
+func TestMonitorObserve(t *testing.T) {
+	ctx := testContext(t)
+	d := startProvlogd(t, t.TempDir())
+	c := dial(t, d)
+	append_(t, d, entriesStrings("o", 0, 10)...)
+	older, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	append_(t, d, entriesStrings("o", 10, 300)...)
+	newer, err := c.Checkpoint(ctx)
+	if err != nil || newer.Size <= older.Size {
+		t.Fatalf("checkpoint %v, %v", newer, err)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	m := monitor(t, d, "grpc", state)
+	if got, err := m.Observe(ctx, older); err != nil || got.Size != older.Size { // trusted on first use
+		t.Fatalf("Observe(first) = %v, %v", got, err)
+	}
+	if got, err := m.Observe(ctx, newer); err != nil || got.Size != newer.Size {
+		t.Fatalf("Observe(newer) = %v, %v", got, err)
+	}
+	if got, err := m.Observe(ctx, older); err != nil || got.Size != newer.Size {
+		t.Fatalf("Observe(older) = %v, %v; want the newer kept", got, err)
+	}
+	if b, _ := os.ReadFile(state); !bytes.Equal(b, newer.Raw) {
+		t.Error("the state file does not hold the newer checkpoint")
+	}
+	// The same size with another root cannot come from the log's key: a
+	// checkpoint it did not sign is refused before anything is compared.
+	forged := *newer
+	forged.Raw = bytes.Replace(newer.Raw, []byte(base64.StdEncoding.EncodeToString(newer.Hash)), []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 1)
+	if _, err := m.Observe(ctx, &forged); !errors.Is(err, client.ErrLogSignature) {
+		t.Errorf("Observe(a checkpoint the log did not sign) = %v, want ErrLogSignature", err)
 	}
 }

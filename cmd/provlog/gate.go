@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,9 +29,12 @@ Inclusion proves presence, not absence: that the search left no event out
 is the log's word, and the output says so ("completeness: the log's
 search"). With --replay the gate reads and verifies the whole log instead
 (every entry against the checkpoint, as monitor does) and decides over
-every event about the artifact it found there, whatever the search says. It exits 0 to
-allow, or 1 to deny, listing every reason, not just the first. Any non-zero
-exit must be taken as "do not deploy".
+every event about the artifact it found there, whatever the search says.
+With --state FILE the gate keeps the last checkpoint it verified (as
+monitor does) and every event's checkpoint must be consistent with it: a
+log that forked or rewound since is a reason to deny (evidence written
+beside FILE). It exits 0 to allow, or 1 to deny, listing every reason, not
+just the first. Any non-zero exit must be taken as "do not deploy".
 
 The policy is a JSON file (unknown fields are refused):
 
@@ -166,8 +171,9 @@ func isVerificationFailure(err error) bool {
 
 // gatherEvents searches the log for events about digest and proves and
 // parses each. Events that fail are left out, with a reason.
-func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest string, witness []byte) ([]policy.Event, []policy.Reason, error) {
+func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest string, witness []byte) ([]policy.Event, []policy.Reason, []*client.Checkpoint, error) {
 	var events []policy.Event
+	var checkpoints []*client.Checkpoint
 	var reasons []policy.Reason
 	deny := func(index uint64, format string, args ...any) {
 		reasons = append(reasons, policy.Reason{Text: fmt.Sprintf(format, args...), Entries: []uint64{index}})
@@ -175,17 +181,18 @@ func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest str
 	for r, err := range c.Search(ctx, client.SearchKey{Digest: digest}) {
 		if err != nil {
 			if isVerificationFailure(err) {
-				return events, append(reasons, policy.Reason{Text: fmt.Sprintf("search: %v", err)}), nil
+				return events, append(reasons, policy.Reason{Text: fmt.Sprintf("search: %v", err)}), checkpoints, nil
 			}
-			return nil, nil, fmt.Errorf("search: %w", err)
+			return nil, nil, nil, fmt.Errorf("search: %w", err)
 		}
 		bundle, err := c.ProofBundle(ctx, r.Index)
+		var vb *client.VerifiedBundle
 		if err == nil {
-			_, err = client.VerifyBundle(bundle, vkey, client.VerifyOptions{WitnessPolicy: witness, Entry: r.Entry})
+			vb, err = client.VerifyBundle(bundle, vkey, client.VerifyOptions{WitnessPolicy: witness, Entry: r.Entry})
 		}
 		if err != nil {
 			if !isVerificationFailure(err) {
-				return nil, nil, fmt.Errorf("proving event %d: %w", r.Index, err)
+				return nil, nil, nil, fmt.Errorf("proving event %d: %w", r.Index, err)
 			}
 			deny(r.Index, "event %d does not verify: %v", r.Index, err)
 			continue
@@ -200,8 +207,40 @@ func gatherEvents(ctx context.Context, c *client.Client, vkey string, digest str
 			continue
 		}
 		events = append(events, policy.Event{Index: pe.Index, Envelope: pe.Env, Event: pe.Event})
+		checkpoints = append(checkpoints, vb.Checkpoint)
 	}
-	return events, reasons, nil
+	return events, reasons, checkpoints, nil
+}
+
+// checkState proves every checkpoint the events were proven in consistent
+// with the last checkpoint the caller saw, kept in state (as monitor's
+// --state; trusted on first use), advancing it to the newest. A log that
+// forked or rewound since is a reason to deny, with its evidence written
+// beside state; it returns the line saying what consistency rests on.
+func checkState(ctx context.Context, c *client.Client, vkey, state string, checkpoints []*client.Checkpoint) ([]policy.Reason, string, error) {
+	m, err := client.NewMonitor(client.MonitorConfig{VerifierKey: vkey, StateFile: state, EvidenceDir: filepath.Dir(state), Client: c})
+	if err != nil {
+		return nil, "", asUsage(err)
+	}
+	var before uint64
+	if cp := m.Latest(); cp != nil {
+		before = cp.Size
+	}
+	slices.SortFunc(checkpoints, func(a, b *client.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	latest := m.Latest()
+	for _, cp := range checkpoints {
+		if latest, err = m.Observe(ctx, cp); err != nil {
+			var ie *client.InconsistencyError
+			if errors.As(err, &ie) {
+				return []policy.Reason{{Text: fmt.Sprintf("the log is not consistent with the checkpoint in %s: %v (evidence in %s)", state, ie.Reason, ie.EvidenceFile)}}, "", nil
+			}
+			return nil, "", err
+		}
+	}
+	if latest == nil {
+		return nil, fmt.Sprintf("no checkpoint to check against %s (no events)", state), nil
+	}
+	return nil, fmt.Sprintf("every event's checkpoint is consistent with %s (size %d, now %d)", state, before, latest.Size), nil
 }
 
 func newGateCmd(g *globals) *cobra.Command {
@@ -209,6 +248,7 @@ func newGateCmd(g *globals) *cobra.Command {
 		s                     subjectFlags
 		env, policyFile, wpol string
 		replay                bool
+		state                 string
 		att                   gateAttestFlags
 	)
 	cmd := &cobra.Command{
@@ -249,6 +289,7 @@ func newGateCmd(g *globals) *cobra.Command {
 				events       []policy.Event
 				unproven     []policy.Reason
 				completeness = completenessSearch
+				checkpoints  []*client.Checkpoint
 			)
 			if replay {
 				tiles, asked := g.tilesURL()
@@ -260,12 +301,23 @@ func newGateCmd(g *globals) *cobra.Command {
 				completeness = "none: the replay failed"
 				if cp != nil {
 					completeness = replayCompleteness(cp)
+					checkpoints = []*client.Checkpoint{cp}
 				}
 			} else {
-				events, unproven, err = gatherEvents(ctx, c, vkey, d.String(), p.Witness)
+				events, unproven, checkpoints, err = gatherEvents(ctx, c, vkey, d.String(), p.Witness)
 			}
 			if err != nil {
 				return err
+			}
+			if state != "" {
+				forked, consistency, err := checkState(ctx, c, vkey, state, checkpoints)
+				if err != nil {
+					return err
+				}
+				unproven = append(unproven, forked...)
+				if consistency != "" {
+					completeness += "; consistency: " + consistency
+				}
 			}
 			dec := p.Decide(ctx, d.String(), env, events)
 			dec.Reasons = append(unproven, dec.Reasons...)
@@ -289,6 +341,7 @@ func newGateCmd(g *globals) *cobra.Command {
 	fl.StringVar(&env, "env", "", "target `environment` (required)")
 	fl.StringVar(&policyFile, "policy", "", "policy `file`, JSON (required; see above)")
 	fl.StringVar(&wpol, "witness-policy", "", "tlog-policy `file` every event's checkpoint must meet (overrides the policy's)")
+	fl.StringVar(&state, "state", "", "`file` keeping the last checkpoint this gate verified (as monitor's --state): every event's checkpoint must be consistent with it, else deny; it is advanced")
 	fl.BoolVar(&replay, "replay", false, "prove completeness by replaying and verifying the whole log (over --tiles if given, else --log) instead of trusting its search")
 	return cmd
 }
