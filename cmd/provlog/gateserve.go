@@ -342,6 +342,9 @@ func (s *gateServer) serveAdmission(w http.ResponseWriter, r *http.Request) {
 	}
 	done := make(chan *admissionv1.AdmissionResponse, 1)
 	go func() {
+		if hook := testHookAdmit.Load(); hook != nil {
+			(*hook)(ctx)
+		}
 		if err != nil {
 			done <- denied(fmt.Sprintf("the request is not an AdmissionReview: %v", err))
 			return
@@ -363,6 +366,10 @@ func (s *gateServer) serveAdmission(w http.ResponseWriter, r *http.Request) {
 		Response: resp,
 	})
 }
+
+// testHookAdmit, if set (by tests), runs before each admission decision:
+// a test makes it block to exercise the webhook's timeout.
+var testHookAdmit atomic.Pointer[func(ctx context.Context)]
 
 // denied is a refusal with message; the UID is the caller's to set.
 func denied(message string) *admissionv1.AdmissionResponse {
