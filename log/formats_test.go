@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
+	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 
 	"github.com/provlog/provlog/event"
 )
@@ -258,4 +260,78 @@ func TestOversizeEntryNamesSBOMReference(t *testing.T) {
 	if !errors.Is(err, ErrInvalidEntry) || !strings.Contains(err.Error(), event.SBOMRefPredicateType) {
 		t.Errorf("oversize entry: %v, want ErrInvalidEntry naming %s", err, event.SBOMRefPredicateType)
 	}
+}
+
+// countingKey counts the verifications a keyring key does.
+type countingKey struct {
+	event.Key
+	n *int
+}
+
+func (k countingKey) Verify(ctx context.Context, data, sig []byte) error {
+	*k.n++
+	return k.Key.Verify(ctx, data, sig)
+}
+
+// TestKeyIDLessSignaturesCostOneScan: with key ids only hints, an
+// envelope of many key-id-less signatures by one key costs one scan of the
+// keyring and one verification per further signature, not a scan each
+// (which a submitter could use to make admission verify 16 × the keyring).
+func TestKeyIDLessSignaturesCostOneScan(t *testing.T) {
+	c := newChain(t)
+	kr, err := LoadKeyring(c.dir + "/keyring.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range kr.keys {
+		k.key = countingKey{k.key, &n}
+	}
+	// The last keyring key whose private half the test holds (cosign's is
+	// not here: it is the chain's ECDSA verifier key) signs 16 times; ECDSA
+	// signatures differ each time, so none is the same signature twice.
+	var last *ringKey
+	var signer event.SigningKey
+	for _, k := range kr.keys {
+		for _, sk := range c.keys {
+			if id, _ := sk.KeyID(); id == k.id {
+				last, signer = k, sk
+			}
+		}
+	}
+	st, err := event.NewStatement(event.ProvenancePredicateType, []event.Subject{{Name: "app", Digest: artifact("app")}}, mustProvenance(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &event.Envelope{Payload: st}
+	pae := env.PAE()
+	for range event.MaxSignatures {
+		sig, err := signer.Sign(context.Background(), pae)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Signatures = append(env.Signatures, event.Signature{Sig: sig})
+	}
+	parsed, err := event.ParseEnvelope(env.Canonical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers, err := kr.verify(context.Background(), parsed)
+	if err != nil || len(signers) != 1 || signers[0] != last {
+		t.Fatalf("verify = %v, %v; want the one signer", signers, err)
+	}
+	pos := slices.Index(kr.keys, last) + 1
+	if want := pos + event.MaxSignatures - 1; n > want {
+		t.Errorf("%d verifications for %d signatures by key %d of %d, want at most %d", n, event.MaxSignatures, pos, len(kr.keys), want)
+	}
+}
+
+func mustProvenance(t *testing.T) *slsa.Provenance {
+	t.Helper()
+	p, err := event.NewProvenance(event.BuildSpec{BuilderID: "https://ci.example.com/b", BuildType: "https://ci.example.com/t",
+		SourceRepo: "https://git.example.com/app", SourceCommit: strings.Repeat("c0", 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

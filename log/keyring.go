@@ -232,7 +232,7 @@ func (kr *Keyring) verify(ctx context.Context, env *event.Envelope) ([]*ringKey,
 	pae := env.PAE()
 	var signers []*ringKey
 	for i, s := range env.Signatures {
-		k, err := kr.findSigner(ctx, s, pae)
+		k, err := kr.findSigner(ctx, s, pae, signers)
 		if err != nil {
 			return nil, fmt.Errorf("%w: envelope.signatures[%d]: %w", ErrPermissionDenied, i, err)
 		}
@@ -245,14 +245,24 @@ func (kr *Keyring) verify(ctx context.Context, env *event.Envelope) ([]*ringKey,
 
 // findSigner returns the keyring key whose signature s is. The key id is
 // only a hint, tried first: cosign writes an empty key id or one of its
-// own (not securesystemslib's), so admission never depends on it.
-func (kr *Keyring) findSigner(ctx context.Context, s event.Signature, pae []byte) (*ringKey, error) {
+// own (not securesystemslib's), so admission never depends on it. Then the
+// keys that signed the envelope's earlier signatures, then the rest: an
+// envelope's signatures cost one scan of the keyring for each key that
+// signed, not one for each signature, and a bad signature ends the
+// envelope's verification at once.
+func (kr *Keyring) findSigner(ctx context.Context, s event.Signature, pae []byte, found []*ringKey) (*ringKey, error) {
 	hinted, ok := kr.byID[s.KeyID]
 	if ok && hinted.key.Verify(ctx, pae, s.Sig) == nil {
 		return hinted, nil
 	}
+	tried := func(k *ringKey) bool { return k == hinted }
+	for _, k := range found {
+		if !tried(k) && k.key.Verify(ctx, pae, s.Sig) == nil {
+			return k, nil
+		}
+	}
 	for _, k := range kr.keys {
-		if k != hinted && k.key.Verify(ctx, pae, s.Sig) == nil {
+		if !tried(k) && !slices.Contains(found, k) && k.key.Verify(ctx, pae, s.Sig) == nil {
 			return k, nil
 		}
 	}
