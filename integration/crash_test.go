@@ -491,13 +491,26 @@ func (cl *crashLog) poll(ctx context.Context, d *provlogd, v note.Verifier, stop
 // bundles from the one holding the previous tree size on are re-read.
 func (cl *crashLog) verify(ctx context.Context, t *testing.T, d *provlogd, v note.Verifier, m *crashModel, rng *rand.Rand, full, resubmit bool) {
 	t.Helper()
-	cp, err := fetchCheckpoint(ctx, d.HTTPURL, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := d.Log.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
-	if err != nil || !bytes.Equal(g.Checkpoint, cp.Raw) {
-		t.Fatalf("gRPC GetCheckpoint (%v) differs from GET /checkpoint", err)
+	// Both front ends serve the published checkpoint. A witnessed
+	// fail-open log just restarted may publish its integrated tree between
+	// the two reads, so they must agree once it stops moving (bounded).
+	var cp checkpoint
+	for attempt := 0; ; attempt++ {
+		var err error
+		if cp, err = fetchCheckpoint(ctx, d.HTTPURL, v); err != nil {
+			t.Fatal(err)
+		}
+		g, err := d.Log.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
+		if err != nil {
+			t.Fatalf("gRPC GetCheckpoint: %v", err)
+		}
+		if bytes.Equal(g.Checkpoint, cp.Raw) {
+			break
+		}
+		if attempt == 100 {
+			t.Fatalf("gRPC GetCheckpoint differs from GET /checkpoint after %d tries:\n%s\nvs\n%s", attempt+1, g.Checkpoint, cp.Raw)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	prev := cl.size
 	if cp.Size < prev {
