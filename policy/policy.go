@@ -172,14 +172,25 @@ func Parse(raw []byte, dir string) (*Policy, error) {
 			w = filepath.Join(dir, w)
 		}
 		var err error
-		if p.Witness, err = os.ReadFile(w); err != nil {
+		if p.Witness, err = ReadWitnessPolicy(w); err != nil {
 			return nil, fmt.Errorf("witnessPolicy: %w", err)
-		}
-		if _, err := fwitness.ParsePolicy(p.Witness); err != nil {
-			return nil, fmt.Errorf("witnessPolicy %s: %w", w, err)
 		}
 	}
 	return p, nil
+}
+
+// ReadWitnessPolicy reads a tlog-policy file ("witness", "group",
+// "quorum" lines) and checks that it parses; it returns the file's bytes,
+// which the proof verifiers take.
+func ReadWitnessPolicy(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fwitness.ParsePolicy(raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return raw, nil
 }
 
 // EnvironmentOf returns the environment the policy's namespaces map a

@@ -3,13 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
-	fwitness "github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/provlog/provlog/client"
+	"github.com/provlog/provlog/policy"
 )
 
 // verifyJSON is verify's JSON output.
@@ -23,12 +22,9 @@ type verifyJSON struct {
 
 // loadWitnessPolicy reads and checks a tlog-policy file.
 func loadWitnessPolicy(file string) ([]byte, error) {
-	raw, err := os.ReadFile(file)
+	raw, err := policy.ReadWitnessPolicy(file)
 	if err != nil {
 		return nil, usageErr("witness policy: %w", err)
-	}
-	if _, err := fwitness.ParsePolicy(raw); err != nil {
-		return nil, usageErr("witness policy %s: %w", file, err)
 	}
 	return raw, nil
 }

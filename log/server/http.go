@@ -197,15 +197,18 @@ func (h *httpServer) add(w http.ResponseWriter, r *http.Request) {
 // readEntry reads the request body as one entry of at most maxSize bytes,
 // returning the HTTP status and reason if it is not one.
 func readEntry(w http.ResponseWriter, r *http.Request, maxSize int) ([]byte, int, error) {
-	tooLarge := errors.New("entry " + log.TooLarge(int(min(r.ContentLength, math.MaxInt32)), maxSize))
+	// Made only for a refusal: this is every POST /add's path.
+	tooLarge := func() error {
+		return errors.New("entry " + log.TooLarge(int(min(r.ContentLength, math.MaxInt32)), maxSize))
+	}
 	if r.ContentLength > int64(maxSize) {
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
+		return nil, http.StatusRequestEntityTooLarge, tooLarge()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(maxSize)))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
+		return nil, http.StatusRequestEntityTooLarge, tooLarge()
 	case err != nil:
 		return nil, http.StatusBadRequest, errors.New("reading request body failed")
 	case len(body) == 0:
