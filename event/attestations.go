@@ -205,6 +205,11 @@ func (r *jsonReader) testResultPredicate() (*TestResult, error) {
 	if err != nil {
 		return nil, r.fieldErr("statement.predicate", err)
 	}
+	// The checks in the reference's order (reference_test.go): the
+	// descriptors given, then the result, then a configuration at all.
+	if err := validateAll("configuration", t.Configuration); err != nil {
+		return nil, fieldErr("statement.predicate.configuration", "%v", err)
+	}
 	switch t.Result {
 	case ResultPassed, ResultWarned, ResultFailed:
 	default:
@@ -212,9 +217,6 @@ func (r *jsonReader) testResultPredicate() (*TestResult, error) {
 	}
 	if !hasConfiguration {
 		return nil, fieldErr("statement.predicate.configuration", "missing (a list of the test configuration's resource descriptors, may be empty)")
-	}
-	if err := validateAll("configuration", t.Configuration); err != nil {
-		return nil, fieldErr("statement.predicate.configuration", "%v", err)
 	}
 	return t, nil
 }
