@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/provlog/provlog/log"
+	"github.com/provlog/provlog/log/server/ui"
 )
 
 // Cache-Control values. Full tiles and bundles never change; a partial one
@@ -29,6 +30,7 @@ const (
 //	GET  /tile/entries/<N>[.p/<W>]    an entry bundle (tlog-tiles), gzipped if accepted and it compresses
 //	POST /add                         add the body as one entry; 200 with its decimal index
 //	GET  /healthz                     200 "ok", or 503 with the reason
+//	GET  /                            the auditor's web page (package ui); its assets under /ui/
 //	GET  /metrics                     served by metrics; 404 if metrics is nil
 //
 // Errors are one-line text/plain reasons: 400 bad input, 403 an event's
@@ -45,6 +47,9 @@ func HTTPHandler(l Log, metrics http.Handler, opts ...Option) http.Handler {
 	mux.HandleFunc("GET /tile/entries/{path...}", h.entryBundle)
 	mux.HandleFunc("POST /add", h.logRefusedHTTP("POST /add", h.add))
 	mux.HandleFunc("GET /healthz", h.healthz)
+	page := ui.Handler()
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /ui/", page)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
