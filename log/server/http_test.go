@@ -227,7 +227,10 @@ func TestHTTPRoutes(t *testing.T) {
 		{nil, "POST", "/checkpoint", 405},
 		{nil, "PUT", "/tile/0/000", 405},
 		{nil, "HEAD", "/checkpoint", 200},
-		{nil, "GET", "/", 404},
+		{nil, "GET", "/", 200}, // the page
+		{nil, "GET", "/ui/index.html", 301},
+		{nil, "GET", "/ui/nope.js", 404},
+		{nil, "POST", "/", 405},
 		{nil, "GET", "/nope", 404},
 	} {
 		rec := serveHTTP(HTTPHandler(newFakeLog(1), tc.metrics), tc.method, tc.path, nil)
