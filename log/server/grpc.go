@@ -298,7 +298,11 @@ func (s *grpcServer) Search(ctx context.Context, req *provlogv1.SearchRequest) (
 	}
 	resp := &provlogv1.SearchResponse{}
 	for _, r := range results {
-		resp.Results = append(resp.Results, &provlogv1.SearchResult{Index: r.Index, EventType: r.Type, Entry: r.Entry})
+		res := &provlogv1.SearchResult{Index: r.Index, EventType: r.Type, Entry: r.Entry}
+		if req.Decode {
+			res.Decoded = decodeEntry(r.Index, r.Entry)
+		}
+		resp.Results = append(resp.Results, res)
 	}
 	if next != 0 {
 		resp.NextPageToken = strconv.FormatUint(next, 10)

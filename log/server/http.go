@@ -31,13 +31,17 @@ const (
 //	POST /add                         add the body as one entry; 200 with its decimal index
 //	GET  /healthz                     200 "ok", or 503 with the reason
 //	GET  /                            the auditor's web page (package ui); its assets under /ui/
+//	GET  /api/v1/…                    the JSON read API: the read RPCs in JSON (see api.go)
 //	GET  /metrics                     served by metrics; 404 if metrics is nil
 //
-// Errors are one-line text/plain reasons: 400 bad input, 403 an event's
-// signatures or roles refused, 404 not found, 405 wrong method, 409 an
-// event's lineage refused, 413 entry too large (or more entries than the
-// writer's rate-limit burst, see Auth), 429 and 503 (with Retry-After)
-// under pushback or when the log is unavailable, 500 otherwise.
+// The JSON API's reads that touch the store share the read slots of the
+// tile and bundle reads; its errors are google.rpc.Status objects in JSON,
+// as grpc-gateway writes them (writeAPIError). Other errors are one-line
+// text/plain reasons: 400 bad input, 403 an event's signatures or roles
+// refused, 404 not found, 405 wrong method, 409 an event's lineage
+// refused, 413 entry too large (or more entries than the writer's
+// rate-limit burst, see Auth), 429 and 503 (with Retry-After) under
+// pushback or when the log is unavailable, 500 otherwise.
 func HTTPHandler(l Log, metrics http.Handler, opts ...Option) http.Handler {
 	o := applyOptions(opts)
 	h := &httpServer{log: l, opts: o, reads: newReadSlots(o.readConcurrency)}
@@ -50,6 +54,7 @@ func HTTPHandler(l Log, metrics http.Handler, opts ...Option) http.Handler {
 	page := ui.Handler()
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET /ui/", page)
+	mux.Handle("GET /api/v1/", apiHandler(l, o, h.reads))
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}

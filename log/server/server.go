@@ -4,7 +4,9 @@
 // RegisterGRPC serves the provlog.v1.Log service (proto/provlog/v1), the
 // standard gRPC health service and reflection. HTTPHandler serves the C2SP
 // tlog-tiles read API (checkpoint, tiles, entry bundles), POST /add,
-// /healthz and /metrics; NewHTTPServer serves it with timeouts that a slow
+// /healthz, /metrics, the auditor's web page (package ui) and, under
+// /api/v1/, the read RPCs in the standard proto3 JSON mapping, served by
+// the gRPC handlers themselves (api.go); NewHTTPServer serves it with timeouts that a slow
 // client cannot outlast. ServerOptions bounds the gRPC server likewise.
 //
 // Handlers only validate requests, call the Log and map its errors. Domain

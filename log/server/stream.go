@@ -155,8 +155,15 @@ func (p *appendPipeline) send(ctx context.Context, stream provlogv1.Log_AppendSt
 
 // GetEntries streams the first maxGetEntries entries of the requested
 // range, which must lie within the log's integrated tree, in chunks of at
-// most chunkEntries entries and about chunkBytes bytes.
+// most chunkEntries entries and about chunkBytes bytes (see getEntries).
 func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlogv1.Log_GetEntriesServer) error {
+	return s.getEntries(stream.Context(), req, stream.Send)
+}
+
+// getEntries is GetEntries over any sender of its responses: the gRPC
+// stream, or the JSON API's collector. An error from send ends it and is
+// returned as it is.
+func (s *grpcServer) getEntries(ctx context.Context, req *provlogv1.GetEntriesRequest, send func(*provlogv1.GetEntriesResponse) error) error {
 	if err := validateGetEntriesRequest(req); err != nil {
 		return err
 	}
@@ -164,8 +171,8 @@ func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlog
 		return grpcError(fmt.Errorf("%w: entries [%d, %d) beyond the log's size %d", log.ErrOutOfRange, req.Start, req.Start+req.Count, size))
 	}
 	count := min(req.Count, maxGetEntries)
-	c := &entriesChunker{stream: stream, next: req.Start, resp: &provlogv1.GetEntriesResponse{}}
-	err := s.log.Entries(stream.Context(), req.Start, count, c.add)
+	c := &entriesChunker{send: send, decode: req.Decode, next: req.Start, resp: &provlogv1.GetEntriesResponse{}}
+	err := s.log.Entries(ctx, req.Start, count, c.add)
 	if err == nil {
 		err = c.flush()
 	}
@@ -181,19 +188,25 @@ func (s *grpcServer) GetEntries(req *provlogv1.GetEntriesRequest, stream provlog
 
 // entriesChunker gathers entries into GetEntriesResponses and sends them.
 type entriesChunker struct {
-	stream provlogv1.Log_GetEntriesServer
+	send   func(*provlogv1.GetEntriesResponse) error
+	decode bool                          // whether responses carry the entries decoded
 	next   uint64                        // index of the next entry to add
 	resp   *provlogv1.GetEntriesResponse // the chunk being gathered
-	bytes  int                           // size of the entries in resp
+	bytes  int                           // size of the entries in resp (twice it when decoding)
 }
 
 // add adds the entry with the given index, first sending the chunk so far
-// if the entry would make it too large.
+// if the entry would make it too large. A decoded entry counts twice: its
+// statement is most of the entry again.
 func (c *entriesChunker) add(index uint64, entry []byte) error {
 	if index != c.next {
 		return fmt.Errorf("entries out of order: got %d, want %d", index, c.next)
 	}
-	if len(c.resp.Entries) == chunkEntries || (len(c.resp.Entries) > 0 && c.bytes+len(entry) > chunkBytes) {
+	n := len(entry)
+	if c.decode {
+		n *= 2
+	}
+	if len(c.resp.Entries) == chunkEntries || (len(c.resp.Entries) > 0 && c.bytes+n > chunkBytes) {
 		if err := c.flush(); err != nil {
 			return err
 		}
@@ -202,7 +215,10 @@ func (c *entriesChunker) add(index uint64, entry []byte) error {
 		c.resp.Start = index
 	}
 	c.resp.Entries = append(c.resp.Entries, bytes.Clone(entry))
-	c.bytes += len(entry)
+	if c.decode {
+		c.resp.Decoded = append(c.resp.Decoded, decodeEntry(index, entry))
+	}
+	c.bytes += n
 	c.next++
 	return nil
 }
@@ -212,7 +228,7 @@ func (c *entriesChunker) flush() error {
 	if len(c.resp.Entries) == 0 {
 		return nil
 	}
-	if err := c.stream.Send(c.resp); err != nil {
+	if err := c.send(c.resp); err != nil {
 		return sendError{err}
 	}
 	c.resp = &provlogv1.GetEntriesResponse{}

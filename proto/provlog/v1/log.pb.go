@@ -12,6 +12,9 @@
 //                       writes after a storage fault.
 //   FAILED_PRECONDITION the request cannot be served in the log's state.
 //
+// The read RPCs are also served as JSON on provlogd's HTTP port, under
+// /api/v1/, in the standard proto3 JSON mapping (see log/server/api.go).
+//
 // Regenerate the Go code with `go generate ./proto/...` (needs protoc,
 // protoc-gen-go and protoc-gen-go-grpc on PATH).
 
@@ -26,6 +29,7 @@ package provlogv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -608,7 +612,9 @@ type GetEntriesRequest struct {
 	// permitted number of entries, the log SHALL return the maximum number
 	// of entries permissible." A client wanting more calls again from start
 	// plus the entries it received.
-	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// If set, each response also carries its entries decoded (decoded).
+	Decode        bool `protobuf:"varint,3,opt,name=decode,proto3" json:"decode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -657,11 +663,20 @@ func (x *GetEntriesRequest) GetCount() uint64 {
 	return 0
 }
 
+func (x *GetEntriesRequest) GetDecode() bool {
+	if x != nil {
+		return x.Decode
+	}
+	return false
+}
+
 type GetEntriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The index of entries[0].
-	Start         uint64   `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
-	Entries       [][]byte `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	Start   uint64   `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	Entries [][]byte `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// When the request's decode was set: decoded[i] is entries[i] decoded.
+	Decoded       []*DecodedEntry `protobuf:"bytes,3,rep,name=decoded,proto3" json:"decoded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -710,6 +725,870 @@ func (x *GetEntriesResponse) GetEntries() [][]byte {
 	return nil
 }
 
+func (x *GetEntriesResponse) GetDecoded() []*DecodedEntry {
+	if x != nil {
+		return x.Decoded
+	}
+	return nil
+}
+
+// DecodedEntry is a stored entry read as an event: its DSSE envelope and
+// in-toto statement, parsed as admission parses them. Decoding is a read
+// of what the log holds; it verifies no signature (admission verified
+// them against the keyring when the entry was logged).
+type DecodedEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Why the entry is not an event, or empty if it is one. A log admitting
+	// any entry (--admission open) may hold entries that are not; then only
+	// index, and if the envelope parsed, signatures and statement are set.
+	DecodeError string `protobuf:"bytes,2,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
+	// "build", "sign", "promote", "sbom", "test-result", "vsa" or "link".
+	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The statement's _type, e.g. "https://in-toto.io/Statement/v1".
+	StatementType string `protobuf:"bytes,4,opt,name=statement_type,json=statementType,proto3" json:"statement_type,omitempty"`
+	PredicateType string `protobuf:"bytes,5,opt,name=predicate_type,json=predicateType,proto3" json:"predicate_type,omitempty"`
+	// The subjects' digests, "<algorithm>:<lowercase hex>", sorted.
+	Subjects []string `protobuf:"bytes,6,rep,name=subjects,proto3" json:"subjects,omitempty"`
+	// The statement: the envelope's payload, JSON text exactly as signed
+	// (empty if it is not UTF-8).
+	Statement string `protobuf:"bytes,7,opt,name=statement,proto3" json:"statement,omitempty"`
+	// The envelope's signatures, in canonical order; for a promotion, its
+	// approvals.
+	Signatures []*DecodedSignature `protobuf:"bytes,8,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	// The event in one line of key=value fields, as `provlog search` lists it.
+	Summary string `protobuf:"bytes,9,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The predicate's fields, by event type.
+	//
+	// Types that are valid to be assigned to Predicate:
+	//
+	//	*DecodedEntry_Build
+	//	*DecodedEntry_Sign
+	//	*DecodedEntry_Promote
+	//	*DecodedEntry_Sbom
+	//	*DecodedEntry_TestResult
+	//	*DecodedEntry_Vsa
+	//	*DecodedEntry_Link
+	Predicate     isDecodedEntry_Predicate `protobuf_oneof:"predicate"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecodedEntry) Reset() {
+	*x = DecodedEntry{}
+	mi := &file_log_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecodedEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecodedEntry) ProtoMessage() {}
+
+func (x *DecodedEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecodedEntry.ProtoReflect.Descriptor instead.
+func (*DecodedEntry) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DecodedEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DecodedEntry) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
+}
+
+func (x *DecodedEntry) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *DecodedEntry) GetStatementType() string {
+	if x != nil {
+		return x.StatementType
+	}
+	return ""
+}
+
+func (x *DecodedEntry) GetPredicateType() string {
+	if x != nil {
+		return x.PredicateType
+	}
+	return ""
+}
+
+func (x *DecodedEntry) GetSubjects() []string {
+	if x != nil {
+		return x.Subjects
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetStatement() string {
+	if x != nil {
+		return x.Statement
+	}
+	return ""
+}
+
+func (x *DecodedEntry) GetSignatures() []*DecodedSignature {
+	if x != nil {
+		return x.Signatures
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *DecodedEntry) GetPredicate() isDecodedEntry_Predicate {
+	if x != nil {
+		return x.Predicate
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetBuild() *BuildPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Build); ok {
+			return x.Build
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetSign() *SignPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Sign); ok {
+			return x.Sign
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetPromote() *PromotePredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Promote); ok {
+			return x.Promote
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetSbom() *SBOMPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Sbom); ok {
+			return x.Sbom
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetTestResult() *TestResultPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_TestResult); ok {
+			return x.TestResult
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetVsa() *VSAPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Vsa); ok {
+			return x.Vsa
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetLink() *LinkPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Link); ok {
+			return x.Link
+		}
+	}
+	return nil
+}
+
+type isDecodedEntry_Predicate interface {
+	isDecodedEntry_Predicate()
+}
+
+type DecodedEntry_Build struct {
+	Build *BuildPredicate `protobuf:"bytes,10,opt,name=build,proto3,oneof"`
+}
+
+type DecodedEntry_Sign struct {
+	Sign *SignPredicate `protobuf:"bytes,11,opt,name=sign,proto3,oneof"`
+}
+
+type DecodedEntry_Promote struct {
+	Promote *PromotePredicate `protobuf:"bytes,12,opt,name=promote,proto3,oneof"`
+}
+
+type DecodedEntry_Sbom struct {
+	Sbom *SBOMPredicate `protobuf:"bytes,13,opt,name=sbom,proto3,oneof"`
+}
+
+type DecodedEntry_TestResult struct {
+	TestResult *TestResultPredicate `protobuf:"bytes,14,opt,name=test_result,json=testResult,proto3,oneof"`
+}
+
+type DecodedEntry_Vsa struct {
+	Vsa *VSAPredicate `protobuf:"bytes,15,opt,name=vsa,proto3,oneof"`
+}
+
+type DecodedEntry_Link struct {
+	Link *LinkPredicate `protobuf:"bytes,16,opt,name=link,proto3,oneof"`
+}
+
+func (*DecodedEntry_Build) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Sign) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Promote) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Sbom) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_TestResult) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Vsa) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Link) isDecodedEntry_Predicate() {}
+
+type DecodedSignature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key id the signature names, as written: a hint (possibly empty),
+	// not the keyring key admission found to verify it.
+	KeyId         string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecodedSignature) Reset() {
+	*x = DecodedSignature{}
+	mi := &file_log_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecodedSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecodedSignature) ProtoMessage() {}
+
+func (x *DecodedSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecodedSignature.ProtoReflect.Descriptor instead.
+func (*DecodedSignature) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DecodedSignature) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// BuildPredicate is what provlog reads of a SLSA Provenance v1 predicate.
+type BuildPredicate struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	BuilderId string                 `protobuf:"bytes,1,opt,name=builder_id,json=builderId,proto3" json:"builder_id,omitempty"`
+	BuildType string                 `protobuf:"bytes,2,opt,name=build_type,json=buildType,proto3" json:"build_type,omitempty"`
+	// As written; may be empty when only a commit is known.
+	SourceRepo string `protobuf:"bytes,3,opt,name=source_repo,json=sourceRepo,proto3" json:"source_repo,omitempty"`
+	// Lowercase hex.
+	SourceCommit  string                 `protobuf:"bytes,4,opt,name=source_commit,json=sourceCommit,proto3" json:"source_commit,omitempty"`
+	InvocationId  string                 `protobuf:"bytes,5,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	StartedOn     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_on,json=startedOn,proto3" json:"started_on,omitempty"`
+	FinishedOn    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=finished_on,json=finishedOn,proto3" json:"finished_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildPredicate) Reset() {
+	*x = BuildPredicate{}
+	mi := &file_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildPredicate) ProtoMessage() {}
+
+func (x *BuildPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildPredicate.ProtoReflect.Descriptor instead.
+func (*BuildPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *BuildPredicate) GetBuilderId() string {
+	if x != nil {
+		return x.BuilderId
+	}
+	return ""
+}
+
+func (x *BuildPredicate) GetBuildType() string {
+	if x != nil {
+		return x.BuildType
+	}
+	return ""
+}
+
+func (x *BuildPredicate) GetSourceRepo() string {
+	if x != nil {
+		return x.SourceRepo
+	}
+	return ""
+}
+
+func (x *BuildPredicate) GetSourceCommit() string {
+	if x != nil {
+		return x.SourceCommit
+	}
+	return ""
+}
+
+func (x *BuildPredicate) GetInvocationId() string {
+	if x != nil {
+		return x.InvocationId
+	}
+	return ""
+}
+
+func (x *BuildPredicate) GetStartedOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedOn
+	}
+	return nil
+}
+
+func (x *BuildPredicate) GetFinishedOn() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedOn
+	}
+	return nil
+}
+
+type SignPredicate struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Algorithm string                 `protobuf:"bytes,1,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	// The artifact signing key's id, as the predicate gives it.
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The log index of the artifact's build event.
+	BuildIndex    uint64 `protobuf:"varint,3,opt,name=build_index,json=buildIndex,proto3" json:"build_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignPredicate) Reset() {
+	*x = SignPredicate{}
+	mi := &file_log_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignPredicate) ProtoMessage() {}
+
+func (x *SignPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignPredicate.ProtoReflect.Descriptor instead.
+func (*SignPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SignPredicate) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *SignPredicate) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SignPredicate) GetBuildIndex() uint64 {
+	if x != nil {
+		return x.BuildIndex
+	}
+	return 0
+}
+
+type PromotePredicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for a first environment.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// The log index of the artifact's build event.
+	BuildIndex    uint64 `protobuf:"varint,3,opt,name=build_index,json=buildIndex,proto3" json:"build_index,omitempty"`
+	Decision      string `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
+	Rationale     string `protobuf:"bytes,5,opt,name=rationale,proto3" json:"rationale,omitempty"`
+	ChangeRef     string `protobuf:"bytes,6,opt,name=change_ref,json=changeRef,proto3" json:"change_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromotePredicate) Reset() {
+	*x = PromotePredicate{}
+	mi := &file_log_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromotePredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromotePredicate) ProtoMessage() {}
+
+func (x *PromotePredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromotePredicate.ProtoReflect.Descriptor instead.
+func (*PromotePredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PromotePredicate) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *PromotePredicate) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *PromotePredicate) GetBuildIndex() uint64 {
+	if x != nil {
+		return x.BuildIndex
+	}
+	return 0
+}
+
+func (x *PromotePredicate) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *PromotePredicate) GetRationale() string {
+	if x != nil {
+		return x.Rationale
+	}
+	return ""
+}
+
+func (x *PromotePredicate) GetChangeRef() string {
+	if x != nil {
+		return x.ChangeRef
+	}
+	return ""
+}
+
+type SBOMPredicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "spdx" or "cyclonedx".
+	Format      string `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	SpecVersion string `protobuf:"bytes,2,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	// True if the predicate is the document; else it is referenced by
+	// digest, size, media_type and uri.
+	Inline        bool   `protobuf:"varint,3,opt,name=inline,proto3" json:"inline,omitempty"`
+	MediaType     string `protobuf:"bytes,4,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	Digest        string `protobuf:"bytes,5,opt,name=digest,proto3" json:"digest,omitempty"`
+	Size          uint64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	Uri           string `protobuf:"bytes,7,opt,name=uri,proto3" json:"uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SBOMPredicate) Reset() {
+	*x = SBOMPredicate{}
+	mi := &file_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SBOMPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SBOMPredicate) ProtoMessage() {}
+
+func (x *SBOMPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SBOMPredicate.ProtoReflect.Descriptor instead.
+func (*SBOMPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SBOMPredicate) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *SBOMPredicate) GetSpecVersion() string {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return ""
+}
+
+func (x *SBOMPredicate) GetInline() bool {
+	if x != nil {
+		return x.Inline
+	}
+	return false
+}
+
+func (x *SBOMPredicate) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *SBOMPredicate) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *SBOMPredicate) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SBOMPredicate) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+type TestResultPredicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "PASSED", "WARNED" or "FAILED".
+	Result        string   `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Url           string   `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	PassedTests   []string `protobuf:"bytes,3,rep,name=passed_tests,json=passedTests,proto3" json:"passed_tests,omitempty"`
+	WarnedTests   []string `protobuf:"bytes,4,rep,name=warned_tests,json=warnedTests,proto3" json:"warned_tests,omitempty"`
+	FailedTests   []string `protobuf:"bytes,5,rep,name=failed_tests,json=failedTests,proto3" json:"failed_tests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestResultPredicate) Reset() {
+	*x = TestResultPredicate{}
+	mi := &file_log_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestResultPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestResultPredicate) ProtoMessage() {}
+
+func (x *TestResultPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestResultPredicate.ProtoReflect.Descriptor instead.
+func (*TestResultPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TestResultPredicate) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *TestResultPredicate) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *TestResultPredicate) GetPassedTests() []string {
+	if x != nil {
+		return x.PassedTests
+	}
+	return nil
+}
+
+func (x *TestResultPredicate) GetWarnedTests() []string {
+	if x != nil {
+		return x.WarnedTests
+	}
+	return nil
+}
+
+func (x *TestResultPredicate) GetFailedTests() []string {
+	if x != nil {
+		return x.FailedTests
+	}
+	return nil
+}
+
+type VSAPredicate struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	VerifierId   string                 `protobuf:"bytes,1,opt,name=verifier_id,json=verifierId,proto3" json:"verifier_id,omitempty"`
+	TimeVerified *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time_verified,json=timeVerified,proto3" json:"time_verified,omitempty"`
+	ResourceUri  string                 `protobuf:"bytes,3,opt,name=resource_uri,json=resourceUri,proto3" json:"resource_uri,omitempty"`
+	PolicyUri    string                 `protobuf:"bytes,4,opt,name=policy_uri,json=policyUri,proto3" json:"policy_uri,omitempty"`
+	// "PASSED" or "FAILED".
+	Result         string   `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
+	VerifiedLevels []string `protobuf:"bytes,6,rep,name=verified_levels,json=verifiedLevels,proto3" json:"verified_levels,omitempty"`
+	SlsaVersion    string   `protobuf:"bytes,7,opt,name=slsa_version,json=slsaVersion,proto3" json:"slsa_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VSAPredicate) Reset() {
+	*x = VSAPredicate{}
+	mi := &file_log_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VSAPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VSAPredicate) ProtoMessage() {}
+
+func (x *VSAPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VSAPredicate.ProtoReflect.Descriptor instead.
+func (*VSAPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *VSAPredicate) GetVerifierId() string {
+	if x != nil {
+		return x.VerifierId
+	}
+	return ""
+}
+
+func (x *VSAPredicate) GetTimeVerified() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TimeVerified
+	}
+	return nil
+}
+
+func (x *VSAPredicate) GetResourceUri() string {
+	if x != nil {
+		return x.ResourceUri
+	}
+	return ""
+}
+
+func (x *VSAPredicate) GetPolicyUri() string {
+	if x != nil {
+		return x.PolicyUri
+	}
+	return ""
+}
+
+func (x *VSAPredicate) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *VSAPredicate) GetVerifiedLevels() []string {
+	if x != nil {
+		return x.VerifiedLevels
+	}
+	return nil
+}
+
+func (x *VSAPredicate) GetSlsaVersion() string {
+	if x != nil {
+		return x.SlsaVersion
+	}
+	return ""
+}
+
+type LinkPredicate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Command       []string               `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkPredicate) Reset() {
+	*x = LinkPredicate{}
+	mi := &file_log_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkPredicate) ProtoMessage() {}
+
+func (x *LinkPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkPredicate.ProtoReflect.Descriptor instead.
+func (*LinkPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LinkPredicate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LinkPredicate) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
 type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Key:
@@ -722,14 +1601,16 @@ type SearchRequest struct {
 	// The most results to return; 0 means 100; at most 1000.
 	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous SearchResponse.next_page_token; empty for the first page.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// If set, each result also carries its entry decoded.
+	Decode        bool `protobuf:"varint,7,opt,name=decode,proto3" json:"decode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_log_proto_msgTypes[12]
+	mi := &file_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +1622,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[12]
+	mi := &file_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +1635,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{12}
+	return file_log_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SearchRequest) GetKey() isSearchRequest_Key {
@@ -814,6 +1695,13 @@ func (x *SearchRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *SearchRequest) GetDecode() bool {
+	if x != nil {
+		return x.Decode
+	}
+	return false
+}
+
 type isSearchRequest_Key interface {
 	isSearchRequest_Key()
 }
@@ -859,7 +1747,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_log_proto_msgTypes[13]
+	mi := &file_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1759,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[13]
+	mi := &file_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1772,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{13}
+	return file_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SearchResponse) GetResults() []*SearchResult {
@@ -907,14 +1795,16 @@ type SearchResult struct {
 	// "build", "sign", "promote", "sbom", "test-result", "vsa" or "link".
 	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// The stored entry (the canonical DSSE envelope).
-	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	Entry []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	// When the request's decode was set: the entry decoded.
+	Decoded       *DecodedEntry `protobuf:"bytes,4,opt,name=decoded,proto3" json:"decoded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchResult) Reset() {
 	*x = SearchResult{}
-	mi := &file_log_proto_msgTypes[14]
+	mi := &file_log_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1816,7 @@ func (x *SearchResult) String() string {
 func (*SearchResult) ProtoMessage() {}
 
 func (x *SearchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[14]
+	mi := &file_log_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1829,7 @@ func (x *SearchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResult.ProtoReflect.Descriptor instead.
 func (*SearchResult) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{14}
+	return file_log_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SearchResult) GetIndex() uint64 {
@@ -963,6 +1853,13 @@ func (x *SearchResult) GetEntry() []byte {
 	return nil
 }
 
+func (x *SearchResult) GetDecoded() *DecodedEntry {
+	if x != nil {
+		return x.Decoded
+	}
+	return nil
+}
+
 type GetProofBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Leaf:
@@ -976,7 +1873,7 @@ type GetProofBundleRequest struct {
 
 func (x *GetProofBundleRequest) Reset() {
 	*x = GetProofBundleRequest{}
-	mi := &file_log_proto_msgTypes[15]
+	mi := &file_log_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1885,7 @@ func (x *GetProofBundleRequest) String() string {
 func (*GetProofBundleRequest) ProtoMessage() {}
 
 func (x *GetProofBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[15]
+	mi := &file_log_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1898,7 @@ func (x *GetProofBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProofBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetProofBundleRequest) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{15}
+	return file_log_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetProofBundleRequest) GetLeaf() isGetProofBundleRequest_Leaf {
@@ -1057,7 +1954,7 @@ type GetProofBundleResponse struct {
 
 func (x *GetProofBundleResponse) Reset() {
 	*x = GetProofBundleResponse{}
-	mi := &file_log_proto_msgTypes[16]
+	mi := &file_log_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1966,7 @@ func (x *GetProofBundleResponse) String() string {
 func (*GetProofBundleResponse) ProtoMessage() {}
 
 func (x *GetProofBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[16]
+	mi := &file_log_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1979,7 @@ func (x *GetProofBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProofBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetProofBundleResponse) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{16}
+	return file_log_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetProofBundleResponse) GetBundle() []byte {
@@ -1104,7 +2001,7 @@ var File_log_proto protoreflect.FileDescriptor
 const file_log_proto_rawDesc = "" +
 	"\n" +
 	"\tlog.proto\x12\n" +
-	"provlog.v1\"%\n" +
+	"provlog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n" +
 	"\rAppendRequest\x12\x14\n" +
 	"\x05entry\x18\x01 \x01(\fR\x05entry\"D\n" +
 	"\x0eAppendResponse\x12\x14\n" +
@@ -1140,13 +2037,95 @@ const file_log_proto_rawDesc = "" +
 	"\x05proof\x18\x03 \x03(\fR\x05proof\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\fR\n" +
-	"checkpoint\"?\n" +
+	"checkpoint\"W\n" +
 	"\x11GetEntriesRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"D\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x16\n" +
+	"\x06decode\x18\x03 \x01(\bR\x06decode\"x\n" +
 	"\x12GetEntriesResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
-	"\aentries\x18\x02 \x03(\fR\aentries\"\xda\x01\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries\x122\n" +
+	"\adecoded\x18\x03 \x03(\v2\x18.provlog.v1.DecodedEntryR\adecoded\"\xc6\x05\n" +
+	"\fDecodedEntry\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12!\n" +
+	"\fdecode_error\x18\x02 \x01(\tR\vdecodeError\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tR\teventType\x12%\n" +
+	"\x0estatement_type\x18\x04 \x01(\tR\rstatementType\x12%\n" +
+	"\x0epredicate_type\x18\x05 \x01(\tR\rpredicateType\x12\x1a\n" +
+	"\bsubjects\x18\x06 \x03(\tR\bsubjects\x12\x1c\n" +
+	"\tstatement\x18\a \x01(\tR\tstatement\x12<\n" +
+	"\n" +
+	"signatures\x18\b \x03(\v2\x1c.provlog.v1.DecodedSignatureR\n" +
+	"signatures\x12\x18\n" +
+	"\asummary\x18\t \x01(\tR\asummary\x122\n" +
+	"\x05build\x18\n" +
+	" \x01(\v2\x1a.provlog.v1.BuildPredicateH\x00R\x05build\x12/\n" +
+	"\x04sign\x18\v \x01(\v2\x19.provlog.v1.SignPredicateH\x00R\x04sign\x128\n" +
+	"\apromote\x18\f \x01(\v2\x1c.provlog.v1.PromotePredicateH\x00R\apromote\x12/\n" +
+	"\x04sbom\x18\r \x01(\v2\x19.provlog.v1.SBOMPredicateH\x00R\x04sbom\x12B\n" +
+	"\vtest_result\x18\x0e \x01(\v2\x1f.provlog.v1.TestResultPredicateH\x00R\n" +
+	"testResult\x12,\n" +
+	"\x03vsa\x18\x0f \x01(\v2\x18.provlog.v1.VSAPredicateH\x00R\x03vsa\x12/\n" +
+	"\x04link\x18\x10 \x01(\v2\x19.provlog.v1.LinkPredicateH\x00R\x04linkB\v\n" +
+	"\tpredicate\")\n" +
+	"\x10DecodedSignature\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"\xb1\x02\n" +
+	"\x0eBuildPredicate\x12\x1d\n" +
+	"\n" +
+	"builder_id\x18\x01 \x01(\tR\tbuilderId\x12\x1d\n" +
+	"\n" +
+	"build_type\x18\x02 \x01(\tR\tbuildType\x12\x1f\n" +
+	"\vsource_repo\x18\x03 \x01(\tR\n" +
+	"sourceRepo\x12#\n" +
+	"\rsource_commit\x18\x04 \x01(\tR\fsourceCommit\x12#\n" +
+	"\rinvocation_id\x18\x05 \x01(\tR\finvocationId\x129\n" +
+	"\n" +
+	"started_on\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedOn\x12;\n" +
+	"\vfinished_on\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedOn\"e\n" +
+	"\rSignPredicate\x12\x1c\n" +
+	"\talgorithm\x18\x01 \x01(\tR\talgorithm\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vbuild_index\x18\x03 \x01(\x04R\n" +
+	"buildIndex\"\xb0\x01\n" +
+	"\x10PromotePredicate\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1f\n" +
+	"\vbuild_index\x18\x03 \x01(\x04R\n" +
+	"buildIndex\x12\x1a\n" +
+	"\bdecision\x18\x04 \x01(\tR\bdecision\x12\x1c\n" +
+	"\trationale\x18\x05 \x01(\tR\trationale\x12\x1d\n" +
+	"\n" +
+	"change_ref\x18\x06 \x01(\tR\tchangeRef\"\xbf\x01\n" +
+	"\rSBOMPredicate\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12!\n" +
+	"\fspec_version\x18\x02 \x01(\tR\vspecVersion\x12\x16\n" +
+	"\x06inline\x18\x03 \x01(\bR\x06inline\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x04 \x01(\tR\tmediaType\x12\x16\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x10\n" +
+	"\x03uri\x18\a \x01(\tR\x03uri\"\xa8\x01\n" +
+	"\x13TestResultPredicate\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\tR\x06result\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12!\n" +
+	"\fpassed_tests\x18\x03 \x03(\tR\vpassedTests\x12!\n" +
+	"\fwarned_tests\x18\x04 \x03(\tR\vwarnedTests\x12!\n" +
+	"\ffailed_tests\x18\x05 \x03(\tR\vfailedTests\"\x96\x02\n" +
+	"\fVSAPredicate\x12\x1f\n" +
+	"\vverifier_id\x18\x01 \x01(\tR\n" +
+	"verifierId\x12?\n" +
+	"\rtime_verified\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ftimeVerified\x12!\n" +
+	"\fresource_uri\x18\x03 \x01(\tR\vresourceUri\x12\x1d\n" +
+	"\n" +
+	"policy_uri\x18\x04 \x01(\tR\tpolicyUri\x12\x16\n" +
+	"\x06result\x18\x05 \x01(\tR\x06result\x12'\n" +
+	"\x0fverified_levels\x18\x06 \x03(\tR\x0everifiedLevels\x12!\n" +
+	"\fslsa_version\x18\a \x01(\tR\vslsaVersion\"=\n" +
+	"\rLinkPredicate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\"\xf2\x01\n" +
 	"\rSearchRequest\x12\x18\n" +
 	"\x06digest\x18\x01 \x01(\tH\x00R\x06digest\x12\x1f\n" +
 	"\n" +
@@ -1155,16 +2134,18 @@ const file_log_proto_rawDesc = "" +
 	"\rsigner_key_id\x18\x06 \x01(\tH\x00R\vsignerKeyId\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageTokenB\x05\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06decode\x18\a \x01(\bR\x06decodeB\x05\n" +
 	"\x03key\"l\n" +
 	"\x0eSearchResponse\x122\n" +
 	"\aresults\x18\x01 \x03(\v2\x18.provlog.v1.SearchResultR\aresults\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
 	"\fSearchResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x02 \x01(\tR\teventType\x12\x14\n" +
-	"\x05entry\x18\x03 \x01(\fR\x05entry\"V\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\x122\n" +
+	"\adecoded\x18\x04 \x01(\v2\x18.provlog.v1.DecodedEntryR\adecoded\"V\n" +
 	"\x15GetProofBundleRequest\x12\x16\n" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12\x1d\n" +
 	"\tleaf_hash\x18\x02 \x01(\fH\x00R\bleafHashB\x06\n" +
@@ -1196,7 +2177,7 @@ func file_log_proto_rawDescGZIP() []byte {
 	return file_log_proto_rawDescData
 }
 
-var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_log_proto_goTypes = []any{
 	(*AppendRequest)(nil),               // 0: provlog.v1.AppendRequest
 	(*AppendResponse)(nil),              // 1: provlog.v1.AppendResponse
@@ -1210,38 +2191,61 @@ var file_log_proto_goTypes = []any{
 	(*GetConsistencyProofResponse)(nil), // 9: provlog.v1.GetConsistencyProofResponse
 	(*GetEntriesRequest)(nil),           // 10: provlog.v1.GetEntriesRequest
 	(*GetEntriesResponse)(nil),          // 11: provlog.v1.GetEntriesResponse
-	(*SearchRequest)(nil),               // 12: provlog.v1.SearchRequest
-	(*SearchResponse)(nil),              // 13: provlog.v1.SearchResponse
-	(*SearchResult)(nil),                // 14: provlog.v1.SearchResult
-	(*GetProofBundleRequest)(nil),       // 15: provlog.v1.GetProofBundleRequest
-	(*GetProofBundleResponse)(nil),      // 16: provlog.v1.GetProofBundleResponse
+	(*DecodedEntry)(nil),                // 12: provlog.v1.DecodedEntry
+	(*DecodedSignature)(nil),            // 13: provlog.v1.DecodedSignature
+	(*BuildPredicate)(nil),              // 14: provlog.v1.BuildPredicate
+	(*SignPredicate)(nil),               // 15: provlog.v1.SignPredicate
+	(*PromotePredicate)(nil),            // 16: provlog.v1.PromotePredicate
+	(*SBOMPredicate)(nil),               // 17: provlog.v1.SBOMPredicate
+	(*TestResultPredicate)(nil),         // 18: provlog.v1.TestResultPredicate
+	(*VSAPredicate)(nil),                // 19: provlog.v1.VSAPredicate
+	(*LinkPredicate)(nil),               // 20: provlog.v1.LinkPredicate
+	(*SearchRequest)(nil),               // 21: provlog.v1.SearchRequest
+	(*SearchResponse)(nil),              // 22: provlog.v1.SearchResponse
+	(*SearchResult)(nil),                // 23: provlog.v1.SearchResult
+	(*GetProofBundleRequest)(nil),       // 24: provlog.v1.GetProofBundleRequest
+	(*GetProofBundleResponse)(nil),      // 25: provlog.v1.GetProofBundleResponse
+	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
 }
 var file_log_proto_depIdxs = []int32{
 	1,  // 0: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResponse
-	14, // 1: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
-	0,  // 2: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
-	2,  // 3: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	2,  // 4: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
-	4,  // 5: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	6,  // 6: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	8,  // 7: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	10, // 8: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
-	12, // 9: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
-	15, // 10: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
-	1,  // 11: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
-	3,  // 12: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	3,  // 13: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
-	5,  // 14: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	7,  // 15: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	9,  // 16: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	11, // 17: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
-	13, // 18: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
-	16, // 19: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
-	11, // [11:20] is the sub-list for method output_type
-	2,  // [2:11] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	12, // 1: provlog.v1.GetEntriesResponse.decoded:type_name -> provlog.v1.DecodedEntry
+	13, // 2: provlog.v1.DecodedEntry.signatures:type_name -> provlog.v1.DecodedSignature
+	14, // 3: provlog.v1.DecodedEntry.build:type_name -> provlog.v1.BuildPredicate
+	15, // 4: provlog.v1.DecodedEntry.sign:type_name -> provlog.v1.SignPredicate
+	16, // 5: provlog.v1.DecodedEntry.promote:type_name -> provlog.v1.PromotePredicate
+	17, // 6: provlog.v1.DecodedEntry.sbom:type_name -> provlog.v1.SBOMPredicate
+	18, // 7: provlog.v1.DecodedEntry.test_result:type_name -> provlog.v1.TestResultPredicate
+	19, // 8: provlog.v1.DecodedEntry.vsa:type_name -> provlog.v1.VSAPredicate
+	20, // 9: provlog.v1.DecodedEntry.link:type_name -> provlog.v1.LinkPredicate
+	26, // 10: provlog.v1.BuildPredicate.started_on:type_name -> google.protobuf.Timestamp
+	26, // 11: provlog.v1.BuildPredicate.finished_on:type_name -> google.protobuf.Timestamp
+	26, // 12: provlog.v1.VSAPredicate.time_verified:type_name -> google.protobuf.Timestamp
+	23, // 13: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
+	12, // 14: provlog.v1.SearchResult.decoded:type_name -> provlog.v1.DecodedEntry
+	0,  // 15: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
+	2,  // 16: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	2,  // 17: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
+	4,  // 18: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	6,  // 19: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	8,  // 20: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	10, // 21: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
+	21, // 22: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
+	24, // 23: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
+	1,  // 24: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
+	3,  // 25: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	3,  // 26: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
+	5,  // 27: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	7,  // 28: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	9,  // 29: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	11, // 30: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
+	22, // 31: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
+	25, // 32: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_log_proto_init() }
@@ -1254,12 +2258,21 @@ func file_log_proto_init() {
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
 	file_log_proto_msgTypes[12].OneofWrappers = []any{
+		(*DecodedEntry_Build)(nil),
+		(*DecodedEntry_Sign)(nil),
+		(*DecodedEntry_Promote)(nil),
+		(*DecodedEntry_Sbom)(nil),
+		(*DecodedEntry_TestResult)(nil),
+		(*DecodedEntry_Vsa)(nil),
+		(*DecodedEntry_Link)(nil),
+	}
+	file_log_proto_msgTypes[21].OneofWrappers = []any{
 		(*SearchRequest_Digest)(nil),
 		(*SearchRequest_BuilderId)(nil),
 		(*SearchRequest_SourceCommit)(nil),
 		(*SearchRequest_SignerKeyId)(nil),
 	}
-	file_log_proto_msgTypes[15].OneofWrappers = []any{
+	file_log_proto_msgTypes[24].OneofWrappers = []any{
 		(*GetProofBundleRequest_Index)(nil),
 		(*GetProofBundleRequest_LeafHash)(nil),
 	}
@@ -1269,7 +2282,7 @@ func file_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_proto_rawDesc), len(file_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

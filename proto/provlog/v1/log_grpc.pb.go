@@ -12,6 +12,9 @@
 //                       writes after a storage fault.
 //   FAILED_PRECONDITION the request cannot be served in the log's state.
 //
+// The read RPCs are also served as JSON on provlogd's HTTP port, under
+// /api/v1/, in the standard proto3 JSON mapping (see log/server/api.go).
+//
 // Regenerate the Go code with `go generate ./proto/...` (needs protoc,
 // protoc-gen-go and protoc-gen-go-grpc on PATH).
 
