@@ -50,6 +50,15 @@
 //   - test-result: an in-toto test result (TestResult).
 //   - vsa: a SLSA Verification Summary Attestation (VSA).
 //   - link: an in-toto link (Link).
+//   - keyring: KeyringPredicateType, a whole keyring in force from its
+//     own index: keys with roles and validity windows, environments, an
+//     admins rule (see KeyringPredicate). Its subjects are its key ids.
+//   - revoke: RevokePredicateType, a key's signatures void from an index
+//     on (see RevokePredicate). Its one subject is the key id.
+//   - quarantine and unquarantine: QuarantinePredicateType, an artifact
+//     withdrawn or its withdrawal lifted (see QuarantinePredicate).
+//
+// trust.go gives the formats of the last three.
 //
 // # Parsing rules and limits
 //

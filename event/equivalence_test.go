@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -103,6 +104,12 @@ func diffEvents(got, want *Event) string {
 		return fmt.Sprintf("sign %+v, want %+v", got.Sign, want.Sign)
 	case !reflect.DeepEqual(got.Promote, want.Promote):
 		return fmt.Sprintf("promote %+v, want %+v", got.Promote, want.Promote)
+	case !reflect.DeepEqual(got.Revoke, want.Revoke):
+		return fmt.Sprintf("revoke %+v, want %+v", got.Revoke, want.Revoke)
+	case !reflect.DeepEqual(got.Quarantine, want.Quarantine):
+		return fmt.Sprintf("quarantine %+v, want %+v", got.Quarantine, want.Quarantine)
+	case !equalKeyrings(got.Keyring, want.Keyring):
+		return fmt.Sprintf("keyring %+v, want %+v", got.Keyring, want.Keyring)
 	case (got.Build == nil) != (want.Build == nil):
 		return fmt.Sprintf("build %+v, want %+v", got.Build, want.Build)
 	case got.Build == nil:
@@ -117,6 +124,46 @@ func diffEvents(got, want *Event) string {
 		return fmt.Sprintf("build %+v, want %+v", g, w)
 	}
 	return ""
+}
+
+// equalKeyrings compares keyrings, their keys' Key by key id, an empty
+// list as nil (encoding/json/v2 decodes [] as an empty list, the parser
+// as nil).
+func equalKeyrings(a, b *KeyringPredicate) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	strip := func(p *KeyringPredicate) KeyringPredicate {
+		c := *p
+		c.Keys = slices.Clone(p.Keys)
+		for i := range c.Keys {
+			k := &c.Keys[i]
+			if id, err := k.Key.KeyID(); err != nil || id != k.KeyID {
+				k.KeyID = "(Key and KeyID disagree)"
+			}
+			k.Key, k.Roles = nil, slices.Clip(k.Roles)
+			if len(k.Roles) == 0 {
+				k.Roles = nil
+			}
+		}
+		if len(c.Keys) == 0 {
+			c.Keys = nil
+		}
+		if len(c.Environments) == 0 {
+			c.Environments = nil
+		}
+		if len(c.Admins.Keys) == 0 {
+			c.Admins.Keys = nil
+		}
+		c.Roles = maps.Clone(p.Roles)
+		for name, r := range c.Roles {
+			if len(r.PredicateTypes) == 0 {
+				c.Roles[name] = KeyringRole{}
+			}
+		}
+		return c
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
 }
 
 func protoEqual[M proto.Message](a, b M) bool { return proto.Equal(a, b) }

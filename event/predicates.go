@@ -44,10 +44,12 @@ var PredicateTypes = []string{
 	ProvenancePredicateType, SignPredicateType, PromotePredicateType,
 	SPDXPredicateType, CycloneDXPredicateType, SBOMRefPredicateType,
 	TestResultPredicateType, VSAPredicateType, LinkPredicateType,
+	KeyringPredicateType, RevokePredicateType, QuarantinePredicateType,
 }
 
 // TypeOf returns the event type of a predicate type, "" for one provlog
-// does not admit.
+// does not admit. For QuarantinePredicateType it returns TypeQuarantine;
+// an event whose action is unquarantine is of type TypeUnquarantine.
 func TypeOf(predicateType string) string {
 	switch predicateType {
 	case ProvenancePredicateType:
@@ -64,6 +66,12 @@ func TypeOf(predicateType string) string {
 		return TypeVSA
 	case LinkPredicateType:
 		return TypeLink
+	case KeyringPredicateType:
+		return TypeKeyring
+	case RevokePredicateType:
+		return TypeRevoke
+	case QuarantinePredicateType:
+		return TypeQuarantine
 	}
 	if sbomFormat(predicateType) != "" {
 		return TypeSBOM
@@ -110,6 +118,9 @@ type predicate struct {
 	test    *TestResult
 	vsa     *VSA
 	link    *Link
+	keyring *KeyringPredicate
+	revoke  *RevokePredicate
+	quar    *QuarantinePredicate
 }
 
 // predicate reads a predicate of a known type. Its errors are
@@ -130,6 +141,12 @@ func (r *jsonReader) predicate(predType string) (p predicate, err error) {
 		p.vsa, err = r.vsaPredicate()
 	case LinkPredicateType:
 		p.link, err = r.linkPredicate()
+	case KeyringPredicateType:
+		p.keyring, err = r.keyringPredicate()
+	case RevokePredicateType:
+		p.revoke, err = r.revokePredicate()
+	case QuarantinePredicateType:
+		p.quar, err = r.quarantinePredicate()
 	default:
 		p.sbom, err = r.inlineSBOMPredicate(sbomFormat(predType))
 	}

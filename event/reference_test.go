@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -117,8 +118,12 @@ func refParseStatement(payload []byte) (*Event, error) {
 		return nil, fieldErr("statement._type", "%q, want %q or %q", clip(st.GetType()), intoto.StatementTypeUri, "https://in-toto.io/Statement/v0.1")
 	}
 	ev := &Event{StatementType: st.GetType(), PredicateType: st.GetPredicateType()}
-	if n := len(st.GetSubject()); n > MaxSubjects {
-		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, MaxSubjects)
+	most := MaxSubjects
+	if st.GetPredicateType() == "https://provlog.dev/attestation/keyring/v1" {
+		most = 256
+	}
+	if n := len(st.GetSubject()); n > most {
+		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, most)
 	}
 	for i, s := range st.GetSubject() {
 		field := fmt.Sprintf("statement.subject[%d].digest", i)
@@ -163,11 +168,29 @@ func refParseStatement(payload []byte) (*Event, error) {
 	case pt == "https://in-toto.io/attestation/link/v0.3":
 		ev.Type = TypeLink
 		ev.Link, err = refParseLink(pred)
+	case pt == "https://provlog.dev/attestation/keyring/v1":
+		ev.Type = TypeKeyring
+		ev.Keyring, err = refParseKeyring(pred)
+	case pt == "https://provlog.dev/attestation/revoke/v1":
+		ev.Type = TypeRevoke
+		ev.Revoke, err = refParseRevoke(pred)
+	case pt == "https://provlog.dev/attestation/quarantine/v1":
+		ev.Type = TypeQuarantine
+		ev.Quarantine, err = refParseQuarantine(pred)
+		if err == nil && ev.Quarantine.Action == "unquarantine" {
+			ev.Type = TypeUnquarantine
+		}
 	default:
 		return nil, fieldErr("statement.predicateType", "%q: not admitted", clip(pt))
 	}
 	if err != nil {
 		return nil, err
+	}
+	if err := refTrustSubjects(ev, len(st.GetSubject())); err != nil {
+		return nil, err
+	}
+	if ev.Keyring != nil && len(payload) > 40<<10 {
+		return nil, fieldErr("statement", "too large")
 	}
 	return ev, nil
 }
@@ -494,6 +517,165 @@ func refUnmarshal(pred []byte, v any) error { return refStrictUnmarshal(pred, v)
 func refStrictUnmarshal(pred []byte, v any) error {
 	if err := jsonv2.Unmarshal(pred, v); err != nil { // unknown members ignored
 		return fieldErr("statement.predicate", "%s", refJSONReason(err))
+	}
+	return nil
+}
+
+var refRoles = []string{"builder", "signer", "promoter", "approver", "attester", "verifier", "security"}
+
+func refParseKeyring(pred []byte) (*KeyringPredicate, error) {
+	var p KeyringPredicate // decoded as tagged; Key and KeyID are "-"
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	const f = "statement.predicate."
+	if len(p.Keys) > 256 {
+		return nil, fieldErr(f+"keys", "too many")
+	}
+	if len(p.Environments) > 64 {
+		return nil, fieldErr(f+"environments", "too many")
+	}
+	var names, ids []string
+	for i := range p.Keys {
+		k := &p.Keys[i]
+		kf := fmt.Sprintf("%skeys[%d].", f, i)
+		if k.Name == "" || len(k.Name) > 128 || slices.Contains(names, k.Name) {
+			return nil, fieldErr(kf+"name", "bad")
+		}
+		names = append(names, k.Name)
+		if k.PublicKey == "" || len(k.PublicKey) > 4096 {
+			return nil, fieldErr(kf+"publicKey", "bad")
+		}
+		key, err := LoadKey([]byte(k.PublicKey))
+		if err != nil {
+			return nil, fieldErr(kf+"publicKey", "bad")
+		}
+		if k.KeyID, err = key.KeyID(); err != nil || slices.Contains(ids, k.KeyID) {
+			return nil, fieldErr(kf+"publicKey", "bad")
+		}
+		k.Key, ids = key, append(ids, k.KeyID)
+		for j, r := range k.Roles {
+			if !slices.Contains(refRoles, r) || slices.Index(k.Roles, r) != j {
+				return nil, fieldErr(fmt.Sprintf("%sroles[%d]", kf, j), "bad")
+			}
+		}
+		if k.NotBefore != nil && k.NotAfter != nil && *k.NotAfter < *k.NotBefore {
+			return nil, fieldErr(kf+"notAfter", "bad")
+		}
+	}
+	var envs []string
+	for i, e := range p.Environments {
+		ef := fmt.Sprintf("%senvironments[%d].", f, i)
+		switch {
+		case e.Name == "" || len(e.Name) > 128 || slices.Contains(envs, e.Name):
+			return nil, fieldErr(ef+"name", "bad")
+		case e.From == e.Name:
+			return nil, fieldErr(ef+"from", "bad")
+		case e.Approvals < 0:
+			return nil, fieldErr(ef+"approvals", "bad")
+		case e.Reproducible < 0:
+			return nil, fieldErr(ef+"reproducible", "bad")
+		}
+		envs = append(envs, e.Name)
+	}
+	for i, e := range p.Environments {
+		if e.From != "" && !slices.Contains(envs, e.From) {
+			return nil, fieldErr(fmt.Sprintf("%senvironments[%d].from", f, i), "bad")
+		}
+	}
+	roles := slices.Sorted(maps.Keys(p.Roles))
+	for _, name := range roles {
+		if !slices.Contains(refRoles, name) {
+			return nil, fieldErr(f+"roles", "bad")
+		}
+		types := p.Roles[name].PredicateTypes
+		if len(types) == 0 {
+			return nil, fieldErr(f+"roles."+name+".predicateTypes", "bad")
+		}
+		if j := slices.Index(types, ""); j >= 0 {
+			return nil, fieldErr(fmt.Sprintf("%sroles.%s.predicateTypes[%d]", f, name, j), "bad")
+		}
+	}
+	a := p.Admins
+	if len(a.Keys) == 0 {
+		return nil, fieldErr(f+"admins.keys", "bad")
+	}
+	for j, name := range a.Keys {
+		if !slices.Contains(names, name) || slices.Index(a.Keys, name) != j {
+			return nil, fieldErr(fmt.Sprintf("%sadmins.keys[%d]", f, j), "bad")
+		}
+	}
+	if a.Threshold < 1 || a.Threshold > len(a.Keys) {
+		return nil, fieldErr(f+"admins.threshold", "bad")
+	}
+	for i, k := range p.Keys {
+		if len(k.Roles) == 0 && !slices.Contains(a.Keys, k.Name) {
+			return nil, fieldErr(fmt.Sprintf("%skeys[%d].roles", f, i), "bad")
+		}
+	}
+	return &p, nil
+}
+
+var refKeyIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func refParseRevoke(pred []byte) (*RevokePredicate, error) {
+	var p struct {
+		KeyID            string  `json:"keyId"`
+		CompromisedSince *uint64 `json:"compromisedSince"`
+		Reason           string  `json:"reason"`
+	}
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	const f = "statement.predicate."
+	switch {
+	case !refKeyIDRE.MatchString(p.KeyID):
+		return nil, fieldErr(f+"keyId", "bad")
+	case p.CompromisedSince == nil:
+		return nil, fieldErr(f+"compromisedSince", "missing")
+	case p.Reason == "" || len(p.Reason) > 4096:
+		return nil, fieldErr(f+"reason", "bad")
+	}
+	return &RevokePredicate{KeyID: p.KeyID, CompromisedSince: *p.CompromisedSince, Reason: p.Reason}, nil
+}
+
+func refParseQuarantine(pred []byte) (*QuarantinePredicate, error) {
+	var p QuarantinePredicate
+	if err := refUnmarshal(pred, &p); err != nil {
+		return nil, err
+	}
+	const f = "statement.predicate."
+	switch {
+	case p.Action != "quarantine" && p.Action != "unquarantine":
+		return nil, fieldErr(f+"action", "bad")
+	case p.Reason == "" || len(p.Reason) > 4096:
+		return nil, fieldErr(f+"reason", "bad")
+	case p.Action == "quarantine" && p.QuarantineIndex != nil:
+		return nil, fieldErr(f+"quarantineIndex", "bad")
+	}
+	return &p, nil
+}
+
+// refTrustSubjects: a keyring's subjects' digests are its key ids, a
+// revocation's one subject is its key id.
+func refTrustSubjects(ev *Event, n int) error {
+	var want []Digest
+	switch {
+	case ev.Keyring != nil:
+		for _, k := range ev.Keyring.Keys {
+			want = append(want, Digest{Alg: "sha256", Hex: k.KeyID})
+		}
+	case ev.Revoke != nil:
+		if n != 1 {
+			return fieldErr("statement.subject", "bad")
+		}
+		want = []Digest{{Alg: "sha256", Hex: ev.Revoke.KeyID}}
+	default:
+		return nil
+	}
+	slices.SortFunc(want, func(a, b Digest) int { return strings.Compare(a.String(), b.String()) })
+	if !slices.Equal(ev.Subjects, want) {
+		return fieldErr("statement.subject", "bad")
 	}
 	return nil
 }

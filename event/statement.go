@@ -28,7 +28,8 @@ const (
 	StatementV01 = "https://in-toto.io/Statement/v0.1"
 )
 
-// MaxSubjects caps the subjects of one statement.
+// MaxSubjects caps the subjects of one statement (a keyring's, one per
+// key, are capped by MaxKeyringKeys).
 const MaxSubjects = 64
 
 // Digest names an artifact: "sha256" or "sha512" and lowercase hex.
@@ -101,7 +102,8 @@ func compareDigests(a, b Digest) int {
 }
 
 // Event is a parsed, well-formed event. Exactly one of the predicate
-// fields (Build … Link) is set, as Type says.
+// fields (Build … Quarantine) is set, as Type says (Quarantine for both
+// TypeQuarantine and TypeUnquarantine).
 type Event struct {
 	Type string
 	// StatementType is the statement's _type: StatementV1 or StatementV01.
@@ -117,6 +119,9 @@ type Event struct {
 	TestResult *TestResult
 	VSA        *VSA
 	Link       *Link
+	Keyring    *KeyringPredicate
+	Revoke     *RevokePredicate
+	Quarantine *QuarantinePredicate
 }
 
 // HasSubject reports whether the event is about digest d.
@@ -136,6 +141,9 @@ func ParseStatement(payload []byte) (*Event, error) {
 		if err := sbomTooLarge(payload, nil); err != nil {
 			return nil, err
 		}
+	}
+	if ev.Keyring != nil && len(payload) > MaxKeyringStatement {
+		return nil, keyringTooLarge(len(payload))
 	}
 	return ev, nil
 }
@@ -273,8 +281,8 @@ func parseStatement(payload []byte) (*Event, error) {
 	if typ != StatementV1 && typ != StatementV01 {
 		return nil, fieldErr("statement._type", "%q, want %q or %q", clip(typ), StatementV1, StatementV01)
 	}
-	if n := subjects.n; n > MaxSubjects {
-		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, MaxSubjects)
+	if n, most := subjects.n, maxSubjects(predType); n > most {
+		return nil, fieldErr("statement.subject", "%d subjects, want at most %d", n, most)
 	}
 	if subjects.digestErr != nil {
 		return nil, subjects.digestErr
@@ -308,7 +316,24 @@ func parseStatement(payload []byte) (*Event, error) {
 	}
 	ev.Build, ev.Sign, ev.Promote = pred.build, pred.sign, pred.promote
 	ev.SBOM, ev.TestResult, ev.VSA, ev.Link = pred.sbom, pred.test, pred.vsa, pred.link
+	ev.Keyring, ev.Revoke, ev.Quarantine = pred.keyring, pred.revoke, pred.quar
+	if ev.Quarantine != nil && ev.Quarantine.Action == ActionUnquarantine {
+		ev.Type = TypeUnquarantine
+	}
+	if err := checkTrustSubjects(ev, subjects.n); err != nil {
+		return nil, err
+	}
 	return ev, nil
+}
+
+// maxSubjects is the cap on the subjects of a statement of a predicate
+// type: MaxKeyringKeys for a keyring (one subject per key), else
+// MaxSubjects.
+func maxSubjects(predType string) int {
+	if predType == KeyringPredicateType {
+		return MaxKeyringKeys
+	}
+	return MaxSubjects
 }
 
 // errPredicateType refuses a predicate type provlog does not admit,

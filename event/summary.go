@@ -8,7 +8,8 @@ import (
 // Summary describes the event's predicate in one line of key=value
 // fields, for listings: a build's builder and source (the repository
 // normalized), a signature's algorithm, key and build, a promotion's
-// environments, an SBOM's format and where it is, a result, a step.
+// environments, an SBOM's format and where it is, a result, a step, a
+// keyring's size and admin rule, a revoked key, a quarantine's action.
 func (e *Event) Summary() string {
 	switch {
 	case e.Build != nil:
@@ -32,6 +33,17 @@ func (e *Event) Summary() string {
 		return fmt.Sprintf("verifier=%s result=%s levels=%s", e.VSA.VerifierID, e.VSA.Result, strings.Join(e.VSA.VerifiedLevels, ","))
 	case e.Link != nil:
 		return fmt.Sprintf("step=%s command=%q", e.Link.Name, strings.Join(e.Link.Command, " "))
+	case e.Keyring != nil:
+		k := e.Keyring
+		return fmt.Sprintf("keys=%d environments=%d admins=%d-of-%d", len(k.Keys), len(k.Environments), k.Admins.Threshold, len(k.Admins.Keys))
+	case e.Revoke != nil:
+		return fmt.Sprintf("key=%s compromisedSince=%d reason=%q", e.Revoke.KeyID, e.Revoke.CompromisedSince, clip(e.Revoke.Reason))
+	case e.Quarantine != nil:
+		s := fmt.Sprintf("action=%s reason=%q", e.Quarantine.Action, clip(e.Quarantine.Reason))
+		if i := e.Quarantine.QuarantineIndex; i != nil {
+			s += fmt.Sprintf(" lifts=%d", *i)
+		}
+		return s
 	}
 	return ""
 }
