@@ -730,3 +730,21 @@ func FuzzAPIQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestAPIRoutePattern: the request's Pattern, which the HTTP metrics use
+// as their route label, names the API route that served it (a bounded
+// set), not the one mount point.
+func TestAPIRoutePattern(t *testing.T) {
+	h := HTTPHandler(newFakeLog(10), nil)
+	for path, want := range map[string]string{
+		"/api/v1/entries/3":                 "GET /api/v1/entries/{index}",
+		"/api/v1/proofs/inclusion?index=1":  "GET /api/v1/proofs/inclusion",
+		"/api/v1/no/such/route?with=params": "/api/v1/",
+	} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if r.Pattern != want {
+			t.Errorf("GET %s: pattern %q, want %q", path, r.Pattern, want)
+		}
+	}
+}
