@@ -394,6 +394,11 @@ func statementSeeds(t testing.TB) [][]byte {
 		[]byte(statementJSON(LinkPredicateType, `{"name":"build","command":["make","all"],"materials":[{"uri":"git+https://x","digest":{"sha1":"`+strings.Repeat("a", 40)+`"}}],"byproducts":{"stdout":""},"environment":{}}`, d)),
 		[]byte(statementJSON(ProvenancePredicateType, `{"buildDefinition":{"buildType":"https://github.com/slsa-framework/slsa-github-generator/delegator-generic@v0","externalParameters":{"source":{"uri":"git+https://github.com/o/r@refs/tags/v1","digest":{"sha1":"`+strings.Repeat("c", 40)+`"}}}},"runDetails":{"builder":{"id":"https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml@refs/tags/v2.0.0"}}}`, d)),
 		[]byte(statementJSON(ProvenancePredicateType, `{"buildDefinition":{"buildType":"https://tekton.dev/chains/v2/slsa","externalParameters":{"runSpec":{}},"resolvedDependencies":[{"name":"task","uri":"oci://x","digest":{"sha256":"`+digest.Hex+`"}},{"name":"inputs/result","uri":"git+https://github.com/o/r.git","digest":{"sha1":"`+strings.Repeat("d", 40)+`"}}]},"runDetails":{"builder":{"id":"https://tekton.dev/chains/v2"}}}`, d)),
+		[]byte(keyringStatement()),
+		[]byte(`{"predicate":` + keyringPred(`"roles":{"attester"`, `"roles":{"security":{"predicateTypes":["`+QuarantinePredicateType+`"]},"attester"`) + `,"subject":` + subjectsJSON(allKeyIDs...) + `,"_type":"https://in-toto.io/Statement/v1","predicateType":"` + KeyringPredicateType + `"}`),
+		[]byte(revokeStatement(revokePred)),
+		[]byte(quarantineStatement(`{"action":"quarantine","reason":"CVE-2024-0001"}`)),
+		[]byte(quarantineStatement(`{"action":"unquarantine","reason":"fixed in 1.2.1","quarantineIndex":42}`)),
 	}
 }
 

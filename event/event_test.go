@@ -259,6 +259,9 @@ func FuzzParseStatement(f *testing.F) {
 	f.Add([]byte(statementJSON(SignPredicateType, `{"algorithm":"ed25519","keyId":"k","signature":"c2ln","buildIndex":1}`, d)))
 	f.Add([]byte(statementJSON(PromotePredicateType, `{"from":"dev","to":"staging","buildIndex":3,"decision":"approved"}`, d)))
 	f.Add(buildStatement(f))
+	f.Add([]byte(keyringStatement()))
+	f.Add([]byte(revokeStatement(revokePred)))
+	f.Add([]byte(quarantineStatement(`{"action":"unquarantine","reason":"r","quarantineIndex":1}`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := ParseStatement(b)
 		if err != nil {
@@ -267,7 +270,9 @@ func FuzzParseStatement(f *testing.F) {
 			}
 			return
 		}
-		if (ev.Build != nil) != (ev.Type == TypeBuild) || (ev.Sign != nil) != (ev.Type == TypeSign) || (ev.Promote != nil) != (ev.Type == TypePromote) {
+		if (ev.Build != nil) != (ev.Type == TypeBuild) || (ev.Sign != nil) != (ev.Type == TypeSign) || (ev.Promote != nil) != (ev.Type == TypePromote) ||
+			(ev.Keyring != nil) != (ev.Type == TypeKeyring) || (ev.Revoke != nil) != (ev.Type == TypeRevoke) ||
+			(ev.Quarantine != nil) != (ev.Type == TypeQuarantine || ev.Type == TypeUnquarantine) {
 			t.Fatalf("event %+v: type and predicate disagree", ev)
 		}
 		if len(ev.Subjects) == 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -29,12 +30,12 @@ func TestExtensionFieldsEverywhere(t *testing.T) {
 		root := parseTree(t, seed)
 		objects := 0
 		extended := root.rebuild(nil, nil) // a copy
-		// Every object but the maps of strings (digest sets, versions),
-		// whose members are data, not fields.
+		// Every object but the maps of strings (digest sets, versions)
+		// and a keyring's roles, whose members are data, not fields.
 		var objs []*jnode
 		var visit func(n *jnode, name string)
 		visit = func(n *jnode, name string) {
-			if n.kind == '{' && name != "digest" && name != "version" {
+			if n.kind == '{' && name != "digest" && name != "version" && name != "roles" {
 				objs = append(objs, n)
 			}
 			for i, v := range n.vals {
@@ -61,6 +62,9 @@ func TestExtensionFieldsEverywhere(t *testing.T) {
 		}
 		if got.Build != nil && (got.Build.SourceCommit != want.Build.SourceCommit || got.Build.BuilderID != want.Build.BuilderID) {
 			t.Errorf("with extensions: build %+v, want %+v", got.Build, want.Build)
+		}
+		if !equalKeyrings(got.Keyring, want.Keyring) || !reflect.DeepEqual(got.Revoke, want.Revoke) || !reflect.DeepEqual(got.Quarantine, want.Quarantine) {
+			t.Errorf("with extensions: %+v %+v %+v, want %+v %+v %+v", got.Keyring, got.Revoke, got.Quarantine, want.Keyring, want.Revoke, want.Quarantine)
 		}
 		// The leaf keeps the payload exactly.
 		key, _ := genKey(t, false)

@@ -403,8 +403,19 @@ func sortedKeys[V any](m map[string]V) []string {
 func (p *KeyringPredicate) checkAdmins(names map[string]int) error {
 	const f = "statement.predicate."
 	a := p.Admins
+	if len(a.Keys) == 0 && a.Threshold == 0 {
+		// No admins: the log's own key manages the keyring (a bootstrap
+		// keyring; policy.History refuses a change that leaves an
+		// admin-managed keyring without admins).
+		for i, k := range p.Keys {
+			if len(k.Roles) == 0 {
+				return fieldErr(fmt.Sprintf(f+"keys[%d].roles", i), "no roles, and the keyring names no admins")
+			}
+		}
+		return nil
+	}
 	if len(a.Keys) == 0 {
-		return fieldErr(f+"admins.keys", "no admin keys: want the names of the keys that may change the keyring")
+		return fieldErr(f+"admins.keys", "no admin keys for threshold %d: want the names of the keys that may change the keyring", a.Threshold)
 	}
 	for j, name := range a.Keys {
 		af := fmt.Sprintf(f+"admins.keys[%d]", j)
@@ -507,8 +518,11 @@ func checkTrustSubjects(ev *Event, n int) error {
 		for _, k := range ks {
 			ok = ok && ev.HasSubject(Digest{Alg: "sha256", Hex: k.KeyID})
 		}
+		if len(ks) == 0 { // in-toto needs a subject: a keyring of no keys has NoKeysSubject
+			ok = len(ev.Subjects) == 1 && ev.Subjects[0] == NoKeysSubject.Digest
+		}
 		if !ok {
-			return fieldErr("statement.subject", "want one subject per key, its digest {\"sha256\": <key id>}, and no other")
+			return fieldErr("statement.subject", "want one subject per key, its digest {\"sha256\": <key id>}, and no other (for a keyring of no keys, the one subject %q with the SHA-256 of nothing)", NoKeysSubject.Name)
 		}
 	case ev.Revoke != nil:
 		if n != 1 || len(ev.Subjects) != 1 || ev.Subjects[0] != (Digest{Alg: "sha256", Hex: ev.Revoke.KeyID}) {
@@ -517,6 +531,11 @@ func checkTrustSubjects(ev *Event, n int) error {
 	}
 	return nil
 }
+
+// NoKeysSubject is the one subject of a keyring of no keys (a bootstrap
+// keyring before any key is added): in-toto requires a subject, and
+// there is no key id to name. Its digest is the SHA-256 of nothing.
+var NoKeysSubject = Subject{Name: "no keys", Digest: Digest{Alg: "sha256", Hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}
 
 // keyringTooLarge refuses a keyring statement over MaxKeyringStatement.
 func keyringTooLarge(n int) error {
@@ -528,6 +547,9 @@ func keyringTooLarge(n int) error {
 // id}. Each key id is computed from the key's PublicKey (and must agree
 // with its KeyID if that is set).
 func KeyringSubjects(keys []KeyringKey) ([]Subject, error) {
+	if len(keys) == 0 {
+		return []Subject{NoKeysSubject}, nil
+	}
 	out := make([]Subject, 0, len(keys))
 	for i, k := range keys {
 		_, id, err := LoadKeyRef(k.PublicKey, "", "")
