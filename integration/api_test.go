@@ -133,10 +133,11 @@ func TestAPIAgainstProvlogd(t *testing.T) {
 		t.Fatalf("checkpoint size %d, want %d", cp.Size, dev+1)
 	}
 
-	// Entries, decoded, as gRPC streams them.
+	// Entries, decoded, as gRPC streams them: the whole log (the events,
+	// after anything provlogd logs itself on first start).
 	var entries pb.GetEntriesResponse
-	get("/api/v1/entries?start=0&count=3&decode=true", &entries)
-	stream, err := d.Log.GetEntries(ctx, &pb.GetEntriesRequest{Start: 0, Count: 3, Decode: true})
+	get(fmt.Sprintf("/api/v1/entries?start=0&count=%d&decode=true", cp.Size), &entries)
+	stream, err := d.Log.GetEntries(ctx, &pb.GetEntriesRequest{Start: 0, Count: cp.Size, Decode: true})
 	if err != nil {
 		t.Fatal(err)
 	}

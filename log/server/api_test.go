@@ -302,7 +302,7 @@ func TestAPIMatchesGRPC(t *testing.T) {
 // base64, zero values present.
 func TestAPIJSONShape(t *testing.T) {
 	a := newAPILog(t)
-	_, _, body := apiGet(t, a.url, "/api/v1/entries/0")
+	_, _, body := apiGet(t, a.url, fmt.Sprintf("/api/v1/entries/%d", a.build))
 	var got struct {
 		Start   string   `json:"start"`
 		Entries []string `json:"entries"`
@@ -325,11 +325,11 @@ func TestAPIJSONShape(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	entry := a.entry(0)
+	entry, index := a.entry(a.build), strconv.FormatUint(a.build, 10)
 	switch {
-	case got.Start != "0" || len(got.Entries) != 1 || got.Entries[0] != base64.StdEncoding.EncodeToString(entry):
+	case got.Start != index || len(got.Entries) != 1 || got.Entries[0] != base64.StdEncoding.EncodeToString(entry):
 		t.Errorf("start %q, entries %q", got.Start, got.Entries)
-	case len(got.Decoded) != 1 || got.Decoded[0].Index != "0" || got.Decoded[0].EventType != "build" || got.Decoded[0].PredicateType != event.ProvenancePredicateType:
+	case len(got.Decoded) != 1 || got.Decoded[0].Index != index || got.Decoded[0].EventType != "build" || got.Decoded[0].PredicateType != event.ProvenancePredicateType:
 		t.Errorf("decoded %+v", got.Decoded)
 	case got.Decoded[0].Build.BuilderID != a.builder || got.Decoded[0].Build.SourceCommit != a.commit:
 		t.Errorf("build %+v", got.Decoded[0].Build)
@@ -351,11 +351,11 @@ func TestAPIJSONShape(t *testing.T) {
 func TestAPIDecodedEvents(t *testing.T) {
 	a := newAPILog(t)
 	var resp provlogv1.GetEntriesResponse
-	getJSON(t, a.url, "/api/v1/entries?start=0&count=3&decode=true", &resp)
-	if len(resp.Decoded) != 3 {
-		t.Fatalf("%d decoded entries, want 3", len(resp.Decoded))
+	getJSON(t, a.url, fmt.Sprintf("/api/v1/entries?start=%d&count=3&decode=true", a.build), &resp)
+	if len(resp.Decoded) != 3 || a.sign != a.build+1 || a.dev != a.build+2 {
+		t.Fatalf("%d decoded entries, want 3 (build %d, sign %d, dev %d)", len(resp.Decoded), a.build, a.sign, a.dev)
 	}
-	b, s, p := resp.Decoded[a.build], resp.Decoded[a.sign], resp.Decoded[a.dev]
+	b, s, p := resp.Decoded[0], resp.Decoded[1], resp.Decoded[2]
 	if bp := b.GetBuild(); bp == nil || bp.BuilderId != a.builder || bp.SourceCommit != a.commit || bp.SourceRepo != "git+https://git.example.com/app" || bp.InvocationId != "run-7" {
 		t.Errorf("build: %v", b)
 	}
@@ -369,7 +369,7 @@ func TestAPIDecodedEvents(t *testing.T) {
 		t.Errorf("promote's approvals %v, want alice's key id", p.Signatures)
 	}
 	for i, d := range resp.Decoded {
-		if d.Index != uint64(i) || d.DecodeError != "" || d.Summary == "" || d.StatementType == "" {
+		if d.Index != a.build+uint64(i) || d.DecodeError != "" || d.Summary == "" || d.StatementType == "" {
 			t.Errorf("decoded[%d]: %v", i, d)
 		}
 	}
