@@ -7,6 +7,7 @@ package event
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -597,6 +598,14 @@ func refParseKeyring(pred []byte) (*KeyringPredicate, error) {
 		}
 	}
 	a := p.Admins
+	if len(a.Keys) == 0 && a.Threshold == 0 { // no admins: the log's key manages the keyring
+		for i, k := range p.Keys {
+			if len(k.Roles) == 0 {
+				return nil, fieldErr(fmt.Sprintf("%skeys[%d].roles", f, i), "bad")
+			}
+		}
+		return &p, nil
+	}
 	if len(a.Keys) == 0 {
 		return nil, fieldErr(f+"admins.keys", "bad")
 	}
@@ -664,6 +673,10 @@ func refTrustSubjects(ev *Event, n int) error {
 	case ev.Keyring != nil:
 		for _, k := range ev.Keyring.Keys {
 			want = append(want, Digest{Alg: "sha256", Hex: k.KeyID})
+		}
+		if len(want) == 0 {
+			sum := sha256.Sum256(nil)
+			want = []Digest{{Alg: "sha256", Hex: hex.EncodeToString(sum[:])}}
 		}
 	case ev.Revoke != nil:
 		if n != 1 {

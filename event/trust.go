@@ -38,13 +38,16 @@ import (
 // reproducible (≥ 0). Roles: for a role of KeyringRoles, the predicate
 // types it is narrowed to (non-empty). Admins: the names of listed keys
 // (at least one, none twice) and how many of them must sign a keyring
-// change or a revocation (1 ≤ threshold ≤ len(keys)).
+// change or a revocation (1 ≤ threshold ≤ len(keys)); or none at all (no
+// keys and no threshold, or no admins member: a bootstrap keyring, which
+// the log's own key manages; every key then has roles).
 //
 // The statement has one subject per key, {"name": "<key name>", "digest":
 // {"sha256": "<key id>"}} (see KeyringSubjects): its subjects' digests are
 // exactly the key ids, so a search by key id finds every keyring naming
-// the key. Up to MaxKeyringKeys subjects are allowed (MaxSubjects for
-// other events), and the statement is at most MaxKeyringStatement bytes.
+// the key. A keyring of no keys has the one subject NoKeysSubject. Up to
+// MaxKeyringKeys subjects are allowed (MaxSubjects for other events), and
+// the statement is at most MaxKeyringStatement bytes.
 //
 // # Revoke
 //

@@ -118,67 +118,72 @@ func TestKeyringChecks(t *testing.T) {
 		in    string
 		field string // "" for accepted
 	}{
-		"as is":                       {keyringStatement(), ""},
-		"no key name":                 {keyringStatement(`"name":"ci"`, `"name":""`), f + "keys[0].name"},
-		"key name at the cap":         {keyringStatement(`"name":"ci"`, `"name":"`+long+`"`), ""},
-		"key name over the cap":       {keyringStatement(`"name":"ci"`, `"name":"`+long+`n"`), f + "keys[0].name"},
-		"key name twice":              {keyringStatement(`"name":"alice"`, `"name":"ci"`), f + "keys[3].name"},
-		"no public key":               {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKey":null`), f + "keys[0].publicKey"},
-		"public key not PEM":          {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKey":"x"`), f + "keys[0].publicKey"},
-		"public key over the cap":     {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKey":"`+strings.Repeat("x", MaxKeyringPEM+1)+`"`), f + "keys[0].publicKey"},
-		"public key file":             {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKeyFile":"ci.pub"`), f + "keys[0].publicKey"},
-		"the same key twice":          {keyringStatement(`"publicKey":`+pemJSON(3), `"publicKey":`+pemJSON(0)), f + "keys[3].publicKey"},
-		"unknown role":                {keyringStatement(`"roles":["builder","signer"]`, `"roles":["builder","deployer"]`), f + "keys[0].roles[1]"},
-		"role twice":                  {keyringStatement(`"roles":["builder","signer"]`, `"roles":["signer","signer"]`), f + "keys[0].roles[1]"},
-		"role null":                   {keyringStatement(`"roles":["builder","signer"]`, `"roles":[null]`), f + "keys[0].roles[0]"},
-		"every role":                  {keyringStatement(`"roles":["builder","signer"]`, `"roles":["builder","signer","promoter","approver","attester","verifier","security"]`), ""},
-		"no roles, not an admin":      {keyringStatement(`"roles":["builder","signer"]`, `"roles":[]`), f + "keys[0].roles"},
-		"roles null, not an admin":    {keyringStatement(`"roles":["builder","signer"]`, `"roles":null`), f + "keys[0].roles"},
-		"no roles, an admin":          {keyringStatement(`"roles":["security"]`, `"roles":[]`), ""},
-		"window of one index":         {keyringStatement(`"notAfter":5000`, `"notAfter":0`), ""},
-		"window backwards":            {keyringStatement(`"notBefore":0,`, `"notBefore":5001,`), f + "keys[0].notAfter"},
-		"window null":                 {keyringStatement(`"notBefore":0,"notAfter":5000`, `"notBefore":null,"notAfter":null`), ""},
-		"notBefore negative":          {keyringStatement(`"notBefore":0,`, `"notBefore":-1,`), f[:len(f)-1]},
-		"notAfter too large":          {keyringStatement(`"notAfter":5000`, `"notAfter":18446744073709551616`), f[:len(f)-1]},
-		"notAfter largest":            {keyringStatement(`"notAfter":5000`, `"notAfter":18446744073709551615`), ""},
-		"no environment name":         {keyringStatement(`{"name":"dev"}`, `{"name":""}`), f + "environments[0].name"},
-		"environment name over cap":   {keyringStatement(`{"name":"dev"}`, `{"name":"`+long+`x"}`), f + "environments[0].name"},
-		"environment twice":           {keyringStatement(`{"name":"staging"`, `{"name":"dev"`), f + "environments[1].name"},
-		"environment from itself":     {keyringStatement(`"from":"dev"`, `"from":"staging"`), f + "environments[1].from"},
-		"environment from unknown":    {keyringStatement(`"from":"dev"`, `"from":"qa"`), f + "environments[1].from"},
-		"environment from later":      {keyringStatement(`{"name":"dev"}`, `{"name":"dev","from":"prod"}`), ""},
-		"approvals negative":          {keyringStatement(`"approvals":2`, `"approvals":-1`), f + "environments[2].approvals"},
-		"approvals zero":              {keyringStatement(`"approvals":2`, `"approvals":0`), ""},
-		"approvals minus zero":        {keyringStatement(`"approvals":2`, `"approvals":-0`), ""},
-		"approvals not an integer":    {keyringStatement(`"approvals":2`, `"approvals":1.5`), f[:len(f)-1]},
-		"reproducible negative":       {keyringStatement(`"reproducible":2`, `"reproducible":-2`), f + "environments[2].reproducible"},
-		"no environments":             {keyringStatement(`{"name":"dev"},{"name":"staging","from":"dev"},{"name":"prod","from":"staging","approvals":2,"reproducible":2}`, ``), ""},
-		"unknown role in roles":       {keyringStatement(`"roles":{"attester"`, `"roles":{"deployer"`), f + "roles"},
-		"empty predicate types":       {keyringStatement(`{"predicateTypes":["https://spdx.dev/Document"]}`, `{"predicateTypes":[]}`), f + "roles.attester.predicateTypes"},
-		"null role":                   {keyringStatement(`{"predicateTypes":["https://spdx.dev/Document"]}`, `null`), f + "roles.attester.predicateTypes"},
-		"empty predicate type":        {keyringStatement(`["https://spdx.dev/Document"]`, `["https://spdx.dev/Document",""]`), f + "roles.attester.predicateTypes[1]"},
-		"security narrowed":           {keyringStatement(`"roles":{"attester"`, `"roles":{"security":{"predicateTypes":["x"]},"attester"`), ""},
-		"roles empty":                 {keyringStatement(`{"attester":{"predicateTypes":["https://spdx.dev/Document"]}}`, `{}`), ""},
-		"no admins":                   {keyringStatement(`"admins":{"keys":["root1","root2"],"threshold":2}`, `"admins":null`), f + "admins.keys"},
-		"no admin keys":               {keyringStatement(`"keys":["root1","root2"]`, `"keys":[]`), f + "admins.keys"},
-		"admin not a key":             {keyringStatement(`"keys":["root1","root2"]`, `"keys":["root1","root3"]`), f + "admins.keys[1]"},
-		"admin twice":                 {keyringStatement(`"keys":["root1","root2"]`, `"keys":["root2","root2"]`), f + "admins.keys[1]"},
-		"threshold zero":              {keyringStatement(`"threshold":2`, `"threshold":0`), f + "admins.threshold"},
-		"threshold missing":           {keyringStatement(`,"threshold":2`, ``), f + "admins.threshold"},
-		"threshold over the admins":   {keyringStatement(`"threshold":2`, `"threshold":3`), f + "admins.threshold"},
-		"threshold one":               {keyringStatement(`"threshold":2`, `"threshold":1`), ""},
-		"threshold a string":          {keyringStatement(`"threshold":2`, `"threshold":"2"`), f[:len(f)-1]},
-		"keys not a list":             {keyringStatement(`"keys":[{"name":"ci"`, `"keys":{"x":[{"name":"ci"`, `-----END PUBLIC KEY-----\n","roles":["promoter","approver"],"notBefore":10}]`, `-----END PUBLIC KEY-----\n","roles":["promoter","approver"],"notBefore":10}]}`), f[:len(f)-1]},
-		"key null":                    {keyringStatement(`"keys":[`, `"keys":[null,`), f + "keys[0].name"},
-		"extensions":                  {keyringStatement(`"admins":{`, `"x":{"y":[1]},"admins":{"x":1,`, `{"name":"dev"}`, `{"name":"dev","x":null}`, `"name":"ci"`, `"name":"ci","publicKeyFile":"ignored","x":[]`, `{"predicateTypes"`, `{"x":true,"predicateTypes"`), ""},
-		"duplicate key member":        {keyringStatement(`"name":"ci"`, `"name":"ci","name":"ci"`), "statement"},
-		"duplicate role member":       {keyringStatement(`"roles":{"attester"`, `"roles":{"attester":{},"attester"`), "statement"},
-		"duplicate environment field": {keyringStatement(`"approvals":2`, `"approvals":2,"approvals":2`), "statement"},
-		"subject missing":             {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs[:3]...), keyringPred()), "statement.subject"},
-		"subject extra":               {trustStatement(KeyringPredicateType, subjectsJSON(append(allKeyIDs, digest.Hex)...), keyringPred()), "statement.subject"},
-		"subject sha512":              {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs...)[:len(subjectsJSON(allKeyIDs...))-1]+`,{"digest":{"sha512":"`+strings.Repeat("a", 128)+`"}}]`, keyringPred()), "statement.subject"},
-		"subject twice":               {trustStatement(KeyringPredicateType, subjectsJSON(append(allKeyIDs, allKeyIDs[0])...), keyringPred()), ""},
-		"subjects in another order":   {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs[3], allKeyIDs[1], allKeyIDs[0], allKeyIDs[2]), keyringPred()), ""},
+		"as is":                          {keyringStatement(), ""},
+		"no key name":                    {keyringStatement(`"name":"ci"`, `"name":""`), f + "keys[0].name"},
+		"key name at the cap":            {keyringStatement(`"name":"ci"`, `"name":"`+long+`"`), ""},
+		"key name over the cap":          {keyringStatement(`"name":"ci"`, `"name":"`+long+`n"`), f + "keys[0].name"},
+		"key name twice":                 {keyringStatement(`"name":"alice"`, `"name":"ci"`), f + "keys[3].name"},
+		"no public key":                  {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKey":null`), f + "keys[0].publicKey"},
+		"public key not PEM":             {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKey":"x"`), f + "keys[0].publicKey"},
+		"public key over the cap":        {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKey":"`+strings.Repeat("x", MaxKeyringPEM+1)+`"`), f + "keys[0].publicKey"},
+		"public key file":                {keyringStatement(`"publicKey":`+pemJSON(0), `"publicKeyFile":"ci.pub"`), f + "keys[0].publicKey"},
+		"the same key twice":             {keyringStatement(`"publicKey":`+pemJSON(3), `"publicKey":`+pemJSON(0)), f + "keys[3].publicKey"},
+		"unknown role":                   {keyringStatement(`"roles":["builder","signer"]`, `"roles":["builder","deployer"]`), f + "keys[0].roles[1]"},
+		"role twice":                     {keyringStatement(`"roles":["builder","signer"]`, `"roles":["signer","signer"]`), f + "keys[0].roles[1]"},
+		"role null":                      {keyringStatement(`"roles":["builder","signer"]`, `"roles":[null]`), f + "keys[0].roles[0]"},
+		"every role":                     {keyringStatement(`"roles":["builder","signer"]`, `"roles":["builder","signer","promoter","approver","attester","verifier","security"]`), ""},
+		"no roles, not an admin":         {keyringStatement(`"roles":["builder","signer"]`, `"roles":[]`), f + "keys[0].roles"},
+		"roles null, not an admin":       {keyringStatement(`"roles":["builder","signer"]`, `"roles":null`), f + "keys[0].roles"},
+		"no roles, an admin":             {keyringStatement(`"roles":["security"]`, `"roles":[]`), ""},
+		"window of one index":            {keyringStatement(`"notAfter":5000`, `"notAfter":0`), ""},
+		"window backwards":               {keyringStatement(`"notBefore":0,`, `"notBefore":5001,`), f + "keys[0].notAfter"},
+		"window null":                    {keyringStatement(`"notBefore":0,"notAfter":5000`, `"notBefore":null,"notAfter":null`), ""},
+		"notBefore negative":             {keyringStatement(`"notBefore":0,`, `"notBefore":-1,`), f[:len(f)-1]},
+		"notAfter too large":             {keyringStatement(`"notAfter":5000`, `"notAfter":18446744073709551616`), f[:len(f)-1]},
+		"notAfter largest":               {keyringStatement(`"notAfter":5000`, `"notAfter":18446744073709551615`), ""},
+		"no environment name":            {keyringStatement(`{"name":"dev"}`, `{"name":""}`), f + "environments[0].name"},
+		"environment name over cap":      {keyringStatement(`{"name":"dev"}`, `{"name":"`+long+`x"}`), f + "environments[0].name"},
+		"environment twice":              {keyringStatement(`{"name":"staging"`, `{"name":"dev"`), f + "environments[1].name"},
+		"environment from itself":        {keyringStatement(`"from":"dev"`, `"from":"staging"`), f + "environments[1].from"},
+		"environment from unknown":       {keyringStatement(`"from":"dev"`, `"from":"qa"`), f + "environments[1].from"},
+		"environment from later":         {keyringStatement(`{"name":"dev"}`, `{"name":"dev","from":"prod"}`), ""},
+		"approvals negative":             {keyringStatement(`"approvals":2`, `"approvals":-1`), f + "environments[2].approvals"},
+		"approvals zero":                 {keyringStatement(`"approvals":2`, `"approvals":0`), ""},
+		"approvals minus zero":           {keyringStatement(`"approvals":2`, `"approvals":-0`), ""},
+		"approvals not an integer":       {keyringStatement(`"approvals":2`, `"approvals":1.5`), f[:len(f)-1]},
+		"reproducible negative":          {keyringStatement(`"reproducible":2`, `"reproducible":-2`), f + "environments[2].reproducible"},
+		"no environments":                {keyringStatement(`{"name":"dev"},{"name":"staging","from":"dev"},{"name":"prod","from":"staging","approvals":2,"reproducible":2}`, ``), ""},
+		"unknown role in roles":          {keyringStatement(`"roles":{"attester"`, `"roles":{"deployer"`), f + "roles"},
+		"empty predicate types":          {keyringStatement(`{"predicateTypes":["https://spdx.dev/Document"]}`, `{"predicateTypes":[]}`), f + "roles.attester.predicateTypes"},
+		"null role":                      {keyringStatement(`{"predicateTypes":["https://spdx.dev/Document"]}`, `null`), f + "roles.attester.predicateTypes"},
+		"empty predicate type":           {keyringStatement(`["https://spdx.dev/Document"]`, `["https://spdx.dev/Document",""]`), f + "roles.attester.predicateTypes[1]"},
+		"security narrowed":              {keyringStatement(`"roles":{"attester"`, `"roles":{"security":{"predicateTypes":["x"]},"attester"`), ""},
+		"roles empty":                    {keyringStatement(`{"attester":{"predicateTypes":["https://spdx.dev/Document"]}}`, `{}`), ""},
+		"no admins, a key without roles": {keyringStatement(`"admins":{"keys":["root1","root2"],"threshold":2}`, `"admins":null`), f + "keys[1].roles"},
+		"no admins":                      {keyringStatement(`"admins":{"keys":["root1","root2"],"threshold":2}`, `"admins":{}`, `"roles":[]`, `"roles":["verifier"]`), ""},
+		"a threshold, no admins":         {keyringStatement(`"keys":["root1","root2"],"threshold":2`, `"keys":[],"threshold":1`), f + "admins.keys"},
+		"no keys":                        {trustStatement(KeyringPredicateType, `[{"name":"no keys","digest":{"sha256":"`+NoKeysSubject.Digest.Hex+`"}}]`, `{"keys":[],"environments":[{"name":"dev"}]}`), ""},
+		"no keys, a key's subject":       {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs[0]), `{"keys":null}`), "statement.subject"},
+		"no keys, but admins":            {trustStatement(KeyringPredicateType, `[{"digest":{"sha256":"`+NoKeysSubject.Digest.Hex+`"}}]`, `{"admins":{"keys":["root1"],"threshold":1}}`), f + "admins.keys[0]"},
+		"no admin keys":                  {keyringStatement(`"keys":["root1","root2"]`, `"keys":[]`), f + "admins.keys"},
+		"admin not a key":                {keyringStatement(`"keys":["root1","root2"]`, `"keys":["root1","root3"]`), f + "admins.keys[1]"},
+		"admin twice":                    {keyringStatement(`"keys":["root1","root2"]`, `"keys":["root2","root2"]`), f + "admins.keys[1]"},
+		"threshold zero":                 {keyringStatement(`"threshold":2`, `"threshold":0`), f + "admins.threshold"},
+		"threshold missing":              {keyringStatement(`,"threshold":2`, ``), f + "admins.threshold"},
+		"threshold over the admins":      {keyringStatement(`"threshold":2`, `"threshold":3`), f + "admins.threshold"},
+		"threshold one":                  {keyringStatement(`"threshold":2`, `"threshold":1`), ""},
+		"threshold a string":             {keyringStatement(`"threshold":2`, `"threshold":"2"`), f[:len(f)-1]},
+		"keys not a list":                {keyringStatement(`"keys":[{"name":"ci"`, `"keys":{"x":[{"name":"ci"`, `-----END PUBLIC KEY-----\n","roles":["promoter","approver"],"notBefore":10}]`, `-----END PUBLIC KEY-----\n","roles":["promoter","approver"],"notBefore":10}]}`), f[:len(f)-1]},
+		"key null":                       {keyringStatement(`"keys":[`, `"keys":[null,`), f + "keys[0].name"},
+		"extensions":                     {keyringStatement(`"admins":{`, `"x":{"y":[1]},"admins":{"x":1,`, `{"name":"dev"}`, `{"name":"dev","x":null}`, `"name":"ci"`, `"name":"ci","publicKeyFile":"ignored","x":[]`, `{"predicateTypes"`, `{"x":true,"predicateTypes"`), ""},
+		"duplicate key member":           {keyringStatement(`"name":"ci"`, `"name":"ci","name":"ci"`), "statement"},
+		"duplicate role member":          {keyringStatement(`"roles":{"attester"`, `"roles":{"attester":{},"attester"`), "statement"},
+		"duplicate environment field":    {keyringStatement(`"approvals":2`, `"approvals":2,"approvals":2`), "statement"},
+		"subject missing":                {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs[:3]...), keyringPred()), "statement.subject"},
+		"subject extra":                  {trustStatement(KeyringPredicateType, subjectsJSON(append(allKeyIDs, digest.Hex)...), keyringPred()), "statement.subject"},
+		"subject sha512":                 {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs...)[:len(subjectsJSON(allKeyIDs...))-1]+`,{"digest":{"sha512":"`+strings.Repeat("a", 128)+`"}}]`, keyringPred()), "statement.subject"},
+		"subject twice":                  {trustStatement(KeyringPredicateType, subjectsJSON(append(allKeyIDs, allKeyIDs[0])...), keyringPred()), ""},
+		"subjects in another order":      {trustStatement(KeyringPredicateType, subjectsJSON(allKeyIDs[3], allKeyIDs[1], allKeyIDs[0], allKeyIDs[2]), keyringPred()), ""},
 	} {
 		checkParsed(t, name, tc.in, tc.field)
 	}
@@ -385,6 +390,9 @@ func TestTrustStatementBuilders(t *testing.T) {
 	if _, err := KeyringSubjects(bad.Keys); err == nil {
 		t.Error("KeyringSubjects: a wrong KeyID accepted")
 	}
+	if st, err := NewKeyringStatement(&KeyringPredicate{}); err != nil || !strings.Contains(string(st), NoKeysSubject.Digest.Hex) {
+		t.Errorf("NewKeyringStatement of no keys: %s, %v", st, err)
+	}
 	bad.Keys = kr.Keys[:1] // the admin is gone
 	if _, err := NewKeyringStatement(&bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("NewKeyringStatement without its admin key: %v", err)
@@ -439,6 +447,8 @@ func FuzzKeyringStatement(f *testing.F) {
 	f.Add([]byte(keyringStatement()))
 	f.Add([]byte(keyringStatement(`"roles":["security"]`, `"roles":[]`, `"threshold":2`, `"threshold":1`)))
 	f.Add([]byte(trustStatement(KeyringPredicateType, subjectsJSON(trustKeys[3].id), `{"keys":[{"name":"r","publicKey":`+pemJSON(3)+`}],"admins":{"keys":["r"],"threshold":1}}`)))
+	f.Add([]byte(trustStatement(KeyringPredicateType, subjectsJSON(trustKeys[3].id), `{"keys":[{"name":"r","publicKey":`+pemJSON(3)+`,"roles":["builder"]}]}`)))
+	f.Add([]byte(trustStatement(KeyringPredicateType, `[{"digest":{"sha256":"`+NoKeysSubject.Digest.Hex+`"}}]`, `{"keys":[]}`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkStatementMatchesReference(t, b)
 		ev, err := ParseStatement(b)
@@ -446,7 +456,8 @@ func FuzzKeyringStatement(f *testing.F) {
 			return
 		}
 		k := ev.Keyring
-		if len(ev.Subjects) != len(k.Keys) || k.Admins.Threshold < 1 || k.Admins.Threshold > len(k.Admins.Keys) {
+		noAdmins := len(k.Admins.Keys) == 0 && k.Admins.Threshold == 0
+		if len(ev.Subjects) != max(len(k.Keys), 1) || !noAdmins && (k.Admins.Threshold < 1 || k.Admins.Threshold > len(k.Admins.Keys)) {
 			t.Fatalf("keyring %+v about %v", k, ev.Subjects)
 		}
 		for _, key := range k.Keys {
