@@ -1,9 +1,15 @@
 package log
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/provlog/provlog/event"
 	"github.com/provlog/provlog/policy"
@@ -37,6 +43,33 @@ type Admitted struct {
 	Terms []IndexTerm
 	// Type is the event type; "" for an opaque entry.
 	Type string
+	// Sequence, if not nil, is called by the sequencer, in log order, with
+	// the index the entry is about to take (never for a duplicate), before
+	// anything of its round is written: an error refuses the entry's
+	// request, and nothing of it is logged. It is for what depends on the
+	// exact index, or on entries sequenced since the entry was admitted.
+	Sequence func(index uint64) error
+	// Alone is true for an entry that must be the only one of its request
+	// (its Sequence changes what later entries are admitted against).
+	Alone bool
+}
+
+// Bootstrapper is an Admitter with entries the log must hold before any
+// other (the genesis keyring): Open calls Bootstrap once, before it
+// accepts writes, and logs the entries it returns, in order, through the
+// usual admission.
+type Bootstrapper interface {
+	Bootstrap(ctx context.Context, signer note.Signer) ([][]byte, error)
+}
+
+type nextIndexKey struct{}
+
+// NextIndex returns, in an Admitter's context, the log's size when the
+// entry was submitted: a lower bound of the index it will take (the
+// exact index reaches Admitted.Sequence).
+func NextIndex(ctx context.Context) uint64 {
+	n, _ := ctx.Value(nextIndexKey{}).(uint64)
+	return n
 }
 
 // IndexTerm is one search-index term: the entry is found under
@@ -58,19 +91,24 @@ const (
 
 // Tags: the event type kept with each index entry.
 const (
-	TagBuild      byte = 'b'
-	TagSign       byte = 's'
-	TagPromote    byte = 'p'
-	TagSBOM       byte = 'm'
-	TagTestResult byte = 't'
-	TagVSA        byte = 'v'
-	TagLink       byte = 'l'
+	TagBuild        byte = 'b'
+	TagSign         byte = 's'
+	TagPromote      byte = 'p'
+	TagSBOM         byte = 'm'
+	TagTestResult   byte = 't'
+	TagVSA          byte = 'v'
+	TagLink         byte = 'l'
+	TagKeyring      byte = 'g'
+	TagRevoke       byte = 'r'
+	TagQuarantine   byte = 'q'
+	TagUnquarantine byte = 'u'
 )
 
 // tags maps event types to their tags.
 var tags = map[string]byte{
 	event.TypeBuild: TagBuild, event.TypeSign: TagSign, event.TypePromote: TagPromote,
 	event.TypeSBOM: TagSBOM, event.TypeTestResult: TagTestResult, event.TypeVSA: TagVSA, event.TypeLink: TagLink,
+	event.TypeKeyring: TagKeyring, event.TypeRevoke: TagRevoke, event.TypeQuarantine: TagQuarantine, event.TypeUnquarantine: TagUnquarantine,
 }
 
 // TagName returns the event type of a tag.
@@ -93,8 +131,9 @@ func (OpenAdmission) Admit(_ context.Context, entry []byte) (Admitted, error) {
 }
 
 // IndexReader reads the search index and the entries it lists, for
-// lineage and reproducibility checks. It sees what the log has committed:
-// an index entry is written in the same batch as its entry.
+// lineage and reproducibility checks and to rebuild the trust history. It
+// sees what the log has committed: an index entry is written in the same
+// batch as its entry.
 type IndexReader interface {
 	// HasIndex reports whether (kind, value) lists index with tag.
 	HasIndex(kind byte, value string, index uint64, tag byte) (bool, error)
@@ -108,17 +147,119 @@ type IndexReader interface {
 }
 
 // AttestationAdmission admits only typed, signed supply-chain events (see
-// package event): every signature verified against the keyring, roles
-// enforced, lineage checked against the log's index.
+// package event), by the rules of policy.History: every signature verified
+// against the keyring in force at the entry's index, roles, validity
+// windows, revocations and quarantines enforced, lineage checked against
+// the log's index.
+//
+// The log's trust history (its keyring events, revocations and
+// quarantines) is rebuilt from the log when it opens (Bootstrap), through
+// the search index of trust events. A log with none logs Keyring as its
+// genesis keyring event, signed by the log key, before any other entry.
 type AttestationAdmission struct {
+	// Keyring is the bootstrap keyring (the operator's --keyring file).
 	Keyring *Keyring
-	Index   IndexReader
+	// Index reads the log's committed entries and index.
+	Index IndexReader
+	// Logger receives warnings (a keyring file that no longer matters).
+	// If nil, slog.Default().
+	Logger *slog.Logger
+
+	// history is the trust history, set by Bootstrap; the sequencer
+	// alone applies changes to it (through Admitted.Sequence).
+	history atomic.Pointer[policy.History]
+}
+
+// History returns the log's trust history, or nil before Bootstrap.
+func (a *AttestationAdmission) History() *policy.History { return a.history.Load() }
+
+// Bootstrap implements Bootstrapper: it rebuilds the trust history from
+// the log's trust events (each checked again as it is replayed), and
+// returns the entries to log before any other: the genesis keyring of a
+// log without one; or, while the keyring in force names no admins (so
+// the log key manages it), the bootstrap keyring if it differs from the
+// one in force. Once the keyring names admins, a differing file is only
+// warned about.
+func (a *AttestationAdmission) Bootstrap(ctx context.Context, signer note.Signer) ([][]byte, error) {
+	logger := a.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	key := signerKey{signer}
+	h := policy.NewHistory(key)
+	l := ledger{a.Index}
+	for from, more := uint64(0), true; more; {
+		hits, m, err := a.Index.SearchIndex(IndexTrust, trustValue, from, 256)
+		if err != nil {
+			return nil, fmt.Errorf("reading the trust index: %w", err)
+		}
+		more = m && len(hits) > 0
+		for _, hit := range hits {
+			from = hit.Index + 1
+			env, ev, err := l.Event(ctx, hit.Index)
+			if err != nil {
+				return nil, fmt.Errorf("trust event %d: %w", hit.Index, err)
+			}
+			d, err := h.Check(ctx, hit.Index, env, ev)
+			if err != nil {
+				return nil, fmt.Errorf("the log's trust history does not replay: entry %d: %w", hit.Index, err)
+			}
+			if err := h.Apply(hit.Index, ev, d); err != nil {
+				return nil, fmt.Errorf("trust event %d: %w", hit.Index, err)
+			}
+		}
+	}
+	a.history.Store(h)
+	if a.Keyring == nil {
+		return nil, nil
+	}
+	vs := h.Versions()
+	if len(vs) > 0 {
+		current := vs[len(vs)-1]
+		if sameKeyring(current.Keyring, a.Keyring) {
+			return nil, nil
+		}
+		if admins, _ := current.Keyring.Admins(); len(admins) > 0 {
+			logger.WarnContext(ctx, "the keyring file differs from the keyring in force, which names admins: the file is only the bootstrap and is ignored; change the keyring with provlog keyring propose, approve and submit",
+				"in_force_since", current.Index, "keys_in_force", current.Keyring.Len(), "keys_in_file", a.Keyring.Len())
+			return nil, nil
+		}
+		logger.InfoContext(ctx, "the keyring file differs from the keyring in force, which names no admins: logging the file as the new keyring, signed by the log key", "in_force_since", current.Index)
+	}
+	entry, err := signByLog(ctx, signer, a.Keyring.Predicate())
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{entry}, nil
+}
+
+// sameKeyring reports whether two keyrings have the same predicate.
+func sameKeyring(a, b *Keyring) bool {
+	ja, err1 := event.NewKeyringStatement(a.Predicate())
+	jb, err2 := event.NewKeyringStatement(b.Predicate())
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// signByLog makes the keyring event of p signed by the log key.
+func signByLog(ctx context.Context, signer note.Signer, p *event.KeyringPredicate) ([]byte, error) {
+	payload, err := event.NewKeyringStatement(p)
+	if err != nil {
+		return nil, err
+	}
+	return event.SignEnvelope(ctx, payload, signerKey{signer})
 }
 
 // Admit implements Admitter. The entry is a DSSE envelope or a Sigstore
 // bundle holding one (event.ParseEntry); what is logged is the canonical
-// envelope either way.
+// envelope either way. It is checked at the log's size (NextIndex), and
+// again by the sequencer at the index it takes (Admitted.Sequence): only
+// signers' validity windows if the trust history has not changed since,
+// else everything.
 func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitted, error) {
+	h := a.history.Load()
+	if h == nil {
+		return Admitted{}, fmt.Errorf("%w: the log's trust history is not loaded yet", ErrUnavailable)
+	}
 	env, err := event.ParseEntry(entry)
 	if err != nil {
 		return Admitted{}, fmt.Errorf("%w: %w", ErrInvalidEntry, err)
@@ -127,29 +268,67 @@ func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitte
 	if err != nil {
 		return Admitted{}, fmt.Errorf("%w: %w", ErrInvalidEntry, err)
 	}
-	signers, err := a.Keyring.verify(ctx, env)
+	l := ledger{a.Index}
+	d, err := h.Admit(ctx, l, NextIndex(ctx), env, ev)
 	if err != nil {
-		return Admitted{}, err
+		return Admitted{}, admissionError(err)
 	}
-	if err := a.Keyring.authorize(ev, signers); err != nil {
-		return Admitted{}, err
+	ctx = context.WithoutCancel(ctx)
+	adm := Admitted{Leaf: env.Canonical(), Terms: terms(ev, d.Signers), Type: ev.Type}
+	if policy.IsTrustEvent(ev.Type) {
+		adm.Alone = true
+		adm.Sequence = func(index uint64) error {
+			d, err := h.Admit(ctx, l, index, env, ev)
+			if err != nil {
+				return admissionError(err)
+			}
+			return h.Apply(index, ev, d)
+		}
+		return adm, nil
 	}
-	if err := a.checkLineage(ev); err != nil {
-		return Admitted{}, err
+	adm.Sequence = func(index uint64) error {
+		if h.Generation() == d.Generation {
+			return admissionError(h.CheckWindows(d.Signers, index))
+		}
+		// The trust history changed since: decide again, at the index.
+		_, err := h.Admit(ctx, l, index, env, ev)
+		return admissionError(err)
 	}
-	if err := a.checkReproducible(ctx, ev); err != nil {
-		return Admitted{}, err
-	}
-	return Admitted{Leaf: env.Canonical(), Terms: terms(ev, signers), Type: ev.Type}, nil
+	return adm, nil
 }
+
+// admissionError maps policy's errors to the log's sentinels.
+func admissionError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, policy.ErrNotAuthorized):
+		return fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+	case errors.Is(err, policy.ErrInvalidKeyring):
+		return fmt.Errorf("%w: %w", ErrInvalidEntry, err)
+	case errors.Is(err, policy.ErrRefused), errors.Is(err, policy.ErrLineage):
+		return fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
+	case errors.Is(err, policy.ErrLedger):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// IndexTrust lists the trust events (keyring, revoke, quarantine,
+// unquarantine) under the one value trustValue, so that Bootstrap finds
+// them all without reading the log.
+const (
+	IndexTrust byte = 'g'
+	trustValue      = "trust"
+)
 
 // terms returns the index terms of an event signed by signers: written in
 // the same batch as the entry, so the index never drifts from the log.
-func terms(ev *event.Event, signers []*ringKey) []IndexTerm {
+func terms(ev *event.Event, signers []*policy.Key) []IndexTerm {
 	tag := tags[ev.Type]
 	var ts []IndexTerm
 	for _, k := range signers {
-		ts = append(ts, IndexTerm{Kind: IndexSigner, Value: k.id, Tag: tag})
+		ts = append(ts, IndexTerm{Kind: IndexSigner, Value: k.ID, Tag: tag})
 	}
 	for _, d := range ev.Subjects {
 		ts = append(ts, IndexTerm{Kind: IndexDigest, Value: d.String(), Tag: tag})
@@ -162,160 +341,91 @@ func terms(ev *event.Event, signers []*ringKey) []IndexTerm {
 			IndexTerm{Kind: IndexBuilder, Value: ev.Build.BuilderID, Tag: tag},
 			IndexTerm{Kind: IndexCommit, Value: ev.Build.SourceCommit, Tag: tag})
 	}
+	if policy.IsTrustEvent(ev.Type) {
+		ts = append(ts, IndexTerm{Kind: IndexTrust, Value: trustValue, Tag: tag})
+	}
 	return ts
 }
 
-// checkLineage checks that a sign or promote event cites a logged build
-// event of the same artifacts, and that a promotion follows the keyring's
-// environment chain.
-func (a *AttestationAdmission) checkLineage(ev *event.Event) error {
-	var buildIndex uint64
-	switch {
-	case ev.Sign != nil:
-		buildIndex = ev.Sign.BuildIndex
-	case ev.Promote != nil:
-		buildIndex = ev.Promote.BuildIndex
-	default:
-		return nil
-	}
-	for _, d := range ev.Subjects {
-		ok, err := a.Index.HasIndex(IndexDigest, d.String(), buildIndex, TagBuild)
-		if err != nil {
-			return fmt.Errorf("%w: reading the index: %w", ErrUnavailable, err)
+// ledger reads the log's committed entries and index for policy's
+// admission.
+type ledger struct{ ix IndexReader }
+
+// Event implements policy.Ledger. Every entry of an attestation log was
+// admitted as an event, so one that does not parse is the store's fault.
+func (l ledger) Event(_ context.Context, index uint64) (*event.Envelope, *event.Event, error) {
+	var env *event.Envelope
+	var ev *event.Event
+	err := l.ix.Entries(index, 1, func(_ uint64, entry []byte) error {
+		var err error
+		if env, err = event.ParseEnvelope(entry); err != nil {
+			return err
 		}
-		if !ok {
-			return fmt.Errorf("%w: statement.predicate.buildIndex: entry %d is not a build event of %s", ErrFailedPrecondition, buildIndex, d)
-		}
+		ev, err = event.ParseStatement(env.Payload)
+		return err
+	})
+	if err == nil && ev == nil {
+		err = fmt.Errorf("no entry %d", index)
 	}
-	if ev.Promote == nil {
-		return nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading entry %d: %w", index, err)
 	}
-	envr := a.Keyring.envs[ev.Promote.To] // authorize checked it exists
-	if envr.From == "" {
-		return nil
-	}
-	if ev.Promote.From != envr.From {
-		return fmt.Errorf("%w: statement.predicate.from: promotions to %s must come from %s, not %q", ErrFailedPrecondition, envr.Name, envr.From, ev.Promote.From)
-	}
-	for _, d := range ev.Subjects {
-		hits, _, err := a.Index.SearchIndex(IndexPromotion, d.String()+"@"+envr.From, 0, 1)
-		if err != nil {
-			return fmt.Errorf("%w: reading the index: %w", ErrUnavailable, err)
-		}
-		if len(hits) == 0 {
-			return fmt.Errorf("%w: %s was never promoted to %s, so it cannot be promoted from it to %s", ErrFailedPrecondition, d, envr.From, envr.Name)
-		}
-	}
-	return nil
+	return env, ev, nil
 }
 
-// MaxReproducibleBuilds is how many build events of one artifact a
-// reproducibility check reads at most, in log order; builds after them do
-// not count.
-const MaxReproducibleBuilds = 1024
+// HasEvent implements policy.Ledger.
+func (l ledger) HasEvent(_ context.Context, digest string, index uint64, eventType string) (bool, error) {
+	return l.ix.HasIndex(IndexDigest, digest, index, tags[eventType])
+}
 
-// checkReproducible refuses a promotion into an environment that needs
-// independent builds (Environment.Reproducible) until each subject has
-// that many logged of the source of the build the promotion cites.
-// checkLineage has checked that the cited build is a build of every
-// subject.
-func (a *AttestationAdmission) checkReproducible(ctx context.Context, ev *event.Event) error {
-	if ev.Promote == nil {
-		return nil
+// Events implements policy.Ledger.
+func (l ledger) Events(_ context.Context, digest, eventType, env string, from uint64, limit int) ([]uint64, bool, error) {
+	kind, value := IndexDigest, digest
+	if env != "" {
+		kind, value = IndexPromotion, digest+"@"+env
 	}
-	envr := a.Keyring.envs[ev.Promote.To]
-	if envr.Reproducible == 0 {
-		return nil
+	tag := tags[eventType]
+	var out []uint64
+	for {
+		hits, more, err := l.ix.SearchIndex(kind, value, from, limit)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, h := range hits {
+			from = h.Index + 1
+			if h.Tag == tag {
+				out = append(out, h.Index)
+			}
+		}
+		if len(out) > 0 || !more || len(hits) == 0 {
+			return out, more, nil
+		}
 	}
-	cited, err := a.readEvent(ev.Promote.BuildIndex)
+}
+
+// signerKey is the log's checkpoint key as a DSSE key: it signs the
+// genesis keyring (and keyring changes while no admins are named), and
+// verifies a signature by signing again, Ed25519 being deterministic, as
+// parseOwnCheckpoint does.
+type signerKey struct{ s note.Signer }
+
+func (k signerKey) Sign(_ context.Context, data []byte) ([]byte, error) { return k.s.Sign(data) }
+
+func (k signerKey) Verify(_ context.Context, data, sig []byte) error {
+	want, err := k.s.Sign(data)
 	if err != nil {
 		return err
 	}
-	if cited.ev.Build == nil {
-		return fmt.Errorf("%w: entry %d, indexed as a build event, is a %s event", ErrUnavailable, ev.Promote.BuildIndex, cited.ev.Type)
-	}
-	src := policy.Source(cited.ev.Build)
-	for _, d := range ev.Subjects {
-		ind, err := a.independentBuilds(ctx, d.String(), src, envr.Reproducible)
-		if err != nil {
-			return err
-		}
-		if len(ind) < envr.Reproducible {
-			return fmt.Errorf("%w: promotion to %s needs %d independent builds of %s from the source of build %d (%s: distinct builder ids, signed by distinct keyring keys); the log has %d %v",
-				ErrFailedPrecondition, envr.Name, envr.Reproducible, d, ev.Promote.BuildIndex, src, len(ind), ind)
-		}
+	if !bytes.Equal(want, sig) {
+		return errors.New("not the log key's signature")
 	}
 	return nil
 }
 
-// independentBuilds returns the log indices of a largest set of
-// independent builds (policy.Independent) of digest from src, reading the
-// digest's build events in pages until there are want of them or
-// MaxReproducibleBuilds have been read. A build counts only if the keyring
-// would admit it today; its keys are the keyring keys that signed it.
-func (a *AttestationAdmission) independentBuilds(ctx context.Context, digest, src string, want int) ([]uint64, error) {
-	var builds []policy.SignedBuild
-	var ind []uint64
-	read := 0
-	for from, more := uint64(0), true; more && read < MaxReproducibleBuilds && len(ind) < want; {
-		hits, m, err := a.Index.SearchIndex(IndexDigest, digest, from, 256)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading the index: %w", ErrUnavailable, err)
-		}
-		more = m && len(hits) > 0 // no page without progress
-		for _, h := range hits {
-			from = h.Index + 1
-			if h.Tag != TagBuild || read == MaxReproducibleBuilds {
-				continue
-			}
-			read++
-			e, err := a.readEvent(h.Index)
-			if err != nil {
-				return nil, err
-			}
-			if e.ev.Build == nil || policy.Source(e.ev.Build) != src {
-				continue
-			}
-			signers, err := a.Keyring.verify(ctx, e.env)
-			if err != nil || a.Keyring.authorize(e.ev, signers) != nil {
-				continue // the keyring would not admit it today
-			}
-			b := policy.SignedBuild{Index: h.Index, Builder: e.ev.Build.BuilderID}
-			for _, k := range signers {
-				b.Signers = append(b.Signers, k.id)
-			}
-			builds = append(builds, b)
-		}
-		ind = policy.Independent(builds)
-	}
-	return ind, nil
+// KeyID is the DSSE key id of the log key's signatures: the note key's
+// name and hash, as in its verifier key (only a hint, as all key ids).
+func (k signerKey) KeyID() (string, error) {
+	return fmt.Sprintf("%s+%08x", k.s.Name(), k.s.KeyHash()), nil
 }
 
-// logged is a logged event, parsed.
-type logged struct {
-	env *event.Envelope
-	ev  *event.Event
-}
-
-// readEvent reads and parses the logged event at index. Every entry of an
-// attestation log was admitted as an event, so one that does not parse is
-// the store's fault.
-func (a *AttestationAdmission) readEvent(index uint64) (logged, error) {
-	var e logged
-	err := a.Index.Entries(index, 1, func(_ uint64, entry []byte) error {
-		env, err := event.ParseEnvelope(entry)
-		if err != nil {
-			return err
-		}
-		ev, err := event.ParseStatement(env.Payload)
-		if err != nil {
-			return err
-		}
-		e = logged{env, ev}
-		return nil
-	})
-	if err != nil {
-		return logged{}, fmt.Errorf("%w: reading entry %d: %w", ErrUnavailable, index, err)
-	}
-	return e, nil
-}
+func (k signerKey) Public() crypto.PublicKey { return nil }

@@ -16,6 +16,7 @@ import (
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/policy"
 )
 
 func cosignFixture(t *testing.T, name string) []byte {
@@ -284,17 +285,18 @@ func TestKeyIDLessSignaturesCostOneScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, k := range kr.keys {
-		k.key = countingKey{k.key, &n}
+	keys := kr.Keys()
+	for _, k := range keys {
+		k.Key = countingKey{k.Key, &n}
 	}
 	// The last keyring key whose private half the test holds (cosign's is
 	// not here: it is the chain's ECDSA verifier key) signs 16 times; ECDSA
 	// signatures differ each time, so none is the same signature twice.
-	var last *ringKey
+	var last *policy.Key
 	var signer event.SigningKey
-	for _, k := range kr.keys {
+	for _, k := range keys {
 		for _, sk := range c.keys {
-			if id, _ := sk.KeyID(); id == k.id {
+			if id, _ := sk.KeyID(); id == k.ID {
 				last, signer = k, sk
 			}
 		}
@@ -316,13 +318,13 @@ func TestKeyIDLessSignaturesCostOneScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signers, err := kr.verify(context.Background(), parsed)
+	signers, err := kr.Verify(context.Background(), parsed)
 	if err != nil || len(signers) != 1 || signers[0] != last {
 		t.Fatalf("verify = %v, %v; want the one signer", signers, err)
 	}
-	pos := slices.Index(kr.keys, last) + 1
+	pos := slices.Index(keys, last) + 1
 	if want := pos + event.MaxSignatures - 1; n > want {
-		t.Errorf("%d verifications for %d signatures by key %d of %d, want at most %d", n, event.MaxSignatures, pos, len(kr.keys), want)
+		t.Errorf("%d verifications for %d signatures by key %d of %d, want at most %d", n, event.MaxSignatures, pos, len(keys), want)
 	}
 }
 

@@ -282,7 +282,32 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 		go l.witnessLoop(wctx)
 		l.kickWitness()
 	}
+	if err := l.bootstrap(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
 	return l, nil
+}
+
+// bootstrap logs, before Open returns, the entries a Bootstrapper
+// admission needs first (the genesis keyring), through the usual path.
+func (l *Log) bootstrap(ctx context.Context) error {
+	b, ok := l.cfg.Admission.(Bootstrapper)
+	if !ok {
+		return nil
+	}
+	entries, err := b.Bootstrap(ctx, l.cfg.Signer)
+	if err != nil {
+		return fmt.Errorf("bootstrapping admission: %w", err)
+	}
+	for _, e := range entries {
+		res, err := l.Add(ctx, e)
+		if err != nil {
+			return fmt.Errorf("logging the bootstrap keyring: %w", err)
+		}
+		l.cfg.Logger.InfoContext(ctx, "logged the bootstrap keyring", "index", res.Index, "duplicate", res.Duplicate)
+	}
+	return nil
 }
 
 // openPublished sets the published checkpoint at open. Unwitnessed, it is

@@ -84,6 +84,7 @@ func (l *Log) newRequest(ctx context.Context, entries [][]byte) (*request, error
 		return nil, fmt.Errorf("%w: no entries", ErrInvalidEntry)
 	}
 	r := &request{entries: make([]Admitted, len(entries)), done: make(chan struct{})}
+	ctx = context.WithValue(ctx, nextIndexKey{}, l.latest.Load().Size)
 	for i, e := range entries {
 		a, err := l.admit(ctx, e)
 		if err != nil {
@@ -92,6 +93,9 @@ func (l *Log) newRequest(ctx context.Context, entries [][]byte) (*request, error
 			}
 			l.metrics.rejected(err)
 			return nil, err
+		}
+		if a.Alone && len(entries) > 1 {
+			return nil, fmt.Errorf("%w: entry %d: a %s event must be submitted alone, not in a batch", ErrInvalidEntry, i, a.Type)
 		}
 		r.entries[i] = a
 		r.bytes += int64(len(a.Leaf))
@@ -286,36 +290,46 @@ func (l *Log) prepare(batch []*request) *pendingRound {
 		return nil
 	}
 	size := l.rng.End()
-	pr := &pendingRound{batch: batch, round: &storage.Round{Start: size}, hashes: map[string]struct{}{}, started: started}
-	for i, e := range all {
-		if found[i] {
+	pr := &pendingRound{round: &storage.Round{Start: size}, hashes: map[string]struct{}{}, started: started}
+	k := 0 // the first entry of r in all, hashes, indices and found
+	for bi, r := range batch {
+		n := len(r.entries)
+		rh, ri, rf := hashes[k:k+n], indices[k:k+n], found[k:k+n]
+		k += n
+		fresh, err := l.plan(r, size, uint64(len(pr.round.Entries)), rh, ri, rf)
+		if err != nil { // refused at its index: nothing of it is written
+			l.metrics.rejected(err)
+			r.results, r.err = nil, err
+			close(r.done)
 			continue
 		}
-		if idx, ok := l.inflightIndex(hashes[i]); ok && idx >= size { // earlier in this batch
-			indices[i], found[i] = idx, true
-			continue
+		pr.batch = append(pr.batch, r)
+		for j, e := range r.entries {
+			if !fresh[j] {
+				continue
+			}
+			// The range and tiles change in memory only; if the commit
+			// fails the sequencer stops for good.
+			if err := l.rng.Append(rh[j], l.tiles.Visit); err != nil {
+				// This request, those before it in the round and those
+				// after it, unanswered yet.
+				l.fail(append(pr.batch, batch[bi+1:]...), l.stop(fmt.Errorf("appending leaf %d: %w", ri[j], err)))
+				return nil
+			}
+			l.addInflight(rh[j], ri[j])
+			pr.hashes[string(rh[j])] = struct{}{}
+			pr.round.Entries, pr.round.LeafHashes = append(pr.round.Entries, e.Leaf), append(pr.round.LeafHashes, rh[j])
+			for _, t := range e.Terms {
+				pr.round.Index = append(pr.round.Index, storage.IndexKey{Kind: t.Kind, Value: t.Value, Index: ri[j], Tag: t.Tag})
+			}
 		}
-		// The range and tiles change in memory only; if the commit fails
-		// the sequencer stops for good.
-		idx := size + uint64(len(pr.round.Entries))
-		if err := l.rng.Append(hashes[i], l.tiles.Visit); err != nil {
-			l.fail(batch, l.stop(fmt.Errorf("appending leaf %d: %w", idx, err)))
-			return nil
-		}
-		l.addInflight(hashes[i], idx)
-		pr.hashes[string(hashes[i])], indices[i] = struct{}{}, idx
-		pr.round.Entries, pr.round.LeafHashes = append(pr.round.Entries, e.Leaf), append(pr.round.LeafHashes, hashes[i])
-		for _, t := range e.Terms {
-			pr.round.Index = append(pr.round.Index, storage.IndexKey{Kind: t.Kind, Value: t.Value, Index: idx, Tag: t.Tag})
+		r.results = make([]AddResult, n)
+		for j := range r.entries {
+			r.results[j] = AddResult{Index: ri[j], Duplicate: rf[j]}
 		}
 	}
-	k := 0
-	for _, r := range batch {
-		r.results = make([]AddResult, len(r.entries))
-		for j := range r.entries {
-			r.results[j] = AddResult{Index: indices[k], Duplicate: found[k]}
-			k++
-		}
+	if len(pr.batch) == 0 {
+		return nil
 	}
 	if len(pr.round.Entries) > 0 {
 		if err := l.sign(pr); err != nil {
@@ -324,6 +338,43 @@ func (l *Log) prepare(batch []*request) *pendingRound {
 		}
 	}
 	return pr
+}
+
+// plan gives the request's entries their indices in a round that starts
+// at size and holds queued entries so far: a duplicate (found in the log,
+// earlier in this batch or in the request) its original index, a new entry
+// (fresh) the next one. It calls each new entry's Admitted.Sequence with
+// its index, in order, and returns the first error, before anything of
+// the request is appended.
+func (l *Log) plan(r *request, size, queued uint64, hashes [][]byte, indices []uint64, found []bool) (fresh []bool, err error) {
+	fresh = make([]bool, len(r.entries))
+	next := size + queued
+	local := map[string]uint64{}
+	for j, e := range r.entries {
+		if found[j] {
+			continue
+		}
+		if idx, ok := l.inflightIndex(hashes[j]); ok && idx >= size { // earlier in this batch
+			indices[j], found[j] = idx, true
+			continue
+		}
+		if idx, ok := local[string(hashes[j])]; ok { // earlier in this request
+			indices[j], found[j] = idx, true
+			continue
+		}
+		indices[j], fresh[j] = next, true
+		local[string(hashes[j])] = next
+		next++
+		if e.Sequence != nil {
+			if err := e.Sequence(indices[j]); err != nil {
+				if len(r.entries) > 1 {
+					err = fmt.Errorf("entry %d: %w", j, err)
+				}
+				return nil, err
+			}
+		}
+	}
+	return fresh, nil
 }
 
 // dedup looks the hashes up among the entries of rounds not yet committed,

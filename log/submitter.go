@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/policy"
 )
 
 // Submitter is the authenticated identity submitting entries, as the
@@ -38,21 +38,14 @@ func SubmitterFrom(ctx context.Context) (Submitter, bool) {
 }
 
 // rolesFor returns the roles any of which allows an entry of the event
-// type ("" for an opaque entry).
+// type ("" for an opaque entry). Events that need the keyring's admins
+// (keyring changes, revocations, unquarantines) need no role of the
+// transport identity, as an admin key holds none: their signatures decide.
 func rolesFor(eventType string) []string {
-	switch eventType {
-	case event.TypeBuild:
-		return []string{RoleBuilder}
-	case event.TypeSign:
-		return []string{RoleSigner}
-	case event.TypePromote:
-		return []string{RolePromoter, RoleApprover}
-	case event.TypeSBOM, event.TypeTestResult, event.TypeLink:
-		return []string{RoleAttester}
-	case event.TypeVSA:
-		return []string{RoleVerifier}
+	if eventType == "" {
+		return []string{RoleWriter}
 	}
-	return []string{RoleWriter}
+	return policy.RolesFor(eventType)
 }
 
 // checkSubmitter refuses an admitted entry the submitter in ctx may not
@@ -63,7 +56,7 @@ func checkSubmitter(ctx context.Context, a Admitted) error {
 		return nil
 	}
 	allowed := rolesFor(a.Type)
-	if slices.ContainsFunc(s.Roles, func(r string) bool { return slices.Contains(allowed, r) }) {
+	if policy.AdminEvent(a.Type) || slices.ContainsFunc(s.Roles, func(r string) bool { return slices.Contains(allowed, r) }) {
 		return nil
 	}
 	what := a.Type + " events"
