@@ -189,7 +189,7 @@ func (a *AttestationAdmission) Bootstrap(ctx context.Context, signer note.Signer
 	h := policy.NewHistory(key)
 	l := ledger{a.Index}
 	for from, more := uint64(0), true; more; {
-		hits, m, err := a.Index.SearchIndex(IndexTrust, trustValue, from, 256)
+		hits, m, err := a.Index.SearchIndex(IndexTrust, TrustIndexValue, from, 256)
 		if err != nil {
 			return nil, fmt.Errorf("reading the trust index: %w", err)
 		}
@@ -315,11 +315,11 @@ func admissionError(err error) error {
 }
 
 // IndexTrust lists the trust events (keyring, revoke, quarantine,
-// unquarantine) under the one value trustValue, so that Bootstrap finds
+// unquarantine) under the one value TrustIndexValue, so that Bootstrap finds
 // them all without reading the log.
 const (
-	IndexTrust byte = 'g'
-	trustValue      = "trust"
+	IndexTrust      byte = 'g'
+	TrustIndexValue      = "trust"
 )
 
 // terms returns the index terms of an event signed by signers: written in
@@ -342,7 +342,7 @@ func terms(ev *event.Event, signers []*policy.Key) []IndexTerm {
 			IndexTerm{Kind: IndexCommit, Value: ev.Build.SourceCommit, Tag: tag})
 	}
 	if policy.IsTrustEvent(ev.Type) {
-		ts = append(ts, IndexTerm{Kind: IndexTrust, Value: trustValue, Tag: tag})
+		ts = append(ts, IndexTerm{Kind: IndexTrust, Value: TrustIndexValue, Tag: tag})
 	}
 	return ts
 }

@@ -46,8 +46,22 @@ func (d *Decision) Allowed() bool { return len(d.Reasons) == 0 }
 // deployment to env. The caller passes only events it has proven included
 // in the log and that are about digest (see the package doc); Decide does
 // no I/O, and ctx is only for the signature verifiers.
-func (p *Policy) Decide(ctx context.Context, digest, env string, events []Event) *Decision {
-	d := &Decision{Artifact: digest, Environment: env, Events: events}
+func (p *Policy) Decide(ctx context.Context, digest, env string, events []Event, opts ...DecideOption) *Decision {
+	var o decideOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	d := &Decision{Artifact: digest, Environment: env}
+	if h := o.history; h != nil {
+		if q, ok := h.QuarantinedNow(digest); ok {
+			d.deny([]uint64{q.Index}, "%s is quarantined by entry %d (%s): it may not be deployed to any environment until an unquarantine lifts it", digest, q.Index, q.Reason)
+		}
+		events = slices.DeleteFunc(slices.Clone(events), func(e Event) bool {
+			_, counts := h.Effective(ctx, e.Index, e.Envelope, e.Event)
+			return !counts
+		})
+	}
+	d.Events = events
 	if len(events) == 0 {
 		d.deny(nil, "the log has no events about %s", digest)
 		return d
@@ -57,6 +71,23 @@ func (p *Policy) Decide(ctx context.Context, digest, env string, events []Event)
 	p.checkSigners(ctx, d, events, accepted)
 	p.checkPromotions(ctx, d, events, accepted)
 	return d
+}
+
+// DecideOption adjusts Decide.
+type DecideOption func(*decideOptions)
+
+type decideOptions struct {
+	history *History
+}
+
+// WithHistory has Decide judge the events by the log's trust history
+// (replayed from the log's own entries, see [Replay]; never the server's
+// word): an artifact under a quarantine no entry has lifted is denied in
+// every environment, naming the quarantine entry, and an event that no
+// longer counts (a signer revoked as compromised since it was logged, see
+// [History.Effective]) is left out, as if it were not logged.
+func WithHistory(h *History) DecideOption {
+	return func(o *decideOptions) { o.history = h }
 }
 
 // deny adds a reason about the entries.

@@ -128,8 +128,13 @@ func validateSearchRequest(req *provlogv1.SearchRequest) (searchQuery, error) {
 			return q, invalid("SearchRequest.signer_key_id: %q, want a key id of 64 lowercase hex digits (provlog keygen prints it; provlog search --key-file computes it)", clip(id))
 		}
 		q.kind, q.value = log.IndexSigner, k.SignerKeyId
+	case *provlogv1.SearchRequest_TrustEvents:
+		if !k.TrustEvents {
+			return q, invalid("SearchRequest.trust_events: false, want true (or another key)")
+		}
+		q.kind, q.value = log.IndexTrust, log.TrustIndexValue
 	default:
-		return q, invalid("SearchRequest.key: unset, want digest, builder_id, source_commit or signer_key_id")
+		return q, invalid("SearchRequest.key: unset, want digest, builder_id, source_commit, signer_key_id or trust_events")
 	}
 	if q.value == "" || len(q.value) > maxSearchValue {
 		return q, invalid("SearchRequest.key: %d bytes, want 1 to %d", len(q.value), maxSearchValue)

@@ -1597,6 +1597,7 @@ type SearchRequest struct {
 	//	*SearchRequest_BuilderId
 	//	*SearchRequest_SourceCommit
 	//	*SearchRequest_SignerKeyId
+	//	*SearchRequest_TrustEvents
 	Key isSearchRequest_Key `protobuf_oneof:"key"`
 	// The most results to return; 0 means 100; at most 1000.
 	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1681,6 +1682,15 @@ func (x *SearchRequest) GetSignerKeyId() string {
 	return ""
 }
 
+func (x *SearchRequest) GetTrustEvents() bool {
+	if x != nil {
+		if x, ok := x.Key.(*SearchRequest_TrustEvents); ok {
+			return x.TrustEvents
+		}
+	}
+	return false
+}
+
 func (x *SearchRequest) GetPageSize() uint32 {
 	if x != nil {
 		return x.PageSize
@@ -1728,6 +1738,13 @@ type SearchRequest_SignerKeyId struct {
 	SignerKeyId string `protobuf:"bytes,6,opt,name=signer_key_id,json=signerKeyId,proto3,oneof"`
 }
 
+type SearchRequest_TrustEvents struct {
+	// Set to true: every trust event (keyring, revoke, quarantine and
+	// unquarantine), in log order, from which a client replays the
+	// keyring history (policy.History) without reading the whole log.
+	TrustEvents bool `protobuf:"varint,8,opt,name=trust_events,json=trustEvents,proto3,oneof"`
+}
+
 func (*SearchRequest_Digest) isSearchRequest_Key() {}
 
 func (*SearchRequest_BuilderId) isSearchRequest_Key() {}
@@ -1735,6 +1752,8 @@ func (*SearchRequest_BuilderId) isSearchRequest_Key() {}
 func (*SearchRequest_SourceCommit) isSearchRequest_Key() {}
 
 func (*SearchRequest_SignerKeyId) isSearchRequest_Key() {}
+
+func (*SearchRequest_TrustEvents) isSearchRequest_Key() {}
 
 type SearchResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2125,13 +2144,14 @@ const file_log_proto_rawDesc = "" +
 	"\fslsa_version\x18\a \x01(\tR\vslsaVersion\"=\n" +
 	"\rLinkPredicate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acommand\x18\x02 \x03(\tR\acommand\"\xf2\x01\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\"\x97\x02\n" +
 	"\rSearchRequest\x12\x18\n" +
 	"\x06digest\x18\x01 \x01(\tH\x00R\x06digest\x12\x1f\n" +
 	"\n" +
 	"builder_id\x18\x02 \x01(\tH\x00R\tbuilderId\x12%\n" +
 	"\rsource_commit\x18\x03 \x01(\tH\x00R\fsourceCommit\x12$\n" +
-	"\rsigner_key_id\x18\x06 \x01(\tH\x00R\vsignerKeyId\x12\x1b\n" +
+	"\rsigner_key_id\x18\x06 \x01(\tH\x00R\vsignerKeyId\x12#\n" +
+	"\ftrust_events\x18\b \x01(\bH\x00R\vtrustEvents\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x16\n" +
@@ -2271,6 +2291,7 @@ func file_log_proto_init() {
 		(*SearchRequest_BuilderId)(nil),
 		(*SearchRequest_SourceCommit)(nil),
 		(*SearchRequest_SignerKeyId)(nil),
+		(*SearchRequest_TrustEvents)(nil),
 	}
 	file_log_proto_msgTypes[24].OneofWrappers = []any{
 		(*GetProofBundleRequest_Index)(nil),
