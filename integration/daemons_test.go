@@ -132,6 +132,15 @@ func TestProvlogdJSONLogsRefusals(t *testing.T) {
 		"--log-format", "json", "--log-level", "debug")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// The log starts with its genesis keyring; the refusals add nothing.
+	v, err := note.NewVerifier(d.VerifierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := fetchCheckpoint(ctx, d.HTTPURL, v)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.HTTPURL+"add", strings.NewReader("not an event"))
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +193,7 @@ func TestProvlogdJSONLogsRefusals(t *testing.T) {
 			t.Errorf("refusal %d: %v, want %q", i, m, want[i])
 		}
 	}
-	if len(stopped) != 1 || stopped[0]["size"] != 0.0 || stopped[0]["published"] != 0.0 {
-		t.Errorf("stop lines %v, want one with size and published 0", stopped)
+	if n := float64(start.Size); len(stopped) != 1 || stopped[0]["size"] != n || stopped[0]["published"] != n {
+		t.Errorf("stop lines %v, want one with size and published %d", stopped, start.Size)
 	}
 }

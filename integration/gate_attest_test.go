@@ -49,9 +49,9 @@ func TestCLIGateAttest(t *testing.T) {
 	sum := sha256.Sum256([]byte("the contents of app 2.0"))
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	const builderID = "https://ci.example.com/runner@v2"
-	c.ok("attest", "build", "--artifact", "app.tar.gz", "--builder-id", builderID, "--build-type", "https://ci.example.com/go@v1",
-		"--source-repo", "git+https://git.example.com/app", "--source-commit", strings.Repeat("5e", 20), "--sign-key", "builder.key", "--submit")
-	c.ok("attest", "promote", "--artifact", "app.tar.gz", "--to", "dev", "--sign-key", "alice.key", "--submit")
+	build := index(t, c.ok("attest", "build", "--artifact", "app.tar.gz", "--builder-id", builderID, "--build-type", "https://ci.example.com/go@v1",
+		"--source-repo", "git+https://git.example.com/app", "--source-commit", strings.Repeat("5e", 20), "--sign-key", "builder.key", "--submit"))
+	promote := index(t, c.ok("attest", "promote", "--artifact", "app.tar.gz", "--to", "dev", "--sign-key", "alice.key", "--submit"))
 	policy := `{"builders": ["` + builderID + `"], "promotionPath": ["dev", "prod"]}`
 	writeFile(t, dir, "policy.json", policy)
 
@@ -59,34 +59,38 @@ func TestCLIGateAttest(t *testing.T) {
 		return []string{"gate", "--artifact", "app.tar.gz", "--env", env, "--policy", "policy.json",
 			"--attest", "--sign-key", key, "--out", out, "--submit", "--verifier-id", "https://gate.example.com/deploy"}
 	}
-	if out := c.ok(attest("dev", "gate.key", "dev.vsa.json")...); !strings.HasPrefix(out, "ALLOW "+digest+" to dev\n") || !strings.HasSuffix(out, "VSA PASSED written to dev.vsa.json, logged at index 2\n") {
+	// The VSAs are the next two entries after the promotion.
+	devVSA, prodVSA := promote+1, promote+2
+	if out := c.ok(attest("dev", "gate.key", "dev.vsa.json")...); !strings.HasPrefix(out, "ALLOW "+digest+" to dev\n") || !strings.HasSuffix(out, fmt.Sprintf("VSA PASSED written to dev.vsa.json, logged at index %d\n", devVSA)) {
 		t.Errorf("gate --attest for dev: stdout %q", out)
 	}
-	if r := c.want(1, attest("prod", "gate.key", "prod.vsa.json")...); !strings.HasPrefix(r.stdout, "DENY "+digest+" to prod\n") || !strings.HasSuffix(r.stdout, "VSA FAILED written to prod.vsa.json, logged at index 3\n") {
+	if r := c.want(1, attest("prod", "gate.key", "prod.vsa.json")...); !strings.HasPrefix(r.stdout, "DENY "+digest+" to prod\n") || !strings.HasSuffix(r.stdout, fmt.Sprintf("VSA FAILED written to prod.vsa.json, logged at index %d\n", prodVSA)) {
 		t.Errorf("gate --attest for prod: stdout %q", r.stdout)
 	}
 	if r := c.want(3, attest("dev", "scanner.key", "scanner.vsa.json")...); !strings.Contains(r.stderr, "verification summary") || !strings.Contains(r.stderr, "PermissionDenied") && !strings.Contains(r.stderr, "permission denied") {
 		t.Errorf("gate --attest signed by an attester: stderr %q, want the log's refusal", r.stderr)
 	}
 
-	entries, err := getEntries(ctx, d, 0, 4)
+	entries, err := getEntries(ctx, d, 0, prodVSA+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(c.ok("search", "--digest", digest)), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[2], "2\tvsa\t") || !strings.HasPrefix(lines[3], "3\tvsa\t") {
-		t.Errorf("search after the gate: %q, want the two VSAs at 2 and 3 and nothing from the attester", lines)
+	if lines := strings.Split(strings.TrimSpace(c.ok("search", "--digest", digest)), "\n"); len(lines) != 4 ||
+		!strings.HasPrefix(lines[2], fmt.Sprintf("%d\tvsa\t", devVSA)) || !strings.HasPrefix(lines[3], fmt.Sprintf("%d\tvsa\t", prodVSA)) {
+		t.Errorf("search after the gate: %q, want the two VSAs at %d and %d and nothing from the attester", lines, devVSA, prodVSA)
 	}
 	pub, err := os.ReadFile(filepath.Join(dir, "gate.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	policySum := sha256.Sum256([]byte(policy))
-	for i, tc := range []struct {
+	for _, tc := range []struct {
 		file, env, result string
-		inputs            int
+		at                uint64   // the VSA's index
+		inputs            []uint64 // the events the decision used
 	}{
-		{"dev.vsa.json", "dev", "PASSED", 2},
-		{"prod.vsa.json", "prod", "FAILED", 2},
+		{"dev.vsa.json", "dev", "PASSED", devVSA, []uint64{build, promote}},
+		{"prod.vsa.json", "prod", "FAILED", prodVSA, []uint64{build, promote}},
 	} {
 		raw, err := os.ReadFile(filepath.Join(dir, tc.file))
 		if err != nil {
@@ -94,11 +98,11 @@ func TestCLIGateAttest(t *testing.T) {
 		}
 		payload := verifyDSSE(t, raw, pub)
 		var logged dsse.Envelope
-		if err := json.Unmarshal(entries[2+i], &logged); err != nil {
+		if err := json.Unmarshal(entries[tc.at], &logged); err != nil {
 			t.Fatal(err)
 		}
 		if p, err := logged.DecodeB64Payload(); err != nil || string(p) != string(payload) {
-			t.Errorf("%s: entry %d is not the VSA written (%v)", tc.file, 2+i, err)
+			t.Errorf("%s: entry %d is not the VSA written (%v)", tc.file, tc.at, err)
 		}
 		ev, err := event.ParseStatement(payload)
 		if err != nil {
@@ -124,13 +128,14 @@ func TestCLIGateAttest(t *testing.T) {
 			t.Errorf("%s: policy digest %v", tc.file, st.Predicate.Policy.Digest)
 		}
 		in := st.Predicate.InputAttestations
-		if len(in) != tc.inputs {
-			t.Fatalf("%s: inputAttestations %+v", tc.file, in)
+		if len(in) != len(tc.inputs) {
+			t.Fatalf("%s: inputAttestations %+v, want entries %v", tc.file, in, tc.inputs)
 		}
 		for j, a := range in {
-			es := sha256.Sum256(entries[j])
-			if a.URI != fmt.Sprintf("provlog://%s/entries/%d", testOrigin, j) || a.Digest["sha256"] != hex.EncodeToString(es[:]) {
-				t.Errorf("%s: input %d is %+v, want entry %d of %s with sha256 %x", tc.file, j, a, j, testOrigin, es)
+			n := tc.inputs[j]
+			es := sha256.Sum256(entries[n])
+			if a.URI != fmt.Sprintf("provlog://%s/entries/%d", testOrigin, n) || a.Digest["sha256"] != hex.EncodeToString(es[:]) {
+				t.Errorf("%s: input %d is %+v, want entry %d of %s with sha256 %x", tc.file, j, a, n, testOrigin, es)
 			}
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -253,15 +254,20 @@ func decide(t *testing.T, hc *http.Client, url, digest, env string) decision {
 	return d
 }
 
-// gateLog is a log holding the artifact app.tar.gz, built from the allowed
-// source (index 0), built again from a source the policy refuses (index 1)
-// and promoted to prod (index 2); other.tar.gz, built (index 3) and never
+// gateLog is a log holding, after its genesis keyring, the artifact
+// app.tar.gz, built from the allowed source, built again from a source the
+// policy refuses and promoted to prod; other.tar.gz, built and never
 // promoted; and the policy allowing prod for namespace shop.
 type gateLog struct {
 	d           *provlogd
 	c           cli // with --log and --tiles of d
 	app, other  string
 	dir, policy string
+
+	// The indices the log returned for the events, in the order above,
+	// and the log's size after the last.
+	good, evil, promote, otherBuild uint64
+	size                            uint64
 }
 
 const gatePolicy = `{
@@ -297,32 +303,35 @@ func newGateLog(t *testing.T) *gateLog {
 			"--sign-key", "ci.key", "--out", "build.json")
 		return index(t, c.ok("submit", "--wait", "build.json")) // the last one waits for all to be published
 	}
-	got := []uint64{build("app.tar.gz", "git+https://git.example.com/app"), build("app.tar.gz", "git+https://evil.example.com/app")}
-	got = append(got, index(t, c.ok("attest", "promote", "--artifact", "app.tar.gz", "--to", "prod", "--build-index", "0", "--sign-key", "ci.key", "--submit")))
-	got = append(got, build("other.tar.gz", "git+https://git.example.com/app"))
-	if fmt.Sprint(got) != "[0 1 2 3]" {
-		t.Fatalf("indices %v, want [0 1 2 3]", got)
+	l.good = build("app.tar.gz", "git+https://git.example.com/app")
+	l.evil = build("app.tar.gz", "git+https://evil.example.com/app")
+	l.promote = index(t, c.ok("attest", "promote", "--artifact", "app.tar.gz", "--to", "prod",
+		"--build-index", strconv.FormatUint(l.good, 10), "--sign-key", "ci.key", "--submit"))
+	l.otherBuild = build("other.tar.gz", "git+https://git.example.com/app")
+	if got, want := []uint64{l.good, l.evil, l.promote, l.otherBuild}, []uint64{l.good, l.good + 1, l.good + 2, l.good + 3}; !slices.Equal(got, want) {
+		t.Fatalf("indices %v, want %v", got, want)
 	}
+	l.size = l.otherBuild + 1
 	writeFile(t, dir, l.policy, gatePolicy)
 	return l
 }
 
 // TestGateSeesWhatSearchOmits has the log's search leave out the second
-// build of app.tar.gz (index 1, from a source the policy refuses) while its
+// build of app.tar.gz (from a source the policy refuses) while its
 // tiles and entries stay honest: the plain gate decides without it and
 // says it trusted the search; gate --replay, over the same lying server,
 // and gate serve decide over it.
 func TestGateSeesWhatSearchOmits(t *testing.T) {
 	l := newGateLog(t)
-	liar := startLyingLog(t, l.d, 1)
+	liar := startLyingLog(t, l.d, l.evil)
 	lying := cli{t: t, dir: l.dir, global: []string{"--log", liar, "--log-key", "@" + filepath.Join(l.d.DataDir, "log.pub")}}
 
 	var plain, replay decision
 	if err := json.Unmarshal([]byte(lying.ok("gate", "--digest", l.app, "--env", "prod", "--policy", l.policy, "--json")), &plain); err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(plain.indices(), 1) || !strings.Contains(plain.Completeness, "the log's search") {
-		t.Errorf("plain gate over the lying log: events %v, completeness %q; want 1 missing and the search named as trusted", plain.indices(), plain.Completeness)
+	if slices.Contains(plain.indices(), l.evil) || !strings.Contains(plain.Completeness, "the log's search") {
+		t.Errorf("plain gate over the lying log: events %v, completeness %q; want %d missing and the search named as trusted", plain.indices(), plain.Completeness, l.evil)
 	}
 	if out := lying.ok("gate", "--digest", l.app, "--env", "prod", "--policy", l.policy); !strings.Contains(out, "\ncompleteness: the log's search (use --replay to check it yourself)\n") {
 		t.Errorf("plain gate output lacks its completeness line:\n%s", out)
@@ -330,8 +339,10 @@ func TestGateSeesWhatSearchOmits(t *testing.T) {
 	if err := json.Unmarshal([]byte(lying.ok("gate", "--digest", l.app, "--env", "prod", "--policy", l.policy, "--json", "--replay")), &replay); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(replay.indices(), []uint64{0, 1, 2}) || replay.Decision != "allow" || !strings.Contains(replay.Completeness, "replayed and verified all 4 entries") {
-		t.Errorf("gate --replay over the lying log: %+v; want events [0 1 2] and the replay named", replay)
+	events := []uint64{l.good, l.evil, l.promote}
+	replayed := fmt.Sprintf("replayed and verified all %d entries", l.size)
+	if !slices.Equal(replay.indices(), events) || replay.Decision != "allow" || !strings.Contains(replay.Completeness, replayed) {
+		t.Errorf("gate --replay over the lying log: %+v; want events %v and the replay named", replay, events)
 	}
 	if r := lying.want(1, "gate", "--digest", l.other, "--env", "prod", "--policy", l.policy, "--replay"); !strings.Contains(r.stdout, "no promotion into prod") {
 		t.Errorf("gate --replay of an unpromoted artifact: %v", r)
@@ -344,8 +355,8 @@ func TestGateSeesWhatSearchOmits(t *testing.T) {
 		d = decide(t, http.DefaultClient, g.url, l.app, "prod")
 		return d.Decision == "allow", fmt.Sprintf("%+v", d)
 	})
-	if !slices.Equal(d.indices(), []uint64{0, 1, 2}) || !strings.Contains(d.Completeness, "replayed and verified all 4 entries") {
-		t.Errorf("gate serve: %+v; want events [0 1 2] from its own replay", d)
+	if !slices.Equal(d.indices(), events) || !strings.Contains(d.Completeness, replayed) {
+		t.Errorf("gate serve: %+v; want events %v from its own replay", d, events)
 	}
 	if again := decide(t, http.DefaultClient, g.url, l.app, "prod"); !again.Cached || again.Decision != "allow" {
 		t.Errorf("the same question again: %+v, want the cached allow", again)
@@ -520,7 +531,7 @@ func TestGateWebhook(t *testing.T) {
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, m := range []string{`provlog_gate_decisions_total{environment="prod",result="allow",via="admission"}`, `provlog_gate_decisions_total{environment="prod",result="deny",via="admission"}`,
-		`provlog_gate_cache_lookups_total{result="hit"}`, "provlog_gate_decision_seconds_bucket", "provlog_gate_log_size 4"} {
+		`provlog_gate_cache_lookups_total{result="hit"}`, "provlog_gate_decision_seconds_bucket", fmt.Sprintf("provlog_gate_log_size %d\n", l.size)} {
 		if !strings.Contains(string(metrics), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
