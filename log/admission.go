@@ -269,7 +269,11 @@ func (a *AttestationAdmission) Admit(ctx context.Context, entry []byte) (Admitte
 		return Admitted{}, fmt.Errorf("%w: %w", ErrInvalidEntry, err)
 	}
 	l := ledger{a.Index}
-	d, err := h.Admit(ctx, l, NextIndex(ctx), env, ev)
+	// The log's size is a lower bound of the entry's index, and so is the
+	// index after the last trust event applied (which may not be durable
+	// yet): deciding at no smaller index, only the signers' windows can
+	// differ at the exact index while the history does not change.
+	d, err := h.Admit(ctx, l, max(NextIndex(ctx), h.Next()), env, ev)
 	if err != nil {
 		return Admitted{}, admissionError(err)
 	}

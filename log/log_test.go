@@ -31,6 +31,7 @@ type testEnv struct {
 	fs       vfs.FS
 	signer   note.Signer
 	verifier note.Verifier
+	vkey     string // the verifier key, as DATA/log.pub holds it
 	store    *storage.Store
 	faults   *faultyStore
 	log      *Log
@@ -42,7 +43,7 @@ func newEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, fs: vfs.NewMem()}
+	e := &testEnv{t: t, fs: vfs.NewMem(), vkey: vkey}
 	if e.signer, err = note.NewSigner(skey); err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,7 @@ var ErrLogKey = errors.New("not an Ed25519 note verifier key")
 // verifier key ("origin+hash+base64(0x01 || public key)", as DATA/log.pub
 // holds it): the key that signs the log's genesis keyring.
 func LogKey(verifierKey string) (event.Key, error) {
-	parts := strings.Split(strings.TrimSpace(verifierKey), "+")
+	parts := strings.SplitN(strings.TrimSpace(verifierKey), "+", 3) // base64 may hold "+"
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: want name+hash+key", ErrLogKey)
 	}

@@ -99,6 +99,15 @@ func (h *History) Generation() uint64 {
 	return h.gen
 }
 
+// Next returns 1 + the index of the last change applied (0 before any):
+// an entry not yet logged will take an index at or after it, so a
+// decision about it is made at no smaller index.
+func (h *History) Next() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.applied
+}
+
 // Empty reports whether no keyring has been applied yet.
 func (h *History) Empty() bool {
 	h.mu.RLock()

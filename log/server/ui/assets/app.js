@@ -132,10 +132,12 @@ async function checkConsistency(cp) {
   }
   const from = BigInt(last.size);
   try {
-    const r = await get(`/api/v1/proofs/consistency?fromSize=${from}&toSize=${cp.size}`);
+    // Equal sizes need no proof: the roots must be equal.
+    const r = from === cp.size ? {} : await get(`/api/v1/proofs/consistency?fromSize=${from}&toSize=${cp.size}`);
     await v.verifyConsistency(from, cp.size, (r.proof ?? []).map(bytes), v.b64decode(last.root), cp.root);
+    if (from === cp.size) return status(out, 'ok', `the same tree as verified here before (size ${from})`);
     store.setLast(cp.origin, cp);
-    status(out, 'ok', `consistent with the checkpoint of size ${from} verified before (proof checked here)`);
+    status(out, 'ok', `size ${from} → ${cp.size}: proven consistent here with the checkpoint verified before`);
   } catch (e) {
     status(out, 'bad', `FAILED from size ${from} to ${cp.size}: ${e.message}`);
   }
@@ -296,6 +298,10 @@ function eventNode(e) {
       fact('approvers', e.ev.signers.length > 0 ? `${e.ev.signers.length}: ${e.ev.signers.map((s) => short(s)).join(', ')}` : '');
       fact('rationale', f.rationale);
       fact('change', f.changeRef);
+      break;
+    case 'quarantine':
+    case 'unquarantine':
+      fact('reason', f.reason);
       break;
     case 'undecodable':
       fact('error', e.ev.error);

@@ -14,6 +14,9 @@ export const PREDICATE_TYPES = {
   'https://in-toto.io/attestation/test-result/v0.1': 'test-result',
   'https://slsa.dev/verification_summary/v1': 'vsa',
   'https://in-toto.io/attestation/link/v0.3': 'link',
+  'https://provlog.dev/attestation/keyring/v1': 'keyring',
+  'https://provlog.dev/attestation/revoke/v1': 'revoke',
+  'https://provlog.dev/attestation/quarantine/v1': 'quarantine',
 };
 
 export function eventType(predicateType) {
@@ -44,7 +47,8 @@ export function decodeEntry(bytes) {
   } catch (e) {
     throw new Error(`envelope payload is not a JSON statement: ${e.message}`);
   }
-  const type = eventType(str(st?.predicateType));
+  let type = eventType(str(st?.predicateType));
+  if (type === 'quarantine' && st?.predicate?.action === 'unquarantine') type = 'unquarantine';
   const subjects = Array.isArray(st?.subject) ? st.subject.map((s) => ({ name: str(s?.name), digest: s?.digest ?? {} })) : [];
   const signers = Array.isArray(env.signatures) ? env.signatures.map((s) => str(s?.keyid)) : [];
   return { envelope: env, statement: st, type, subjects, signers, fields: fieldsOf(type, st?.predicate ?? {}) };
@@ -69,6 +73,9 @@ function fieldsOf(type, p) {
       return { algorithm: str(p.algorithm), keyId: str(p.keyId), buildIndex: p.buildIndex };
     case 'promote':
       return { from: str(p.from), to: str(p.to), buildIndex: p.buildIndex, decision: str(p.decision), rationale: str(p.rationale), changeRef: str(p.changeRef) };
+    case 'quarantine':
+    case 'unquarantine':
+      return { reason: str(p.reason), quarantineIndex: p.quarantineIndex };
     default:
       return {};
   }
@@ -87,13 +94,16 @@ export function hasSubject(ev, digest) {
 //   - a promotion from an environment the artifact was never promoted into;
 //   - an environment of chain (if given; else the chain the promotions
 //     themselves spell) skipped while a later one was reached ("gap"), or
-//     not reached yet ("pending").
+//     not reached yet ("pending");
+//   - a quarantine no later unquarantine lifted (quarantine and
+//     unquarantine events come last, in log order).
 // Nodes: {kind: 'event', index, ev} or {kind: 'gap'|'pending', text}.
 export function buildTimeline(events, chain = []) {
   const sorted = [...events].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
   const of = (t) => sorted.filter((e) => e.ev.type === t);
   const builds = of('build'), signs = of('sign'), promotes = of('promote');
-  const others = sorted.filter((e) => !['build', 'sign', 'promote'].includes(e.ev.type));
+  const holds = sorted.filter((e) => ['quarantine', 'unquarantine'].includes(e.ev.type));
+  const others = sorted.filter((e) => !['build', 'sign', 'promote', 'quarantine', 'unquarantine'].includes(e.ev.type));
   const nodes = [];
   const node = (e) => nodes.push({ kind: 'event', index: e.index, ev: e.ev });
   if (builds.length === 0) nodes.push({ kind: 'gap', text: 'no build event in the log' });
@@ -118,6 +128,9 @@ export function buildTimeline(events, chain = []) {
     reached.add(env);
   });
   promotes.filter((p) => !envs.includes(p.ev.fields.to)).forEach(node);
+  holds.forEach(node);
+  const held = holds.at(-1);
+  if (held?.ev.type === 'quarantine') nodes.push({ kind: 'gap', text: `quarantined since index ${held.index}: ${held.ev.fields.reason}` });
   return nodes;
 }
 
