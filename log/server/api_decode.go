@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -85,7 +86,29 @@ func setPredicate(d *provlogv1.DecodedEntry, ev *event.Event) {
 		}}
 	case ev.Link != nil:
 		d.Predicate = &provlogv1.DecodedEntry_Link{Link: &provlogv1.LinkPredicate{Name: ev.Link.Name, Command: ev.Link.Command}}
+	case ev.Keyring != nil:
+		d.Predicate = &provlogv1.DecodedEntry_Keyring{Keyring: keyringPredicate(ev.Keyring)}
+	case ev.Revoke != nil:
+		r := ev.Revoke
+		d.Predicate = &provlogv1.DecodedEntry_Revoke{Revoke: &provlogv1.RevokePredicate{KeyId: r.KeyID, CompromisedSince: r.CompromisedSince, Reason: r.Reason}}
+	case ev.Quarantine != nil:
+		q := ev.Quarantine
+		d.Predicate = &provlogv1.DecodedEntry_Quarantine{Quarantine: &provlogv1.QuarantinePredicate{Action: q.Action, Reason: q.Reason, QuarantineIndex: q.QuarantineIndex}}
 	}
+}
+
+// keyringPredicate is what a keyring event's decoding shows of it.
+func keyringPredicate(p *event.KeyringPredicate) *provlogv1.KeyringPredicate {
+	kp := &provlogv1.KeyringPredicate{AdminThreshold: uint32(p.Admins.Threshold)}
+	for _, k := range p.Keys {
+		kp.Keys = append(kp.Keys, &provlogv1.KeyringPredicate_Key{Name: k.Name, KeyId: k.KeyID, Roles: k.Roles,
+			NotBefore: k.NotBefore, NotAfter: k.NotAfter, Admin: slices.Contains(p.Admins.Keys, k.Name)})
+	}
+	for _, e := range p.Environments {
+		kp.Environments = append(kp.Environments, &provlogv1.KeyringPredicate_Environment{Name: e.Name, From: e.From,
+			Approvals: uint32(e.Approvals), Reproducible: uint32(e.Reproducible)})
+	}
+	return kp
 }
 
 // timestamp is t as a Timestamp, nil if t is zero (absent) or outside

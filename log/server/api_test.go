@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -746,5 +747,32 @@ func TestAPIRoutePattern(t *testing.T) {
 		if r.Pattern != want {
 			t.Errorf("GET %s: pattern %q, want %q", path, r.Pattern, want)
 		}
+	}
+}
+
+// TestAPIDecodedTrustEvents: the genesis keyring decodes with its keys'
+// ids and roles, and search by trust_events lists it.
+func TestAPIDecodedTrustEvents(t *testing.T) {
+	a := newAPILog(t)
+	var resp provlogv1.GetEntriesResponse
+	getJSON(t, a.url, "/api/v1/entries/0", &resp)
+	if len(resp.Decoded) != 1 {
+		t.Fatalf("entry 0: %v", &resp)
+	}
+	d := resp.Decoded[0]
+	kp := d.GetKeyring()
+	if d.EventType != event.TypeKeyring || kp == nil || len(kp.Keys) == 0 || kp.AdminThreshold != 0 {
+		t.Fatalf("genesis keyring: %v", d)
+	}
+	if !slices.ContainsFunc(kp.Keys, func(k *provlogv1.KeyringPredicate_Key) bool { return k.Name == "alice" && k.KeyId == a.keyID("alice") }) {
+		t.Errorf("genesis keys %v lack alice's id", kp.Keys)
+	}
+	var sr provlogv1.SearchResponse
+	getJSON(t, a.url, "/api/v1/search?trustEvents=true", &sr)
+	if len(sr.Results) != 1 || sr.Results[0].Index != 0 || sr.Results[0].EventType != event.TypeKeyring {
+		t.Errorf("search trustEvents: %v", &sr)
+	}
+	if code, _, _ := apiGet(t, a.url, "/api/v1/search?trustEvents=false"); code != 400 {
+		t.Errorf("search trustEvents=false: %d, want 400", code)
 	}
 }

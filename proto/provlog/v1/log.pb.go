@@ -743,7 +743,8 @@ type DecodedEntry struct {
 	// any entry (--admission open) may hold entries that are not; then only
 	// index, and if the envelope parsed, signatures and statement are set.
 	DecodeError string `protobuf:"bytes,2,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
-	// "build", "sign", "promote", "sbom", "test-result", "vsa" or "link".
+	// "build", "sign", "promote", "sbom", "test-result", "vsa", "link",
+	// "keyring", "revoke", "quarantine" or "unquarantine".
 	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// The statement's _type, e.g. "https://in-toto.io/Statement/v1".
 	StatementType string `protobuf:"bytes,4,opt,name=statement_type,json=statementType,proto3" json:"statement_type,omitempty"`
@@ -769,6 +770,9 @@ type DecodedEntry struct {
 	//	*DecodedEntry_TestResult
 	//	*DecodedEntry_Vsa
 	//	*DecodedEntry_Link
+	//	*DecodedEntry_Keyring
+	//	*DecodedEntry_Revoke
+	//	*DecodedEntry_Quarantine
 	Predicate     isDecodedEntry_Predicate `protobuf_oneof:"predicate"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -937,6 +941,33 @@ func (x *DecodedEntry) GetLink() *LinkPredicate {
 	return nil
 }
 
+func (x *DecodedEntry) GetKeyring() *KeyringPredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Keyring); ok {
+			return x.Keyring
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetRevoke() *RevokePredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Revoke); ok {
+			return x.Revoke
+		}
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetQuarantine() *QuarantinePredicate {
+	if x != nil {
+		if x, ok := x.Predicate.(*DecodedEntry_Quarantine); ok {
+			return x.Quarantine
+		}
+	}
+	return nil
+}
+
 type isDecodedEntry_Predicate interface {
 	isDecodedEntry_Predicate()
 }
@@ -969,6 +1000,18 @@ type DecodedEntry_Link struct {
 	Link *LinkPredicate `protobuf:"bytes,16,opt,name=link,proto3,oneof"`
 }
 
+type DecodedEntry_Keyring struct {
+	Keyring *KeyringPredicate `protobuf:"bytes,17,opt,name=keyring,proto3,oneof"`
+}
+
+type DecodedEntry_Revoke struct {
+	Revoke *RevokePredicate `protobuf:"bytes,18,opt,name=revoke,proto3,oneof"`
+}
+
+type DecodedEntry_Quarantine struct {
+	Quarantine *QuarantinePredicate `protobuf:"bytes,19,opt,name=quarantine,proto3,oneof"`
+}
+
 func (*DecodedEntry_Build) isDecodedEntry_Predicate() {}
 
 func (*DecodedEntry_Sign) isDecodedEntry_Predicate() {}
@@ -982,6 +1025,12 @@ func (*DecodedEntry_TestResult) isDecodedEntry_Predicate() {}
 func (*DecodedEntry_Vsa) isDecodedEntry_Predicate() {}
 
 func (*DecodedEntry_Link) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Keyring) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Revoke) isDecodedEntry_Predicate() {}
+
+func (*DecodedEntry_Quarantine) isDecodedEntry_Predicate() {}
 
 type DecodedSignature struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1811,7 +1860,8 @@ func (x *SearchResponse) GetNextPageToken() string {
 type SearchResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// "build", "sign", "promote", "sbom", "test-result", "vsa" or "link".
+	// "build", "sign", "promote", "sbom", "test-result", "vsa", "link",
+	// "keyring", "revoke", "quarantine" or "unquarantine".
 	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// The stored entry (the canonical DSSE envelope).
 	Entry []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
@@ -2015,6 +2065,345 @@ func (x *GetProofBundleResponse) GetIndex() uint64 {
 	return 0
 }
 
+// KeyringPredicate is a keyring event's keyring (docs/trust.md).
+type KeyringPredicate struct {
+	state        protoimpl.MessageState          `protogen:"open.v1"`
+	Keys         []*KeyringPredicate_Key         `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Environments []*KeyringPredicate_Environment `protobuf:"bytes,2,rep,name=environments,proto3" json:"environments,omitempty"`
+	// How many admin keys must sign a change; 0: the log key manages it.
+	AdminThreshold uint32 `protobuf:"varint,3,opt,name=admin_threshold,json=adminThreshold,proto3" json:"admin_threshold,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *KeyringPredicate) Reset() {
+	*x = KeyringPredicate{}
+	mi := &file_log_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringPredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringPredicate) ProtoMessage() {}
+
+func (x *KeyringPredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringPredicate.ProtoReflect.Descriptor instead.
+func (*KeyringPredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *KeyringPredicate) GetKeys() []*KeyringPredicate_Key {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *KeyringPredicate) GetEnvironments() []*KeyringPredicate_Environment {
+	if x != nil {
+		return x.Environments
+	}
+	return nil
+}
+
+func (x *KeyringPredicate) GetAdminThreshold() uint32 {
+	if x != nil {
+		return x.AdminThreshold
+	}
+	return 0
+}
+
+type RevokePredicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Signatures by the key on entries at or after this index are void.
+	CompromisedSince uint64 `protobuf:"varint,2,opt,name=compromised_since,json=compromisedSince,proto3" json:"compromised_since,omitempty"`
+	Reason           string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RevokePredicate) Reset() {
+	*x = RevokePredicate{}
+	mi := &file_log_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePredicate) ProtoMessage() {}
+
+func (x *RevokePredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePredicate.ProtoReflect.Descriptor instead.
+func (*RevokePredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RevokePredicate) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RevokePredicate) GetCompromisedSince() uint64 {
+	if x != nil {
+		return x.CompromisedSince
+	}
+	return 0
+}
+
+func (x *RevokePredicate) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type QuarantinePredicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "quarantine" or "unquarantine".
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For an unquarantine, the quarantine entry it lifts, if named.
+	QuarantineIndex *uint64 `protobuf:"varint,3,opt,name=quarantine_index,json=quarantineIndex,proto3,oneof" json:"quarantine_index,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *QuarantinePredicate) Reset() {
+	*x = QuarantinePredicate{}
+	mi := &file_log_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinePredicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinePredicate) ProtoMessage() {}
+
+func (x *QuarantinePredicate) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinePredicate.ProtoReflect.Descriptor instead.
+func (*QuarantinePredicate) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *QuarantinePredicate) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *QuarantinePredicate) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinePredicate) GetQuarantineIndex() uint64 {
+	if x != nil && x.QuarantineIndex != nil {
+		return *x.QuarantineIndex
+	}
+	return 0
+}
+
+type KeyringPredicate_Key struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The securesystemslib key id.
+	KeyId string   `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// The log indices the key may sign, both inclusive; absent: unbounded.
+	NotBefore     *uint64 `protobuf:"varint,4,opt,name=not_before,json=notBefore,proto3,oneof" json:"not_before,omitempty"`
+	NotAfter      *uint64 `protobuf:"varint,5,opt,name=not_after,json=notAfter,proto3,oneof" json:"not_after,omitempty"`
+	Admin         bool    `protobuf:"varint,6,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringPredicate_Key) Reset() {
+	*x = KeyringPredicate_Key{}
+	mi := &file_log_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringPredicate_Key) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringPredicate_Key) ProtoMessage() {}
+
+func (x *KeyringPredicate_Key) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringPredicate_Key.ProtoReflect.Descriptor instead.
+func (*KeyringPredicate_Key) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{26, 0}
+}
+
+func (x *KeyringPredicate_Key) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KeyringPredicate_Key) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyringPredicate_Key) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *KeyringPredicate_Key) GetNotBefore() uint64 {
+	if x != nil && x.NotBefore != nil {
+		return *x.NotBefore
+	}
+	return 0
+}
+
+func (x *KeyringPredicate_Key) GetNotAfter() uint64 {
+	if x != nil && x.NotAfter != nil {
+		return *x.NotAfter
+	}
+	return 0
+}
+
+func (x *KeyringPredicate_Key) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+type KeyringPredicate_Environment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	From          string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	Approvals     uint32                 `protobuf:"varint,3,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	Reproducible  uint32                 `protobuf:"varint,4,opt,name=reproducible,proto3" json:"reproducible,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringPredicate_Environment) Reset() {
+	*x = KeyringPredicate_Environment{}
+	mi := &file_log_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringPredicate_Environment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringPredicate_Environment) ProtoMessage() {}
+
+func (x *KeyringPredicate_Environment) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringPredicate_Environment.ProtoReflect.Descriptor instead.
+func (*KeyringPredicate_Environment) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{26, 1}
+}
+
+func (x *KeyringPredicate_Environment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KeyringPredicate_Environment) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *KeyringPredicate_Environment) GetApprovals() uint32 {
+	if x != nil {
+		return x.Approvals
+	}
+	return 0
+}
+
+func (x *KeyringPredicate_Environment) GetReproducible() uint32 {
+	if x != nil {
+		return x.Reproducible
+	}
+	return 0
+}
+
 var File_log_proto protoreflect.FileDescriptor
 
 const file_log_proto_rawDesc = "" +
@@ -2064,7 +2453,7 @@ const file_log_proto_rawDesc = "" +
 	"\x12GetEntriesResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
 	"\aentries\x18\x02 \x03(\fR\aentries\x122\n" +
-	"\adecoded\x18\x03 \x03(\v2\x18.provlog.v1.DecodedEntryR\adecoded\"\xc6\x05\n" +
+	"\adecoded\x18\x03 \x03(\v2\x18.provlog.v1.DecodedEntryR\adecoded\"\xfa\x06\n" +
 	"\fDecodedEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12!\n" +
 	"\fdecode_error\x18\x02 \x01(\tR\vdecodeError\x12\x1d\n" +
@@ -2086,7 +2475,12 @@ const file_log_proto_rawDesc = "" +
 	"\vtest_result\x18\x0e \x01(\v2\x1f.provlog.v1.TestResultPredicateH\x00R\n" +
 	"testResult\x12,\n" +
 	"\x03vsa\x18\x0f \x01(\v2\x18.provlog.v1.VSAPredicateH\x00R\x03vsa\x12/\n" +
-	"\x04link\x18\x10 \x01(\v2\x19.provlog.v1.LinkPredicateH\x00R\x04linkB\v\n" +
+	"\x04link\x18\x10 \x01(\v2\x19.provlog.v1.LinkPredicateH\x00R\x04link\x128\n" +
+	"\akeyring\x18\x11 \x01(\v2\x1c.provlog.v1.KeyringPredicateH\x00R\akeyring\x125\n" +
+	"\x06revoke\x18\x12 \x01(\v2\x1b.provlog.v1.RevokePredicateH\x00R\x06revoke\x12A\n" +
+	"\n" +
+	"quarantine\x18\x13 \x01(\v2\x1f.provlog.v1.QuarantinePredicateH\x00R\n" +
+	"quarantineB\v\n" +
 	"\tpredicate\")\n" +
 	"\x10DecodedSignature\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"\xb1\x02\n" +
@@ -2172,7 +2566,36 @@ const file_log_proto_rawDesc = "" +
 	"\x04leaf\"F\n" +
 	"\x16GetProofBundleResponse\x12\x16\n" +
 	"\x06bundle\x18\x01 \x01(\fR\x06bundle\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index2\xf4\x05\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xfa\x03\n" +
+	"\x10KeyringPredicate\x124\n" +
+	"\x04keys\x18\x01 \x03(\v2 .provlog.v1.KeyringPredicate.KeyR\x04keys\x12L\n" +
+	"\fenvironments\x18\x02 \x03(\v2(.provlog.v1.KeyringPredicate.EnvironmentR\fenvironments\x12'\n" +
+	"\x0fadmin_threshold\x18\x03 \x01(\rR\x0eadminThreshold\x1a\xbf\x01\n" +
+	"\x03Key\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\"\n" +
+	"\n" +
+	"not_before\x18\x04 \x01(\x04H\x00R\tnotBefore\x88\x01\x01\x12 \n" +
+	"\tnot_after\x18\x05 \x01(\x04H\x01R\bnotAfter\x88\x01\x01\x12\x14\n" +
+	"\x05admin\x18\x06 \x01(\bR\x05adminB\r\n" +
+	"\v_not_beforeB\f\n" +
+	"\n" +
+	"_not_after\x1aw\n" +
+	"\vEnvironment\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x1c\n" +
+	"\tapprovals\x18\x03 \x01(\rR\tapprovals\x12\"\n" +
+	"\freproducible\x18\x04 \x01(\rR\freproducible\"m\n" +
+	"\x0fRevokePredicate\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12+\n" +
+	"\x11compromised_since\x18\x02 \x01(\x04R\x10compromisedSince\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x13QuarantinePredicate\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12.\n" +
+	"\x10quarantine_index\x18\x03 \x01(\x04H\x00R\x0fquarantineIndex\x88\x01\x01B\x13\n" +
+	"\x11_quarantine_index2\xf4\x05\n" +
 	"\x03Log\x12?\n" +
 	"\x06Append\x12\x19.provlog.v1.AppendRequest\x1a\x1a.provlog.v1.AppendResponse\x12N\n" +
 	"\vAppendBatch\x12\x1e.provlog.v1.AppendBatchRequest\x1a\x1f.provlog.v1.AppendBatchResponse\x12S\n" +
@@ -2197,35 +2620,40 @@ func file_log_proto_rawDescGZIP() []byte {
 	return file_log_proto_rawDescData
 }
 
-var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_log_proto_goTypes = []any{
-	(*AppendRequest)(nil),               // 0: provlog.v1.AppendRequest
-	(*AppendResponse)(nil),              // 1: provlog.v1.AppendResponse
-	(*AppendBatchRequest)(nil),          // 2: provlog.v1.AppendBatchRequest
-	(*AppendBatchResponse)(nil),         // 3: provlog.v1.AppendBatchResponse
-	(*GetCheckpointRequest)(nil),        // 4: provlog.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 5: provlog.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 6: provlog.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 7: provlog.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 8: provlog.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 9: provlog.v1.GetConsistencyProofResponse
-	(*GetEntriesRequest)(nil),           // 10: provlog.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 11: provlog.v1.GetEntriesResponse
-	(*DecodedEntry)(nil),                // 12: provlog.v1.DecodedEntry
-	(*DecodedSignature)(nil),            // 13: provlog.v1.DecodedSignature
-	(*BuildPredicate)(nil),              // 14: provlog.v1.BuildPredicate
-	(*SignPredicate)(nil),               // 15: provlog.v1.SignPredicate
-	(*PromotePredicate)(nil),            // 16: provlog.v1.PromotePredicate
-	(*SBOMPredicate)(nil),               // 17: provlog.v1.SBOMPredicate
-	(*TestResultPredicate)(nil),         // 18: provlog.v1.TestResultPredicate
-	(*VSAPredicate)(nil),                // 19: provlog.v1.VSAPredicate
-	(*LinkPredicate)(nil),               // 20: provlog.v1.LinkPredicate
-	(*SearchRequest)(nil),               // 21: provlog.v1.SearchRequest
-	(*SearchResponse)(nil),              // 22: provlog.v1.SearchResponse
-	(*SearchResult)(nil),                // 23: provlog.v1.SearchResult
-	(*GetProofBundleRequest)(nil),       // 24: provlog.v1.GetProofBundleRequest
-	(*GetProofBundleResponse)(nil),      // 25: provlog.v1.GetProofBundleResponse
-	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
+	(*AppendRequest)(nil),                // 0: provlog.v1.AppendRequest
+	(*AppendResponse)(nil),               // 1: provlog.v1.AppendResponse
+	(*AppendBatchRequest)(nil),           // 2: provlog.v1.AppendBatchRequest
+	(*AppendBatchResponse)(nil),          // 3: provlog.v1.AppendBatchResponse
+	(*GetCheckpointRequest)(nil),         // 4: provlog.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),        // 5: provlog.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),     // 6: provlog.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),    // 7: provlog.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),   // 8: provlog.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),  // 9: provlog.v1.GetConsistencyProofResponse
+	(*GetEntriesRequest)(nil),            // 10: provlog.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),           // 11: provlog.v1.GetEntriesResponse
+	(*DecodedEntry)(nil),                 // 12: provlog.v1.DecodedEntry
+	(*DecodedSignature)(nil),             // 13: provlog.v1.DecodedSignature
+	(*BuildPredicate)(nil),               // 14: provlog.v1.BuildPredicate
+	(*SignPredicate)(nil),                // 15: provlog.v1.SignPredicate
+	(*PromotePredicate)(nil),             // 16: provlog.v1.PromotePredicate
+	(*SBOMPredicate)(nil),                // 17: provlog.v1.SBOMPredicate
+	(*TestResultPredicate)(nil),          // 18: provlog.v1.TestResultPredicate
+	(*VSAPredicate)(nil),                 // 19: provlog.v1.VSAPredicate
+	(*LinkPredicate)(nil),                // 20: provlog.v1.LinkPredicate
+	(*SearchRequest)(nil),                // 21: provlog.v1.SearchRequest
+	(*SearchResponse)(nil),               // 22: provlog.v1.SearchResponse
+	(*SearchResult)(nil),                 // 23: provlog.v1.SearchResult
+	(*GetProofBundleRequest)(nil),        // 24: provlog.v1.GetProofBundleRequest
+	(*GetProofBundleResponse)(nil),       // 25: provlog.v1.GetProofBundleResponse
+	(*KeyringPredicate)(nil),             // 26: provlog.v1.KeyringPredicate
+	(*RevokePredicate)(nil),              // 27: provlog.v1.RevokePredicate
+	(*QuarantinePredicate)(nil),          // 28: provlog.v1.QuarantinePredicate
+	(*KeyringPredicate_Key)(nil),         // 29: provlog.v1.KeyringPredicate.Key
+	(*KeyringPredicate_Environment)(nil), // 30: provlog.v1.KeyringPredicate.Environment
+	(*timestamppb.Timestamp)(nil),        // 31: google.protobuf.Timestamp
 }
 var file_log_proto_depIdxs = []int32{
 	1,  // 0: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResponse
@@ -2238,34 +2666,39 @@ var file_log_proto_depIdxs = []int32{
 	18, // 7: provlog.v1.DecodedEntry.test_result:type_name -> provlog.v1.TestResultPredicate
 	19, // 8: provlog.v1.DecodedEntry.vsa:type_name -> provlog.v1.VSAPredicate
 	20, // 9: provlog.v1.DecodedEntry.link:type_name -> provlog.v1.LinkPredicate
-	26, // 10: provlog.v1.BuildPredicate.started_on:type_name -> google.protobuf.Timestamp
-	26, // 11: provlog.v1.BuildPredicate.finished_on:type_name -> google.protobuf.Timestamp
-	26, // 12: provlog.v1.VSAPredicate.time_verified:type_name -> google.protobuf.Timestamp
-	23, // 13: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
-	12, // 14: provlog.v1.SearchResult.decoded:type_name -> provlog.v1.DecodedEntry
-	0,  // 15: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
-	2,  // 16: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	2,  // 17: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
-	4,  // 18: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	6,  // 19: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	8,  // 20: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	10, // 21: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
-	21, // 22: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
-	24, // 23: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
-	1,  // 24: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
-	3,  // 25: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	3,  // 26: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
-	5,  // 27: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	7,  // 28: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	9,  // 29: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	11, // 30: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
-	22, // 31: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
-	25, // 32: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
-	24, // [24:33] is the sub-list for method output_type
-	15, // [15:24] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	26, // 10: provlog.v1.DecodedEntry.keyring:type_name -> provlog.v1.KeyringPredicate
+	27, // 11: provlog.v1.DecodedEntry.revoke:type_name -> provlog.v1.RevokePredicate
+	28, // 12: provlog.v1.DecodedEntry.quarantine:type_name -> provlog.v1.QuarantinePredicate
+	31, // 13: provlog.v1.BuildPredicate.started_on:type_name -> google.protobuf.Timestamp
+	31, // 14: provlog.v1.BuildPredicate.finished_on:type_name -> google.protobuf.Timestamp
+	31, // 15: provlog.v1.VSAPredicate.time_verified:type_name -> google.protobuf.Timestamp
+	23, // 16: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
+	12, // 17: provlog.v1.SearchResult.decoded:type_name -> provlog.v1.DecodedEntry
+	29, // 18: provlog.v1.KeyringPredicate.keys:type_name -> provlog.v1.KeyringPredicate.Key
+	30, // 19: provlog.v1.KeyringPredicate.environments:type_name -> provlog.v1.KeyringPredicate.Environment
+	0,  // 20: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
+	2,  // 21: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	2,  // 22: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
+	4,  // 23: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	6,  // 24: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	8,  // 25: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	10, // 26: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
+	21, // 27: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
+	24, // 28: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
+	1,  // 29: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
+	3,  // 30: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	3,  // 31: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
+	5,  // 32: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	7,  // 33: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	9,  // 34: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	11, // 35: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
+	22, // 36: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
+	25, // 37: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_log_proto_init() }
@@ -2285,6 +2718,9 @@ func file_log_proto_init() {
 		(*DecodedEntry_TestResult)(nil),
 		(*DecodedEntry_Vsa)(nil),
 		(*DecodedEntry_Link)(nil),
+		(*DecodedEntry_Keyring)(nil),
+		(*DecodedEntry_Revoke)(nil),
+		(*DecodedEntry_Quarantine)(nil),
 	}
 	file_log_proto_msgTypes[21].OneofWrappers = []any{
 		(*SearchRequest_Digest)(nil),
@@ -2297,13 +2733,15 @@ func file_log_proto_init() {
 		(*GetProofBundleRequest_Index)(nil),
 		(*GetProofBundleRequest_LeafHash)(nil),
 	}
+	file_log_proto_msgTypes[28].OneofWrappers = []any{}
+	file_log_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_proto_rawDesc), len(file_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
