@@ -570,6 +570,9 @@ type SearchKey struct {
 	// SignerKeyID is a keyring key's securesystemslib key id: every event
 	// the key signed ("what has my key signed?").
 	SignerKeyID string
+	// TrustEvents, if true, lists every trust event (keyring, revoke,
+	// quarantine, unquarantine), in log order (see TrustHistory).
+	TrustEvents bool
 }
 
 // SearchResult is one published event found by Search. It is the log's
@@ -643,8 +646,11 @@ func searchRequest(key SearchKey) (*provlogv1.SearchRequest, error) {
 	if key.SignerKeyID != "" {
 		req.Key, n = &provlogv1.SearchRequest_SignerKeyId{SignerKeyId: key.SignerKeyID}, n+1
 	}
+	if key.TrustEvents {
+		req.Key, n = &provlogv1.SearchRequest_TrustEvents{TrustEvents: true}, n+1
+	}
 	if n != 1 {
-		return nil, fmt.Errorf("search key: %d fields set, want exactly one of Digest, BuilderID, SourceCommit, SignerKeyID", n)
+		return nil, fmt.Errorf("search key: %d fields set, want exactly one of Digest, BuilderID, SourceCommit, SignerKeyID, TrustEvents", n)
 	}
 	return req, nil
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/provlog/provlog/event"
+	"github.com/provlog/provlog/policy"
 )
 
 // FollowerConfig configures a Follower.
@@ -43,6 +44,10 @@ type FollowerConfig struct {
 	Interval time.Duration
 	// Logger receives Run's logs. If nil, slog.Default().
 	Logger *slog.Logger
+	// Trust, if true, has the follower also replay the log's trust
+	// history from the entries it verifies, as Replay does (one
+	// signature verification or more per entry): see Follower.Trust.
+	Trust bool
 }
 
 // IndexedEvent is an event a Follower read from the log and verified to
@@ -95,6 +100,7 @@ type Follower struct {
 	witness  *fwitness.Group // nil for no witness policy
 	src      logSource
 	logger   *slog.Logger
+	trust    *trustReplay // nil unless cfg.Trust; fed by index
 
 	pollMu sync.Mutex // held for a whole poll, so that polls are serialized
 	// scanning is a checkpoint a poll verified and began indexing but did
@@ -142,6 +148,11 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if f.src, err = newLogSource(cfg.Client, cfg.TilesURL, cfg.HTTPClient); err != nil {
 		return nil, fmt.Errorf("follower: %w", err)
 	}
+	if cfg.Trust {
+		if f.trust, err = newTrustReplay(cfg.VerifierKey, func(policy.Verdict) error { return nil }); err != nil {
+			return nil, fmt.Errorf("follower: %w", err)
+		}
+	}
 	return f, nil
 }
 
@@ -164,6 +175,22 @@ func (f *Follower) Events(digest event.Digest) ([]IndexedEvent, *Checkpoint) {
 		out = append(out, *e)
 	}
 	return out, f.latest
+}
+
+// Trust returns the trust history replayed from the entries followed so
+// far (FollowerConfig.Trust), as of the checkpoint Events answers with,
+// or nil without FollowerConfig.Trust or before the first poll that
+// succeeded. Its History is shared and may be ahead of the checkpoint by
+// entries of a newer verified checkpoint being read; Trust.Verdicts is
+// not kept.
+func (f *Follower) Trust() *Trust {
+	f.mu.RLock()
+	cp := f.latest
+	f.mu.RUnlock()
+	if f.trust == nil || cp == nil {
+		return nil
+	}
+	return f.trust.snapshot(cp)
 }
 
 // Status returns what the follower has followed so far.
@@ -232,7 +259,8 @@ func (f *Follower) poll(ctx context.Context) (*Checkpoint, error) {
 		return latest, nil
 	}
 	f.scanning = cp
-	if err := scanEntries(ctx, f.src, next, cp, f.index); err != nil {
+	index := func(start uint64, page [][]byte) error { return f.index(ctx, start, page) }
+	if err := scanEntries(ctx, f.src, next, cp, index); err != nil {
 		return nil, fmt.Errorf("follower: %w", err)
 	}
 	f.mu.Lock()
@@ -242,8 +270,14 @@ func (f *Follower) poll(ctx context.Context) (*Checkpoint, error) {
 }
 
 // index adds a verified page of entries, the first at index start, to the
-// index. Entries that are not events are counted and skipped.
-func (f *Follower) index(start uint64, page [][]byte) error {
+// index (and the trust replay, if any). Entries that are not events are
+// counted and skipped.
+func (f *Follower) index(ctx context.Context, start uint64, page [][]byte) error {
+	if f.trust != nil {
+		if err := f.trust.page(ctx, start, page); err != nil {
+			return err
+		}
+	}
 	var parsed []*IndexedEvent
 	for i, e := range page {
 		env, err := event.ParseEntry(e) // an envelope, or a Sigstore bundle of one
