@@ -11,6 +11,16 @@
 // absence: [Policy.Decide] sees only the events it is handed, so an event
 // the caller never found cannot count against an artifact.
 //
+// It also owns the keyring model and the log's trust over time, which
+// the log's admission and every independent replay share: [Keyring] (a
+// version of a log's keyring, made from a keyring event), [History] (the
+// keyring in force at every index, revocations, quarantines: see its doc
+// for the rules), [History.Admit] (the admission decision over a
+// [Ledger] of earlier entries) and [Replay] (those decisions from a log's
+// entries alone). [WithHistory] makes Decide judge by the replayed
+// history: quarantined artifacts are denied, and events whose signers
+// were revoked as compromised no longer count.
+//
 // # The policy format
 //
 // A policy is one JSON object; unknown fields and trailing data are
