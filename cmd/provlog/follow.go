@@ -22,6 +22,7 @@ import (
 
 	"github.com/provlog/provlog/client"
 	"github.com/provlog/provlog/internal/atomicfile"
+	"github.com/provlog/provlog/policy"
 )
 
 // isTerminal reports whether w is a terminal.
@@ -42,6 +43,51 @@ type auditJSON struct {
 	DurationSeconds float64 `json:"durationSeconds"`
 	PreviousSize    *uint64 `json:"previousSize,omitempty"`
 	StateFile       string  `json:"stateFile,omitempty"`
+	// Trust is what the replay of the trust history found.
+	Trust auditTrustJSON `json:"trust"`
+}
+
+// auditTrustJSON is the trust replay of an audit (client.Replay).
+type auditTrustJSON struct {
+	// Keyring is false for a log without keyring events (open admission):
+	// nothing to replay.
+	Keyring         bool   `json:"keyring"`
+	KeyringVersions int    `json:"keyringVersions"`
+	Revocations     int    `json:"revocations"`
+	Quarantines     int    `json:"quarantinesInForce"`
+	BeforeHistory   uint64 `json:"beforeHistory"`
+	// Violations are the entries the log should not have admitted.
+	Violations []auditViolationJSON `json:"violations"`
+}
+
+type auditViolationJSON struct {
+	Index  uint64 `json:"index"`
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+// auditTrust replays the trust history of the audited tree and
+// summarizes it.
+func auditTrust(tr *client.Trust) auditTrustJSON {
+	at := auditTrustJSON{Keyring: !tr.History.Empty(), KeyringVersions: len(tr.History.Versions()),
+		Revocations: len(tr.History.Revocations()), Quarantines: len(tr.Quarantines(tr.Checkpoint.Size)),
+		BeforeHistory: tr.BeforeHistory, Violations: []auditViolationJSON{}}
+	for _, v := range tr.Violations {
+		at.Violations = append(at.Violations, auditViolationJSON{Index: v.Index, Type: orNone(v.Type), Reason: v.Err.Error()})
+	}
+	return at
+}
+
+// summary is the trust replay's line of audit's output.
+func (at auditTrustJSON) summary(entries uint64) string {
+	if !at.Keyring {
+		return fmt.Sprintf("trust: no keyring event in the %d entries (a log with open admission): no trust history to replay", entries)
+	}
+	verdict := "every entry admitted by the rules in force at its index"
+	if n := len(at.Violations); n > 0 {
+		verdict = fmt.Sprintf("%d entries should not have been admitted", n)
+	}
+	return fmt.Sprintf("trust: replayed %d entries: %d keyring versions, %d revocations, %d quarantines in force; %s", entries, at.KeyringVersions, at.Revocations, at.Quarantines, verdict)
 }
 
 // progress reports an audit's progress on w: a bar with rate and ETA on a
@@ -108,7 +154,13 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Long: `Replay the whole log served under --tiles (any C2SP tlog-tiles log): verify
 its checkpoint with the log's key, fetch every entry bundle, recompute every
 leaf hash, every hash tile of every level and the root, and compare them
-with what the log serves and signed.
+with what the log serves and signed. Then it replays the log's trust
+history from the audited entries alone (client.Replay, the rules of
+docs/trust.md: the genesis keyring signed by the log key, each entry
+checked against the keyring in force at its index, revocations,
+quarantines, lineage) and reports every entry the log should not have
+admitted, with its index and reason: there must be none. A summary line
+gives the keyring versions, revocations and quarantines in force.
 
 With --state, the checkpoint audited last is kept in FILE: the next audit
 also checks that the log's tree extends it (no rewritten history), and then
@@ -118,7 +170,8 @@ Progress goes to stderr: a bar with rate and ETA on a terminal, a plain
 line every --progress-interval otherwise. A summary follows on stdout.
 
 Exit codes: 0 the log checks out; 1 a mismatch (the tile or bundle is
-named) or an inconsistency with --state; 2 bad flags or state file; 3 the
+named), an inconsistency with --state, or an entry that should not have
+been admitted (each named on stdout); 2 bad flags or state file; 3 the
 log unreachable.`,
 		Example: `  provlog audit --tiles https://log.example.com/ --log-key @log.pub --state audit.state
   provlog audit --json > audit.json`,
@@ -175,11 +228,30 @@ log unreachable.`,
 				}
 			}
 			cp := sum.Checkpoint
+			tr, err := client.Replay(ctx, client.ReplayConfig{VerifierKey: vkey, TilesURL: tiles, Checkpoint: cp.Raw,
+				OnVerdict: func(policy.Verdict) error { return nil }})
+			if err != nil {
+				if errors.Is(err, client.ErrInclusionProof) || errors.Is(err, client.ErrFormat) {
+					return negative(fmt.Errorf("trust replay: %w", err))
+				}
+				return fmt.Errorf("trust replay: %w", err)
+			}
 			res := auditJSON{Origin: cp.Origin, Size: cp.Size, RootHash: base64.StdEncoding.EncodeToString(cp.Hash),
 				Entries: sum.Entries, Bundles: sum.Bundles, Tiles: sum.Tiles, Bytes: sum.Bytes,
-				DurationSeconds: sum.Duration.Seconds(), PreviousSize: prevSize, StateFile: state}
+				DurationSeconds: sum.Duration.Seconds(), PreviousSize: prevSize, StateFile: state, Trust: auditTrust(tr)}
 			if g.json {
-				return g.printJSON(res)
+				if err := g.printJSON(res); err != nil {
+					return err
+				}
+				return trustViolations(tr)
+			}
+			if len(res.Trust.Violations) > 0 {
+				fmt.Fprintf(g.stdout, "audit FAILED: %s, tree size %d: the hashes match, but entries were admitted that the log's rules refuse\n", cp.Origin, cp.Size)
+				for _, v := range res.Trust.Violations {
+					fmt.Fprintf(g.stdout, "  entry %d (%s) should not have been admitted: %s\n", v.Index, v.Type, oneLine(v.Reason))
+				}
+				fmt.Fprintf(g.stdout, "  %s\n", res.Trust.summary(sum.Entries))
+				return trustViolations(tr)
 			}
 			rate := 0.0
 			if s := sum.Duration.Seconds(); s > 0 {
@@ -191,6 +263,7 @@ log unreachable.`,
 			if res.PreviousSize != nil {
 				fmt.Fprintf(g.stdout, "  extends the previously audited checkpoint of size %d\n", *res.PreviousSize)
 			}
+			fmt.Fprintf(g.stdout, "  %s\n", res.Trust.summary(sum.Entries))
 			return nil
 		}),
 	}

@@ -36,6 +36,16 @@ log that forked or rewound since is a reason to deny (evidence written
 beside FILE). It exits 0 to allow, or 1 to deny, listing every reason, not
 just the first. Any non-zero exit must be taken as "do not deploy".
 
+The events are judged by the log's trust history (docs/trust.md),
+replayed here from logged entries, never the server's say-so: from the
+log's trust events (its search), each proven included; with --replay,
+from every entry of the log. An artifact under a quarantine no entry has
+lifted is denied in every environment, naming the quarantine entry; an
+event whose signer was revoked as compromised since it was logged no
+longer counts; an event (or a trust event) the log should have refused
+is left out and named as a reason to deny. The "trust history:" line
+says where the history comes from.
+
 The policy is a JSON file (unknown fields are refused):
 
   {
@@ -108,6 +118,9 @@ type gateDecision struct {
 	// Completeness says where the assurance that no event was left out
 	// comes from (see completenessSearch and replayCompleteness).
 	Completeness string `json:"completeness,omitempty"`
+	// Trust says where the trust history the decision was judged by
+	// (quarantines, revocations) comes from.
+	Trust string `json:"trustHistory,omitempty"`
 }
 
 // completenessSearch is the gate's completeness line without --replay:
@@ -127,8 +140,8 @@ func replayCompleteness(cp *client.Checkpoint) string {
 // against it, and returns the events about digest: all of them, on the
 // evidence of the signed tree alone, and the checkpoint they are in. What
 // does not verify is a reason to deny, as in gatherEvents.
-func replayEvents(ctx context.Context, c *client.Client, tiles, vkey string, digest event.Digest, witness []byte) ([]policy.Event, []policy.Reason, *client.Checkpoint, error) {
-	cfg := client.FollowerConfig{VerifierKey: vkey, WitnessPolicy: witness, TilesURL: tiles}
+func replayEvents(ctx context.Context, c *client.Client, tiles, vkey string, digest event.Digest, witness []byte) ([]policy.Event, []policy.Reason, *client.Trust, error) {
+	cfg := client.FollowerConfig{VerifierKey: vkey, WitnessPolicy: witness, TilesURL: tiles, Trust: true}
 	if tiles == "" {
 		cfg.Client = c
 	}
@@ -142,9 +155,58 @@ func replayEvents(ctx context.Context, c *client.Client, tiles, vkey string, dig
 		}
 		return nil, nil, nil, fmt.Errorf("replay: %w", err)
 	}
-	evs, cp := f.Events(digest)
-	return provenEvents(evs), nil, cp, nil
+	evs, _ := f.Events(digest)
+	return provenEvents(evs), nil, f.Trust(), nil
 }
+
+// proofTrust builds the trust history from the log's search of trust
+// events, each proven included (client.TrustHistory). What does not
+// verify is a reason to deny.
+func proofTrust(ctx context.Context, c *client.Client, witness []byte) (*client.Trust, []policy.Reason, error) {
+	tr, err := client.TrustHistory(ctx, c, client.TrustHistoryOptions{WitnessPolicy: witness})
+	switch {
+	case err != nil && isVerificationFailure(err):
+		return nil, []policy.Reason{{Text: fmt.Sprintf("the log's trust history does not verify: %v", err)}}, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	return tr, nil, nil
+}
+
+// applyTrust judges the events of a decision by the trust history tr: an
+// event the history's replay found the log should have refused is left
+// out, and named as a reason to deny; so is every trust event the log
+// should have refused (the history it would have made is not the log's
+// word). It returns the events kept, the reasons, the options of Decide
+// and the line saying what the trust history rests on.
+func applyTrust(tr *client.Trust, events []policy.Event, source string) ([]policy.Event, []policy.Reason, []policy.DecideOption, string) {
+	if tr == nil {
+		return events, nil, nil, "none: the trust history could not be read"
+	}
+	var reasons []policy.Reason
+	for _, v := range tr.Violations {
+		if policy.IsTrustEvent(v.Type) {
+			reasons = append(reasons, policy.Reason{Text: fmt.Sprintf("the log's trust history breaks its rules: %s event %d should have been refused: %v", v.Type, v.Index, v.Err), Entries: []uint64{v.Index}})
+		}
+	}
+	kept := make([]policy.Event, 0, len(events))
+	for _, e := range events {
+		if err := tr.Refused(e.Index); err != nil {
+			reasons = append(reasons, policy.Reason{Text: fmt.Sprintf("%s event %d should not have been admitted (left out): %v", e.Event.Type, e.Index, err), Entries: []uint64{e.Index}})
+			continue
+		}
+		kept = append(kept, e)
+	}
+	line := fmt.Sprintf("%s up to size %d (%d keyring versions, %d revocations, %d quarantines in force)", source, tr.Checkpoint.Size,
+		len(tr.History.Versions()), len(tr.History.Revocations()), len(tr.Quarantines(tr.Checkpoint.Size)))
+	return kept, reasons, []policy.DecideOption{policy.WithHistory(tr.History)}, line
+}
+
+// Where the gate's trust history comes from.
+const (
+	trustFromSearch = "the log's trust events from its search, each proven included"
+	trustFromReplay = "replayed from every entry"
+)
 
 // provenEvents are the events a Follower answered, as the policy takes
 // them.
@@ -290,25 +352,36 @@ func newGateCmd(g *globals) *cobra.Command {
 				unproven     []policy.Reason
 				completeness = completenessSearch
 				checkpoints  []*client.Checkpoint
+				tr           *client.Trust
+				source       = trustFromSearch
 			)
 			if replay {
 				tiles, asked := g.tilesURL()
 				if !asked {
 					tiles = ""
 				}
-				var cp *client.Checkpoint
-				events, unproven, cp, err = replayEvents(ctx, c, tiles, vkey, d, p.Witness)
-				completeness = "none: the replay failed"
-				if cp != nil {
-					completeness = replayCompleteness(cp)
-					checkpoints = []*client.Checkpoint{cp}
+				events, unproven, tr, err = replayEvents(ctx, c, tiles, vkey, d, p.Witness)
+				completeness, source = "none: the replay failed", trustFromReplay
+				if tr != nil {
+					completeness = replayCompleteness(tr.Checkpoint)
+					checkpoints = []*client.Checkpoint{tr.Checkpoint}
 				}
 			} else {
 				events, unproven, checkpoints, err = gatherEvents(ctx, c, vkey, d.String(), p.Witness)
+				if err == nil {
+					var bad []policy.Reason
+					tr, bad, err = proofTrust(ctx, c, p.Witness)
+					unproven = append(unproven, bad...)
+					if tr != nil {
+						checkpoints = append(checkpoints, tr.Checkpoint)
+					}
+				}
 			}
 			if err != nil {
 				return err
 			}
+			events, refused, opts, trustLine := applyTrust(tr, events, source)
+			unproven = append(unproven, refused...)
 			if state != "" {
 				forked, consistency, err := checkState(ctx, c, vkey, state, checkpoints)
 				if err != nil {
@@ -319,11 +392,11 @@ func newGateCmd(g *globals) *cobra.Command {
 					completeness += "; consistency: " + consistency
 				}
 			}
-			dec := p.Decide(ctx, d.String(), env, events)
+			dec := p.Decide(ctx, d.String(), env, events, opts...)
 			dec.Reasons = append(unproven, dec.Reasons...)
 			// The decision is printed first; a VSA that cannot be made
 			// or logged overrides its exit code.
-			verdict := reportGate(g, dec, completeness)
+			verdict := reportGateTrust(g, dec, completeness, trustLine)
 			var ee *exitError
 			if verdict != nil && !errors.As(verdict, &ee) {
 				return verdict // printing failed
@@ -354,7 +427,14 @@ func reportDecision(g *globals, d *policy.Decision) error { return reportGate(g,
 // line "completeness: ..." after the decision's (none if completeness is
 // empty).
 func reportGate(g *globals, d *policy.Decision, completeness string) error {
-	out := gateDecision{Decision: "allow", Artifact: d.Artifact, Environment: d.Environment, Reasons: []string{}, Events: []eventJSON{}, Completeness: completeness}
+	return reportGateTrust(g, d, completeness, "")
+}
+
+// reportGateTrust is reportGate saying where the trust history comes
+// from: a line "trust history: ..." after the completeness line (none if
+// trust is empty).
+func reportGateTrust(g *globals, d *policy.Decision, completeness, trust string) error {
+	out := gateDecision{Decision: "allow", Artifact: d.Artifact, Environment: d.Environment, Reasons: []string{}, Events: []eventJSON{}, Completeness: completeness, Trust: trust}
 	if !d.Allowed() {
 		out.Decision = "deny"
 	}
@@ -375,6 +455,9 @@ func reportGate(g *globals, d *policy.Decision, completeness string) error {
 		fmt.Fprintf(g.stdout, "%s %s to %s\n", strings.ToUpper(out.Decision), d.Artifact, d.Environment)
 		if completeness != "" {
 			fmt.Fprintf(g.stdout, "completeness: %s\n", completeness)
+		}
+		if trust != "" {
+			fmt.Fprintf(g.stdout, "trust history: %s\n", trust)
 		}
 		for _, r := range out.Reasons {
 			fmt.Fprintf(g.stdout, "  - %s\n", r)

@@ -40,7 +40,11 @@ HTTP, from the gate's own index of every event in the log, never from the
 log's search. It reads and verifies every entry against each checkpoint
 (signed by the log key, meeting the policy's witness policy, consistent
 with the last one: a log that rewinds or forks is refused for good), so an
-event the log's search leaves out still counts.
+event the log's search leaves out still counts. It also replays the log's
+trust history from those entries (docs/trust.md): a quarantined artifact
+is denied in every environment, naming the quarantine entry; events
+signed by keys revoked as compromised since no longer count; an event the
+log should have refused is left out, named as a reason to deny.
 
   POST /v1/decide    {"digest": "sha256:...", "environment": "prod"}
                      -> the decision, every reason with its entries, the
@@ -110,6 +114,9 @@ type decisionKey struct {
 	env    string
 	size   uint64
 	gen    uint64
+	// trust is the trust history's generation (quarantines,
+	// revocations, keyrings applied): the history may move ahead of size.
+	trust uint64
 }
 
 func newGateServer(cfg gateServeConfig, reg prometheus.Registerer) (*gateServer, error) {
@@ -168,13 +175,22 @@ func (s *gateServer) decideUncounted(ctx context.Context, digest event.Digest, e
 		return &verdict{dec: dec, unverified: open}
 	}
 	evs, cp := s.cfg.Follower.Events(digest)
-	key := decisionKey{digest, env, cp.Size, sp.gen}
+	tr := s.cfg.Follower.Trust() // nil for a follower without FollowerConfig.Trust
+	key := decisionKey{digest: digest, env: env, size: cp.Size, gen: sp.gen}
+	if tr != nil {
+		key.trust = tr.History.Generation()
+	}
 	if dec, ok := s.cache.Get(key); ok {
 		s.metrics.cache.WithLabelValues("hit").Inc()
 		return &verdict{dec: dec, cp: cp, cached: true}
 	}
 	s.metrics.cache.WithLabelValues("miss").Inc()
-	dec := sp.p.Decide(ctx, digest.String(), env, provenEvents(evs))
+	events, refused, opts := provenEvents(evs), []policy.Reason(nil), []policy.DecideOption(nil)
+	if tr != nil {
+		events, refused, opts, _ = applyTrust(tr, events, trustFromReplay)
+	}
+	dec := sp.p.Decide(ctx, digest.String(), env, events, opts...)
+	dec.Reasons = append(refused, dec.Reasons...)
 	s.cache.Add(key, dec)
 	return &verdict{dec: dec, cp: cp}
 }
@@ -615,7 +631,7 @@ func newGateServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fcfg := client.FollowerConfig{VerifierKey: vkey, WitnessPolicy: cfg.Policy.Witness, EvidenceDir: evidence, Interval: interval}
+			fcfg := client.FollowerConfig{VerifierKey: vkey, WitnessPolicy: cfg.Policy.Witness, EvidenceDir: evidence, Interval: interval, Trust: true}
 			if u, asked := g.tilesURL(); asked {
 				fcfg.TilesURL = u
 			} else {

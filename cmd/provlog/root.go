@@ -108,6 +108,7 @@ func newRoot(g *globals) *cobra.Command {
 		newKeygenCmd(g),
 		newAttestCmd(g),
 		newApproveCmd(g),
+		newKeyringCmd(g),
 		newSubmitCmd(g),
 		newGetCmd(g),
 		newSearchCmd(g),
