@@ -2,11 +2,15 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,6 +154,31 @@ func TestTrustKeyRotationRevocationQuarantine(t *testing.T) {
 		t.Logf("reasons: %v", dec.Reasons)
 	}
 
+	// gate serve, from its own replay of the log, decides the same.
+	gs := startGateServe(t, c, "--policy", "policy.json", "--interval", "100ms")
+	digestOf := func(artifact string) string {
+		sum := sha256.Sum256([]byte("the contents of " + artifact))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	served := func(what, artifact, want string, entries []uint64) {
+		t.Helper()
+		waitUntil(t, what, func() (bool, string) {
+			d := decide(t, http.DefaultClient, gs.url, digestOf(artifact), "dev")
+			ok := d.Decision == want
+			if want == "deny" && entries != nil {
+				ok = ok && slices.ContainsFunc(d.Reasons, func(r struct {
+					Text    string
+					Entries []uint64
+				}) bool {
+					return slices.Equal(r.Entries, entries) && strings.Contains(r.Text, "quarantined")
+				})
+			}
+			return ok, fmt.Sprintf("%+v", d)
+		})
+	}
+	served("gate serve denies the bad build", "bad.tar.gz", "deny", nil)
+	served("gate serve allows the good build", "good.tar.gz", "allow", nil)
+
 	// A quarantine denies the good build everywhere, naming the entry.
 	c.ok("keyring", "propose", "quarantine", "--artifact", "good.tar.gz", "--reason", "CVE-2026-0001 in a dependency", "--sign-key", "sec.key", "--out", "quarantine.json")
 	quarantine := index(t, c.ok("keyring", "submit", "quarantine.json"))
@@ -160,6 +189,7 @@ func TestTrustKeyRotationRevocationQuarantine(t *testing.T) {
 			t.Errorf("gate %v for the quarantined build: %v\nwant %q", mode, r, want)
 		}
 	}
+	served("gate serve denies the quarantined build, naming the entry", "good.tar.gz", "deny", []uint64{quarantine})
 	if r := c.want(3, "attest", "promote", "--artifact", "good.tar.gz", "--from", "dev", "--to", "prod",
 		"--build-index", strconv.FormatUint(good, 10), "--sign-key", "alice.key", "--submit"); !strings.Contains(r.stderr, fmt.Sprintf("is quarantined by entry %d", quarantine)) {
 		t.Errorf("promoting a quarantined artifact: %v", r)
@@ -177,6 +207,7 @@ func TestTrustKeyRotationRevocationQuarantine(t *testing.T) {
 	if out := c.ok("gate", "--artifact", "good.tar.gz", "--env", "dev", "--policy", "policy.json"); !strings.HasPrefix(out, "ALLOW ") {
 		t.Errorf("gate after the unquarantine: %q", out)
 	}
+	served("gate serve allows the good build once lifted", "good.tar.gz", "allow", nil)
 
 	// Refusals: each with its reason, nothing written.
 	c.ok("keyring", "propose", "revoke", "--key-id", ids["root3"], "--compromised-since", strconv.FormatUint(lift+1, 10),
