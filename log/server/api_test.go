@@ -50,6 +50,9 @@ type apiLog struct {
 	// and promotion into dev.
 	build, sign, dev uint64
 	commit, builder  string
+	// logSigner is the log's checkpoint key, which signs keyring changes
+	// while the keyring names no admins.
+	logSigner note.Signer
 }
 
 func newAPILog(t *testing.T) *apiLog {
@@ -87,6 +90,7 @@ func newAPILog(t *testing.T) *apiLog {
 	}
 	skey, _, _ := note.GenerateKey(rand.Reader, "example.com/api")
 	signer, _ := note.NewSigner(skey)
+	a.logSigner = signer
 	a.log, err = log.Open(context.Background(), log.Config{Origin: "example.com/api", Signer: signer,
 		Admission: &log.AttestationAdmission{Keyring: kr, Index: st}}, st)
 	if err != nil {
@@ -393,7 +397,7 @@ func TestDecodeEntryNotAnEvent(t *testing.T) {
 		{"payload not UTF-8", envelope([]byte("{\"_type\":\"\xff\"}")), "", 1},
 		{"payload not a statement", envelope([]byte(`{"hello":"world"}`)), `{"hello":"world"}`, 1},
 	} {
-		d := decodeEntry(7, tc.entry)
+		d := decodeEntry(context.Background(), newFakeLog(8), 7, tc.entry)
 		if d.Index != 7 || d.DecodeError == "" || d.EventType != "" || d.Statement != tc.statement || len(d.Signatures) != tc.sigs {
 			t.Errorf("%s: %v", tc.name, d)
 		}

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/provlog/provlog/event"
 	"github.com/provlog/provlog/log"
+	"github.com/provlog/provlog/policy"
 )
 
 func TestMain(m *testing.M) {
@@ -213,6 +215,11 @@ func (f *fakeLog) Search(ctx context.Context, kind byte, value string, from uint
 		next = 0
 	}
 	return res, next, nil
+}
+
+// Signers knows no keyring, as a log with open admission.
+func (f *fakeLog) Signers(context.Context, uint64, *event.Envelope) ([]*policy.Key, bool) {
+	return nil, false
 }
 
 func (f *fakeLog) ProofBundle(ctx context.Context, index uint64) ([]byte, error) {

@@ -300,7 +300,7 @@ func (s *grpcServer) Search(ctx context.Context, req *provlogv1.SearchRequest) (
 	for _, r := range results {
 		res := &provlogv1.SearchResult{Index: r.Index, EventType: r.Type, Entry: r.Entry}
 		if req.Decode {
-			res.Decoded = decodeEntry(r.Index, r.Entry)
+			res.Decoded = decodeEntry(ctx, s.log, r.Index, r.Entry)
 		}
 		resp.Results = append(resp.Results, res)
 	}

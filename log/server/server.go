@@ -18,7 +18,9 @@ package server
 import (
 	"context"
 
+	"github.com/provlog/provlog/event"
 	"github.com/provlog/provlog/log"
+	"github.com/provlog/provlog/policy"
 )
 
 // Log is what the servers need of *log.Log.
@@ -64,4 +66,10 @@ type Log interface {
 	MaxEntrySize() int
 	// Healthy returns nil if the log accepts writes, else the reason.
 	Healthy() error
+	// Signers returns who signed env, the envelope of the entry at index,
+	// by the log's trust history: the keys of the keyring in force at
+	// index that verify its signatures, or byLog if the log key signed
+	// it; neither for a log without a history (open admission). For
+	// display only (decoded entries), not an admission decision.
+	Signers(ctx context.Context, index uint64, env *event.Envelope) (keys []*policy.Key, byLog bool)
 }

@@ -171,7 +171,7 @@ func (s *grpcServer) getEntries(ctx context.Context, req *provlogv1.GetEntriesRe
 		return grpcError(fmt.Errorf("%w: entries [%d, %d) beyond the log's size %d", log.ErrOutOfRange, req.Start, req.Start+req.Count, size))
 	}
 	count := min(req.Count, maxGetEntries)
-	c := &entriesChunker{send: send, decode: req.Decode, next: req.Start, resp: &provlogv1.GetEntriesResponse{}}
+	c := &entriesChunker{send: send, decode: req.Decode, ctx: ctx, log: s.log, next: req.Start, resp: &provlogv1.GetEntriesResponse{}}
 	err := s.log.Entries(ctx, req.Start, count, c.add)
 	if err == nil {
 		err = c.flush()
@@ -190,6 +190,8 @@ func (s *grpcServer) getEntries(ctx context.Context, req *provlogv1.GetEntriesRe
 type entriesChunker struct {
 	send   func(*provlogv1.GetEntriesResponse) error
 	decode bool                          // whether responses carry the entries decoded
+	ctx    context.Context               // the request's, for decoding
+	log    Log                           // the log, for decoding (its signers)
 	next   uint64                        // index of the next entry to add
 	resp   *provlogv1.GetEntriesResponse // the chunk being gathered
 	bytes  int                           // size of the entries in resp (twice it when decoding)
@@ -216,7 +218,7 @@ func (c *entriesChunker) add(index uint64, entry []byte) error {
 	}
 	c.resp.Entries = append(c.resp.Entries, bytes.Clone(entry))
 	if c.decode {
-		c.resp.Decoded = append(c.resp.Decoded, decodeEntry(index, entry))
+		c.resp.Decoded = append(c.resp.Decoded, decodeEntry(c.ctx, c.log, index, entry))
 	}
 	c.bytes += n
 	c.next++

@@ -734,8 +734,9 @@ func (x *GetEntriesResponse) GetDecoded() []*DecodedEntry {
 
 // DecodedEntry is a stored entry read as an event: its DSSE envelope and
 // in-toto statement, parsed as admission parses them. Decoding is a read
-// of what the log holds; it verifies no signature (admission verified
-// them against the keyring when the entry was logged).
+// of what the log holds; beyond signers and log_key (the log's reading of
+// who signed it), it verifies nothing (admission verified the signatures
+// against the keyring when the entry was logged).
 type DecodedEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -773,7 +774,20 @@ type DecodedEntry struct {
 	//	*DecodedEntry_Keyring
 	//	*DecodedEntry_Revoke
 	//	*DecodedEntry_Quarantine
-	Predicate     isDecodedEntry_Predicate `protobuf_oneof:"predicate"`
+	Predicate isDecodedEntry_Predicate `protobuf_oneof:"predicate"`
+	// The keyring keys whose signatures the envelope carries: those of the
+	// keyring in force at the entry's index (by the log's trust history)
+	// that verify them, whatever key id a signature names (cosign names
+	// none). Empty for a log admitting any entry, and for an event signed
+	// by the log key (log_key). This is the log's reading, verified by the
+	// server: a client should trust it no more than the server, and one
+	// that trusts only the entries verifies them against the keyring
+	// events itself. Revocations are not applied here: a signer revoked
+	// since is still listed.
+	Signers []*DecodedSigner `protobuf:"bytes,20,rep,name=signers,proto3" json:"signers,omitempty"`
+	// True if every signature is the log key's: the genesis keyring, or a
+	// change the log key made while the keyring named no admins.
+	LogKey        bool `protobuf:"varint,21,opt,name=log_key,json=logKey,proto3" json:"log_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -968,6 +982,20 @@ func (x *DecodedEntry) GetQuarantine() *QuarantinePredicate {
 	return nil
 }
 
+func (x *DecodedEntry) GetSigners() []*DecodedSigner {
+	if x != nil {
+		return x.Signers
+	}
+	return nil
+}
+
+func (x *DecodedEntry) GetLogKey() bool {
+	if x != nil {
+		return x.LogKey
+	}
+	return false
+}
+
 type isDecodedEntry_Predicate interface {
 	isDecodedEntry_Predicate()
 }
@@ -1035,7 +1063,8 @@ func (*DecodedEntry_Quarantine) isDecodedEntry_Predicate() {}
 type DecodedSignature struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The key id the signature names, as written: a hint (possibly empty),
-	// not the keyring key admission found to verify it.
+	// not the keyring key admission found to verify it (see
+	// DecodedEntry.signers).
 	KeyId         string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1078,6 +1107,61 @@ func (x *DecodedSignature) GetKeyId() string {
 	return ""
 }
 
+// DecodedSigner is a keyring key that signed an entry.
+type DecodedSigner struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The securesystemslib key id.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The key's name in the keyring in force at the entry's index.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecodedSigner) Reset() {
+	*x = DecodedSigner{}
+	mi := &file_log_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecodedSigner) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecodedSigner) ProtoMessage() {}
+
+func (x *DecodedSigner) ProtoReflect() protoreflect.Message {
+	mi := &file_log_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecodedSigner.ProtoReflect.Descriptor instead.
+func (*DecodedSigner) Descriptor() ([]byte, []int) {
+	return file_log_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DecodedSigner) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *DecodedSigner) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 // BuildPredicate is what provlog reads of a SLSA Provenance v1 predicate.
 type BuildPredicate struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1096,7 +1180,7 @@ type BuildPredicate struct {
 
 func (x *BuildPredicate) Reset() {
 	*x = BuildPredicate{}
-	mi := &file_log_proto_msgTypes[14]
+	mi := &file_log_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1192,7 @@ func (x *BuildPredicate) String() string {
 func (*BuildPredicate) ProtoMessage() {}
 
 func (x *BuildPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[14]
+	mi := &file_log_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1205,7 @@ func (x *BuildPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildPredicate.ProtoReflect.Descriptor instead.
 func (*BuildPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{14}
+	return file_log_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BuildPredicate) GetBuilderId() string {
@@ -1186,7 +1270,7 @@ type SignPredicate struct {
 
 func (x *SignPredicate) Reset() {
 	*x = SignPredicate{}
-	mi := &file_log_proto_msgTypes[15]
+	mi := &file_log_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1282,7 @@ func (x *SignPredicate) String() string {
 func (*SignPredicate) ProtoMessage() {}
 
 func (x *SignPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[15]
+	mi := &file_log_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1295,7 @@ func (x *SignPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignPredicate.ProtoReflect.Descriptor instead.
 func (*SignPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{15}
+	return file_log_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SignPredicate) GetAlgorithm() string {
@@ -1251,7 +1335,7 @@ type PromotePredicate struct {
 
 func (x *PromotePredicate) Reset() {
 	*x = PromotePredicate{}
-	mi := &file_log_proto_msgTypes[16]
+	mi := &file_log_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1347,7 @@ func (x *PromotePredicate) String() string {
 func (*PromotePredicate) ProtoMessage() {}
 
 func (x *PromotePredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[16]
+	mi := &file_log_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1360,7 @@ func (x *PromotePredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromotePredicate.ProtoReflect.Descriptor instead.
 func (*PromotePredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{16}
+	return file_log_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PromotePredicate) GetFrom() string {
@@ -1339,7 +1423,7 @@ type SBOMPredicate struct {
 
 func (x *SBOMPredicate) Reset() {
 	*x = SBOMPredicate{}
-	mi := &file_log_proto_msgTypes[17]
+	mi := &file_log_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1435,7 @@ func (x *SBOMPredicate) String() string {
 func (*SBOMPredicate) ProtoMessage() {}
 
 func (x *SBOMPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[17]
+	mi := &file_log_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1448,7 @@ func (x *SBOMPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SBOMPredicate.ProtoReflect.Descriptor instead.
 func (*SBOMPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{17}
+	return file_log_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SBOMPredicate) GetFormat() string {
@@ -1430,7 +1514,7 @@ type TestResultPredicate struct {
 
 func (x *TestResultPredicate) Reset() {
 	*x = TestResultPredicate{}
-	mi := &file_log_proto_msgTypes[18]
+	mi := &file_log_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1526,7 @@ func (x *TestResultPredicate) String() string {
 func (*TestResultPredicate) ProtoMessage() {}
 
 func (x *TestResultPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[18]
+	mi := &file_log_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1539,7 @@ func (x *TestResultPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestResultPredicate.ProtoReflect.Descriptor instead.
 func (*TestResultPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{18}
+	return file_log_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TestResultPredicate) GetResult() string {
@@ -1509,7 +1593,7 @@ type VSAPredicate struct {
 
 func (x *VSAPredicate) Reset() {
 	*x = VSAPredicate{}
-	mi := &file_log_proto_msgTypes[19]
+	mi := &file_log_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1605,7 @@ func (x *VSAPredicate) String() string {
 func (*VSAPredicate) ProtoMessage() {}
 
 func (x *VSAPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[19]
+	mi := &file_log_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1618,7 @@ func (x *VSAPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VSAPredicate.ProtoReflect.Descriptor instead.
 func (*VSAPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{19}
+	return file_log_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VSAPredicate) GetVerifierId() string {
@@ -1596,7 +1680,7 @@ type LinkPredicate struct {
 
 func (x *LinkPredicate) Reset() {
 	*x = LinkPredicate{}
-	mi := &file_log_proto_msgTypes[20]
+	mi := &file_log_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1692,7 @@ func (x *LinkPredicate) String() string {
 func (*LinkPredicate) ProtoMessage() {}
 
 func (x *LinkPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[20]
+	mi := &file_log_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1705,7 @@ func (x *LinkPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkPredicate.ProtoReflect.Descriptor instead.
 func (*LinkPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{20}
+	return file_log_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LinkPredicate) GetName() string {
@@ -1660,7 +1744,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_log_proto_msgTypes[21]
+	mi := &file_log_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1756,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[21]
+	mi := &file_log_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1769,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{21}
+	return file_log_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SearchRequest) GetKey() isSearchRequest_Key {
@@ -1815,7 +1899,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_log_proto_msgTypes[22]
+	mi := &file_log_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1911,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[22]
+	mi := &file_log_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1924,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{22}
+	return file_log_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SearchResponse) GetResults() []*SearchResult {
@@ -1873,7 +1957,7 @@ type SearchResult struct {
 
 func (x *SearchResult) Reset() {
 	*x = SearchResult{}
-	mi := &file_log_proto_msgTypes[23]
+	mi := &file_log_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1969,7 @@ func (x *SearchResult) String() string {
 func (*SearchResult) ProtoMessage() {}
 
 func (x *SearchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[23]
+	mi := &file_log_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1982,7 @@ func (x *SearchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResult.ProtoReflect.Descriptor instead.
 func (*SearchResult) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{23}
+	return file_log_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SearchResult) GetIndex() uint64 {
@@ -1942,7 +2026,7 @@ type GetProofBundleRequest struct {
 
 func (x *GetProofBundleRequest) Reset() {
 	*x = GetProofBundleRequest{}
-	mi := &file_log_proto_msgTypes[24]
+	mi := &file_log_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2038,7 @@ func (x *GetProofBundleRequest) String() string {
 func (*GetProofBundleRequest) ProtoMessage() {}
 
 func (x *GetProofBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[24]
+	mi := &file_log_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2051,7 @@ func (x *GetProofBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProofBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetProofBundleRequest) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{24}
+	return file_log_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetProofBundleRequest) GetLeaf() isGetProofBundleRequest_Leaf {
@@ -2023,7 +2107,7 @@ type GetProofBundleResponse struct {
 
 func (x *GetProofBundleResponse) Reset() {
 	*x = GetProofBundleResponse{}
-	mi := &file_log_proto_msgTypes[25]
+	mi := &file_log_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2119,7 @@ func (x *GetProofBundleResponse) String() string {
 func (*GetProofBundleResponse) ProtoMessage() {}
 
 func (x *GetProofBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[25]
+	mi := &file_log_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2132,7 @@ func (x *GetProofBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProofBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetProofBundleResponse) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{25}
+	return file_log_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetProofBundleResponse) GetBundle() []byte {
@@ -2078,7 +2162,7 @@ type KeyringPredicate struct {
 
 func (x *KeyringPredicate) Reset() {
 	*x = KeyringPredicate{}
-	mi := &file_log_proto_msgTypes[26]
+	mi := &file_log_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2174,7 @@ func (x *KeyringPredicate) String() string {
 func (*KeyringPredicate) ProtoMessage() {}
 
 func (x *KeyringPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[26]
+	mi := &file_log_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2187,7 @@ func (x *KeyringPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyringPredicate.ProtoReflect.Descriptor instead.
 func (*KeyringPredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{26}
+	return file_log_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KeyringPredicate) GetKeys() []*KeyringPredicate_Key {
@@ -2139,7 +2223,7 @@ type RevokePredicate struct {
 
 func (x *RevokePredicate) Reset() {
 	*x = RevokePredicate{}
-	mi := &file_log_proto_msgTypes[27]
+	mi := &file_log_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2235,7 @@ func (x *RevokePredicate) String() string {
 func (*RevokePredicate) ProtoMessage() {}
 
 func (x *RevokePredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[27]
+	mi := &file_log_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2248,7 @@ func (x *RevokePredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokePredicate.ProtoReflect.Descriptor instead.
 func (*RevokePredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{27}
+	return file_log_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokePredicate) GetKeyId() string {
@@ -2201,7 +2285,7 @@ type QuarantinePredicate struct {
 
 func (x *QuarantinePredicate) Reset() {
 	*x = QuarantinePredicate{}
-	mi := &file_log_proto_msgTypes[28]
+	mi := &file_log_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2297,7 @@ func (x *QuarantinePredicate) String() string {
 func (*QuarantinePredicate) ProtoMessage() {}
 
 func (x *QuarantinePredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[28]
+	mi := &file_log_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2310,7 @@ func (x *QuarantinePredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantinePredicate.ProtoReflect.Descriptor instead.
 func (*QuarantinePredicate) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{28}
+	return file_log_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *QuarantinePredicate) GetAction() string {
@@ -2266,7 +2350,7 @@ type KeyringPredicate_Key struct {
 
 func (x *KeyringPredicate_Key) Reset() {
 	*x = KeyringPredicate_Key{}
-	mi := &file_log_proto_msgTypes[29]
+	mi := &file_log_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2362,7 @@ func (x *KeyringPredicate_Key) String() string {
 func (*KeyringPredicate_Key) ProtoMessage() {}
 
 func (x *KeyringPredicate_Key) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[29]
+	mi := &file_log_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2375,7 @@ func (x *KeyringPredicate_Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyringPredicate_Key.ProtoReflect.Descriptor instead.
 func (*KeyringPredicate_Key) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{26, 0}
+	return file_log_proto_rawDescGZIP(), []int{27, 0}
 }
 
 func (x *KeyringPredicate_Key) GetName() string {
@@ -2348,7 +2432,7 @@ type KeyringPredicate_Environment struct {
 
 func (x *KeyringPredicate_Environment) Reset() {
 	*x = KeyringPredicate_Environment{}
-	mi := &file_log_proto_msgTypes[30]
+	mi := &file_log_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2444,7 @@ func (x *KeyringPredicate_Environment) String() string {
 func (*KeyringPredicate_Environment) ProtoMessage() {}
 
 func (x *KeyringPredicate_Environment) ProtoReflect() protoreflect.Message {
-	mi := &file_log_proto_msgTypes[30]
+	mi := &file_log_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2457,7 @@ func (x *KeyringPredicate_Environment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyringPredicate_Environment.ProtoReflect.Descriptor instead.
 func (*KeyringPredicate_Environment) Descriptor() ([]byte, []int) {
-	return file_log_proto_rawDescGZIP(), []int{26, 1}
+	return file_log_proto_rawDescGZIP(), []int{27, 1}
 }
 
 func (x *KeyringPredicate_Environment) GetName() string {
@@ -2453,7 +2537,7 @@ const file_log_proto_rawDesc = "" +
 	"\x12GetEntriesResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
 	"\aentries\x18\x02 \x03(\fR\aentries\x122\n" +
-	"\adecoded\x18\x03 \x03(\v2\x18.provlog.v1.DecodedEntryR\adecoded\"\xfa\x06\n" +
+	"\adecoded\x18\x03 \x03(\v2\x18.provlog.v1.DecodedEntryR\adecoded\"\xc8\a\n" +
 	"\fDecodedEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12!\n" +
 	"\fdecode_error\x18\x02 \x01(\tR\vdecodeError\x12\x1d\n" +
@@ -2480,10 +2564,15 @@ const file_log_proto_rawDesc = "" +
 	"\x06revoke\x18\x12 \x01(\v2\x1b.provlog.v1.RevokePredicateH\x00R\x06revoke\x12A\n" +
 	"\n" +
 	"quarantine\x18\x13 \x01(\v2\x1f.provlog.v1.QuarantinePredicateH\x00R\n" +
-	"quarantineB\v\n" +
+	"quarantine\x123\n" +
+	"\asigners\x18\x14 \x03(\v2\x19.provlog.v1.DecodedSignerR\asigners\x12\x17\n" +
+	"\alog_key\x18\x15 \x01(\bR\x06logKeyB\v\n" +
 	"\tpredicate\")\n" +
 	"\x10DecodedSignature\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"\xb1\x02\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\":\n" +
+	"\rDecodedSigner\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xb1\x02\n" +
 	"\x0eBuildPredicate\x12\x1d\n" +
 	"\n" +
 	"builder_id\x18\x01 \x01(\tR\tbuilderId\x12\x1d\n" +
@@ -2620,7 +2709,7 @@ func file_log_proto_rawDescGZIP() []byte {
 	return file_log_proto_rawDescData
 }
 
-var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_log_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_log_proto_goTypes = []any{
 	(*AppendRequest)(nil),                // 0: provlog.v1.AppendRequest
 	(*AppendResponse)(nil),               // 1: provlog.v1.AppendResponse
@@ -2636,69 +2725,71 @@ var file_log_proto_goTypes = []any{
 	(*GetEntriesResponse)(nil),           // 11: provlog.v1.GetEntriesResponse
 	(*DecodedEntry)(nil),                 // 12: provlog.v1.DecodedEntry
 	(*DecodedSignature)(nil),             // 13: provlog.v1.DecodedSignature
-	(*BuildPredicate)(nil),               // 14: provlog.v1.BuildPredicate
-	(*SignPredicate)(nil),                // 15: provlog.v1.SignPredicate
-	(*PromotePredicate)(nil),             // 16: provlog.v1.PromotePredicate
-	(*SBOMPredicate)(nil),                // 17: provlog.v1.SBOMPredicate
-	(*TestResultPredicate)(nil),          // 18: provlog.v1.TestResultPredicate
-	(*VSAPredicate)(nil),                 // 19: provlog.v1.VSAPredicate
-	(*LinkPredicate)(nil),                // 20: provlog.v1.LinkPredicate
-	(*SearchRequest)(nil),                // 21: provlog.v1.SearchRequest
-	(*SearchResponse)(nil),               // 22: provlog.v1.SearchResponse
-	(*SearchResult)(nil),                 // 23: provlog.v1.SearchResult
-	(*GetProofBundleRequest)(nil),        // 24: provlog.v1.GetProofBundleRequest
-	(*GetProofBundleResponse)(nil),       // 25: provlog.v1.GetProofBundleResponse
-	(*KeyringPredicate)(nil),             // 26: provlog.v1.KeyringPredicate
-	(*RevokePredicate)(nil),              // 27: provlog.v1.RevokePredicate
-	(*QuarantinePredicate)(nil),          // 28: provlog.v1.QuarantinePredicate
-	(*KeyringPredicate_Key)(nil),         // 29: provlog.v1.KeyringPredicate.Key
-	(*KeyringPredicate_Environment)(nil), // 30: provlog.v1.KeyringPredicate.Environment
-	(*timestamppb.Timestamp)(nil),        // 31: google.protobuf.Timestamp
+	(*DecodedSigner)(nil),                // 14: provlog.v1.DecodedSigner
+	(*BuildPredicate)(nil),               // 15: provlog.v1.BuildPredicate
+	(*SignPredicate)(nil),                // 16: provlog.v1.SignPredicate
+	(*PromotePredicate)(nil),             // 17: provlog.v1.PromotePredicate
+	(*SBOMPredicate)(nil),                // 18: provlog.v1.SBOMPredicate
+	(*TestResultPredicate)(nil),          // 19: provlog.v1.TestResultPredicate
+	(*VSAPredicate)(nil),                 // 20: provlog.v1.VSAPredicate
+	(*LinkPredicate)(nil),                // 21: provlog.v1.LinkPredicate
+	(*SearchRequest)(nil),                // 22: provlog.v1.SearchRequest
+	(*SearchResponse)(nil),               // 23: provlog.v1.SearchResponse
+	(*SearchResult)(nil),                 // 24: provlog.v1.SearchResult
+	(*GetProofBundleRequest)(nil),        // 25: provlog.v1.GetProofBundleRequest
+	(*GetProofBundleResponse)(nil),       // 26: provlog.v1.GetProofBundleResponse
+	(*KeyringPredicate)(nil),             // 27: provlog.v1.KeyringPredicate
+	(*RevokePredicate)(nil),              // 28: provlog.v1.RevokePredicate
+	(*QuarantinePredicate)(nil),          // 29: provlog.v1.QuarantinePredicate
+	(*KeyringPredicate_Key)(nil),         // 30: provlog.v1.KeyringPredicate.Key
+	(*KeyringPredicate_Environment)(nil), // 31: provlog.v1.KeyringPredicate.Environment
+	(*timestamppb.Timestamp)(nil),        // 32: google.protobuf.Timestamp
 }
 var file_log_proto_depIdxs = []int32{
 	1,  // 0: provlog.v1.AppendBatchResponse.results:type_name -> provlog.v1.AppendResponse
 	12, // 1: provlog.v1.GetEntriesResponse.decoded:type_name -> provlog.v1.DecodedEntry
 	13, // 2: provlog.v1.DecodedEntry.signatures:type_name -> provlog.v1.DecodedSignature
-	14, // 3: provlog.v1.DecodedEntry.build:type_name -> provlog.v1.BuildPredicate
-	15, // 4: provlog.v1.DecodedEntry.sign:type_name -> provlog.v1.SignPredicate
-	16, // 5: provlog.v1.DecodedEntry.promote:type_name -> provlog.v1.PromotePredicate
-	17, // 6: provlog.v1.DecodedEntry.sbom:type_name -> provlog.v1.SBOMPredicate
-	18, // 7: provlog.v1.DecodedEntry.test_result:type_name -> provlog.v1.TestResultPredicate
-	19, // 8: provlog.v1.DecodedEntry.vsa:type_name -> provlog.v1.VSAPredicate
-	20, // 9: provlog.v1.DecodedEntry.link:type_name -> provlog.v1.LinkPredicate
-	26, // 10: provlog.v1.DecodedEntry.keyring:type_name -> provlog.v1.KeyringPredicate
-	27, // 11: provlog.v1.DecodedEntry.revoke:type_name -> provlog.v1.RevokePredicate
-	28, // 12: provlog.v1.DecodedEntry.quarantine:type_name -> provlog.v1.QuarantinePredicate
-	31, // 13: provlog.v1.BuildPredicate.started_on:type_name -> google.protobuf.Timestamp
-	31, // 14: provlog.v1.BuildPredicate.finished_on:type_name -> google.protobuf.Timestamp
-	31, // 15: provlog.v1.VSAPredicate.time_verified:type_name -> google.protobuf.Timestamp
-	23, // 16: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
-	12, // 17: provlog.v1.SearchResult.decoded:type_name -> provlog.v1.DecodedEntry
-	29, // 18: provlog.v1.KeyringPredicate.keys:type_name -> provlog.v1.KeyringPredicate.Key
-	30, // 19: provlog.v1.KeyringPredicate.environments:type_name -> provlog.v1.KeyringPredicate.Environment
-	0,  // 20: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
-	2,  // 21: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
-	2,  // 22: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
-	4,  // 23: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
-	6,  // 24: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
-	8,  // 25: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
-	10, // 26: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
-	21, // 27: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
-	24, // 28: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
-	1,  // 29: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
-	3,  // 30: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
-	3,  // 31: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
-	5,  // 32: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
-	7,  // 33: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
-	9,  // 34: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
-	11, // 35: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
-	22, // 36: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
-	25, // 37: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	15, // 3: provlog.v1.DecodedEntry.build:type_name -> provlog.v1.BuildPredicate
+	16, // 4: provlog.v1.DecodedEntry.sign:type_name -> provlog.v1.SignPredicate
+	17, // 5: provlog.v1.DecodedEntry.promote:type_name -> provlog.v1.PromotePredicate
+	18, // 6: provlog.v1.DecodedEntry.sbom:type_name -> provlog.v1.SBOMPredicate
+	19, // 7: provlog.v1.DecodedEntry.test_result:type_name -> provlog.v1.TestResultPredicate
+	20, // 8: provlog.v1.DecodedEntry.vsa:type_name -> provlog.v1.VSAPredicate
+	21, // 9: provlog.v1.DecodedEntry.link:type_name -> provlog.v1.LinkPredicate
+	27, // 10: provlog.v1.DecodedEntry.keyring:type_name -> provlog.v1.KeyringPredicate
+	28, // 11: provlog.v1.DecodedEntry.revoke:type_name -> provlog.v1.RevokePredicate
+	29, // 12: provlog.v1.DecodedEntry.quarantine:type_name -> provlog.v1.QuarantinePredicate
+	14, // 13: provlog.v1.DecodedEntry.signers:type_name -> provlog.v1.DecodedSigner
+	32, // 14: provlog.v1.BuildPredicate.started_on:type_name -> google.protobuf.Timestamp
+	32, // 15: provlog.v1.BuildPredicate.finished_on:type_name -> google.protobuf.Timestamp
+	32, // 16: provlog.v1.VSAPredicate.time_verified:type_name -> google.protobuf.Timestamp
+	24, // 17: provlog.v1.SearchResponse.results:type_name -> provlog.v1.SearchResult
+	12, // 18: provlog.v1.SearchResult.decoded:type_name -> provlog.v1.DecodedEntry
+	30, // 19: provlog.v1.KeyringPredicate.keys:type_name -> provlog.v1.KeyringPredicate.Key
+	31, // 20: provlog.v1.KeyringPredicate.environments:type_name -> provlog.v1.KeyringPredicate.Environment
+	0,  // 21: provlog.v1.Log.Append:input_type -> provlog.v1.AppendRequest
+	2,  // 22: provlog.v1.Log.AppendBatch:input_type -> provlog.v1.AppendBatchRequest
+	2,  // 23: provlog.v1.Log.AppendStream:input_type -> provlog.v1.AppendBatchRequest
+	4,  // 24: provlog.v1.Log.GetCheckpoint:input_type -> provlog.v1.GetCheckpointRequest
+	6,  // 25: provlog.v1.Log.GetInclusionProof:input_type -> provlog.v1.GetInclusionProofRequest
+	8,  // 26: provlog.v1.Log.GetConsistencyProof:input_type -> provlog.v1.GetConsistencyProofRequest
+	10, // 27: provlog.v1.Log.GetEntries:input_type -> provlog.v1.GetEntriesRequest
+	22, // 28: provlog.v1.Log.Search:input_type -> provlog.v1.SearchRequest
+	25, // 29: provlog.v1.Log.GetProofBundle:input_type -> provlog.v1.GetProofBundleRequest
+	1,  // 30: provlog.v1.Log.Append:output_type -> provlog.v1.AppendResponse
+	3,  // 31: provlog.v1.Log.AppendBatch:output_type -> provlog.v1.AppendBatchResponse
+	3,  // 32: provlog.v1.Log.AppendStream:output_type -> provlog.v1.AppendBatchResponse
+	5,  // 33: provlog.v1.Log.GetCheckpoint:output_type -> provlog.v1.GetCheckpointResponse
+	7,  // 34: provlog.v1.Log.GetInclusionProof:output_type -> provlog.v1.GetInclusionProofResponse
+	9,  // 35: provlog.v1.Log.GetConsistencyProof:output_type -> provlog.v1.GetConsistencyProofResponse
+	11, // 36: provlog.v1.Log.GetEntries:output_type -> provlog.v1.GetEntriesResponse
+	23, // 37: provlog.v1.Log.Search:output_type -> provlog.v1.SearchResponse
+	26, // 38: provlog.v1.Log.GetProofBundle:output_type -> provlog.v1.GetProofBundleResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_log_proto_init() }
@@ -2722,26 +2813,26 @@ func file_log_proto_init() {
 		(*DecodedEntry_Revoke)(nil),
 		(*DecodedEntry_Quarantine)(nil),
 	}
-	file_log_proto_msgTypes[21].OneofWrappers = []any{
+	file_log_proto_msgTypes[22].OneofWrappers = []any{
 		(*SearchRequest_Digest)(nil),
 		(*SearchRequest_BuilderId)(nil),
 		(*SearchRequest_SourceCommit)(nil),
 		(*SearchRequest_SignerKeyId)(nil),
 		(*SearchRequest_TrustEvents)(nil),
 	}
-	file_log_proto_msgTypes[24].OneofWrappers = []any{
+	file_log_proto_msgTypes[25].OneofWrappers = []any{
 		(*GetProofBundleRequest_Index)(nil),
 		(*GetProofBundleRequest_LeafHash)(nil),
 	}
-	file_log_proto_msgTypes[28].OneofWrappers = []any{}
 	file_log_proto_msgTypes[29].OneofWrappers = []any{}
+	file_log_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_log_proto_rawDesc), len(file_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
