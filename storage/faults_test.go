@@ -17,15 +17,13 @@ package storage_test
 //
 // Trees are re-verified with golang.org/x/mod/sumdb/tlog (root, tiles) and
 // checkpoints with golang.org/x/mod/sumdb/note, not with provlog's merkle
-// package.
+// package (storagetest.Verify, shared with the storage suite).
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,9 +44,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	plog "github.com/provlog/provlog/log"
 	"github.com/provlog/provlog/storage"
+	"github.com/provlog/provlog/storage/storagetest"
 	flog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 var (
@@ -86,19 +84,6 @@ func testSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// termAdmission admits any entry and indexes it under its SHA-256 digest,
-// so that rounds also write search-index keys.
-type termAdmission struct{}
-
-func (termAdmission) Admit(_ context.Context, e []byte) (plog.Admitted, error) {
-	return plog.Admitted{Leaf: e, Terms: []plog.IndexTerm{entryTerm(e)}}, nil
-}
-
-func entryTerm(e []byte) plog.IndexTerm {
-	d := sha256.Sum256(e)
-	return plog.IndexTerm{Kind: plog.IndexDigest, Value: "sha256:" + hex.EncodeToString(d[:]), Tag: plog.TagBuild}
-}
-
 // openLog opens the store in dir on fs and the log over it.
 func openLog(dir string, fs vfs.FS, signer note.Signer, logger *slog.Logger) (*storage.Store, *plog.Log, error) {
 	st, err := storage.Open(dir, storage.Options{FS: fs, Logger: logger})
@@ -106,7 +91,7 @@ func openLog(dir string, fs vfs.FS, signer note.Signer, logger *slog.Logger) (*s
 		return nil, nil, err
 	}
 	l, err := plog.Open(context.Background(), plog.Config{
-		Origin: faultOrigin, Signer: signer, Admission: termAdmission{}, Logger: logger,
+		Origin: faultOrigin, Signer: signer, Admission: storagetest.TermAdmission{}, Logger: logger,
 	}, st)
 	if err != nil {
 		st.Close()
@@ -118,19 +103,7 @@ func openLog(dir string, fs vfs.FS, signer note.Signer, logger *slog.Logger) (*s
 // newFaultKey returns a fresh note key pair named faultOrigin.
 func newFaultKey(t *testing.T, seed uint64) (string, note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.NewChaCha8(seedBytes(seed)), faultOrigin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return skey, signer, v
+	return storagetest.NewKey(t, rand.NewChaCha8(seedBytes(seed)), faultOrigin)
 }
 
 func seedBytes(seed uint64) [32]byte {
@@ -150,174 +123,8 @@ func faultEntry(seed uint64, tag string, i int) []byte {
 	return b
 }
 
-// verified is a store's tree, re-verified.
-type verified struct {
-	size    uint64
-	root    []byte
-	entries [][]byte
-	hashes  hashStore
-}
-
-// verifyStore re-verifies the whole stored tree: the stored checkpoint
-// verifies with v, the root recomputed from every entry with sumdb/tlog
-// equals the checkpoint's, every stored hash tile equals sumdb/tlog's,
-// entries are distinct, the leaf-hash index and the search index agree with
-// the entries, and nothing is stored beyond the tree size.
-func verifyStore(st *storage.Store, v note.Verifier) (verified, error) {
-	state, err := st.ReadState()
-	if err != nil {
-		return verified{}, fmt.Errorf("ReadState: %w", err)
-	}
-	var out verified
-	if state.Size == 0 {
-		return out, nil
-	}
-	cp, _, _, err := flog.ParseCheckpoint(state.Checkpoint, faultOrigin, v)
-	if err != nil {
-		return verified{}, fmt.Errorf("stored checkpoint does not verify: %w\n%s", err, state.Checkpoint)
-	}
-	if cp.Size != state.Size {
-		return verified{}, fmt.Errorf("stored checkpoint has size %d, tree state %d", cp.Size, state.Size)
-	}
-	out.size = cp.Size
-	out.root = cp.Hash
-	seen := map[string]uint64{}
-	err = st.Entries(0, cp.Size, func(i uint64, e []byte) error {
-		if j, ok := seen[string(e)]; ok {
-			return fmt.Errorf("entry %d is a copy of entry %d", i, j)
-		}
-		seen[string(e)] = i
-		hs, err := tlog.StoredHashes(int64(i), e, out.hashes)
-		if err != nil {
-			return err
-		}
-		out.hashes = append(out.hashes, hs...)
-		out.entries = append(out.entries, bytes.Clone(e))
-		return nil
-	})
-	if err != nil {
-		return verified{}, fmt.Errorf("reading the %d entries: %w", cp.Size, err)
-	}
-	root, err := tlog.TreeHash(int64(cp.Size), out.hashes)
-	if err != nil {
-		return verified{}, err
-	}
-	if !bytes.Equal(root[:], cp.Hash) {
-		return verified{}, fmt.Errorf("root recomputed from the %d stored entries %x != checkpoint root %x", cp.Size, root, cp.Hash)
-	}
-	for _, tile := range tlog.NewTiles(8, 0, int64(cp.Size)) {
-		want, err := tlog.ReadTileData(tile, out.hashes)
-		if err != nil {
-			return verified{}, err
-		}
-		got, err := st.Tile(uint64(tile.L), uint64(tile.N))
-		if err != nil || !bytes.Equal(got, want) {
-			return verified{}, fmt.Errorf("stored tile %s (%d bytes, %v) differs from sumdb/tlog's (%d bytes)", tile.Path(), len(got), err, len(want))
-		}
-	}
-	if err := st.Entries(cp.Size, 1, func(uint64, []byte) error { return nil }); err == nil {
-		return verified{}, fmt.Errorf("an entry is stored at index %d, beyond the tree size", cp.Size)
-	}
-	hashes := make([][]byte, len(out.entries))
-	for i, e := range out.entries {
-		h := tlog.RecordHash(e)
-		hashes[i] = h[:]
-	}
-	idx, found := make([]uint64, len(hashes)), make([]bool, len(hashes))
-	if err := st.LookupLeaves(hashes, idx, found); err != nil {
-		return verified{}, err
-	}
-	for i, e := range out.entries {
-		if !found[i] || idx[i] != uint64(i) {
-			return verified{}, fmt.Errorf("leaf-hash index for entry %d: found %t at %d", i, found[i], idx[i])
-		}
-		term := entryTerm(e)
-		if ok, err := st.HasIndex(term.Kind, term.Value, uint64(i), term.Tag); err != nil || !ok {
-			return verified{}, fmt.Errorf("search index lacks entry %d: %t, %v", i, ok, err)
-		}
-	}
-	return out, nil
-}
-
-// verifyAppend checks that the store holds the verified tree durable
-// extended by one entry, next, acknowledged with r: the new checkpoint
-// verifies and its root is sumdb/tlog's.
-func verifyAppend(st *storage.Store, v note.Verifier, durable verified, r plog.AddResult, next []byte) error {
-	state, err := st.ReadState()
-	if err != nil {
-		return err
-	}
-	if r.Index != durable.size || r.Duplicate || state.Size != durable.size+1 {
-		return fmt.Errorf("acknowledged as %+v, tree size %d → %d", r, durable.size, state.Size)
-	}
-	cp, _, _, err := flog.ParseCheckpoint(state.Checkpoint, faultOrigin, v)
-	if err != nil {
-		return fmt.Errorf("stored checkpoint does not verify: %w", err)
-	}
-	hs, err := tlog.StoredHashes(int64(r.Index), next, durable.hashes)
-	if err != nil {
-		return err
-	}
-	root, err := tlog.TreeHash(int64(state.Size), append(slices.Clip(durable.hashes), hs...))
-	if err != nil {
-		return err
-	}
-	if cp.Size != state.Size || !bytes.Equal(root[:], cp.Hash) {
-		return fmt.Errorf("checkpoint (%d, %x), want (%d, %x)", cp.Size, cp.Hash, state.Size, root)
-	}
-	return st.Entries(r.Index, 1, func(_ uint64, e []byte) error {
-		if !bytes.Equal(e, next) {
-			return fmt.Errorf("entry %d is %.20q, want %.20q", r.Index, e, next)
-		}
-		return nil
-	})
-}
-
-// rootAt returns the root of the verified tree's first n entries.
-func (v verified) rootAt(n uint64) []byte {
-	if n == 0 {
-		h := sha256.Sum256(nil)
-		return h[:]
-	}
-	h, err := tlog.TreeHash(int64(n), v.hashes)
-	if err != nil {
-		panic(err) // n <= size, checked by the callers
-	}
-	return h[:]
-}
-
-// hashStore is a tlog.HashReader over stored hashes in tlog's layout.
-type hashStore []tlog.Hash
-
-func (s hashStore) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		if x < 0 || x >= int64(len(s)) {
-			return nil, fmt.Errorf("stored hash %d not in %d", x, len(s))
-		}
-		out[i] = s[x]
-	}
-	return out, nil
-}
-
-// checkPublished checks that a checkpoint the log published verifies and
-// describes a prefix of the durable tree.
-func checkPublished(raw []byte, v note.Verifier, durable verified) (uint64, error) {
-	cp, _, _, err := flog.ParseCheckpoint(raw, faultOrigin, v)
-	if err != nil {
-		return 0, fmt.Errorf("published checkpoint does not verify: %w\n%s", err, raw)
-	}
-	if cp.Size > durable.size {
-		return 0, fmt.Errorf("published checkpoint of size %d beyond the durable tree of size %d", cp.Size, durable.size)
-	}
-	if !bytes.Equal(cp.Hash, durable.rootAt(cp.Size)) {
-		return 0, fmt.Errorf("published checkpoint of size %d has root %x, the durable tree at that size %x", cp.Size, cp.Hash, durable.rootAt(cp.Size))
-	}
-	return cp.Size, nil
-}
-
 // publishedSizes returns the tree sizes of checkpoints (verified by
-// checkPublished).
+// storagetest.CheckPublished).
 func publishedSizes(t *testing.T, raws [][]byte, v note.Verifier) []uint64 {
 	t.Helper()
 	var sizes []uint64
@@ -437,15 +244,15 @@ func makeFaultBase(t *testing.T, seed uint64, dir string, signer note.Signer, v 
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := verifyStore(st, v)
+	got, err := storagetest.Verify(st, faultOrigin, v)
 	if err != nil {
 		t.Fatalf("base log: %v", err)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got.size != faultBaseSize || !slices.EqualFunc(got.entries, base, bytes.Equal) {
-		t.Fatalf("base log has %d entries, want the %d added", got.size, faultBaseSize)
+	if got.Size != faultBaseSize || !slices.EqualFunc(got.Entries, base, bytes.Equal) {
+		t.Fatalf("base log has %d entries, want the %d added", got.Size, faultBaseSize)
 	}
 	return base
 }
@@ -696,17 +503,17 @@ func checkFaultRun(t *testing.T, seed uint64, k int, dir string, base [][]byte, 
 		t.Fatalf("k=%d: reopening after %s (fault %v): %v", k, kind, o.injected, err)
 	}
 	defer st.Close()
-	durable, err := verifyStore(st, v)
+	durable, err := storagetest.Verify(st, faultOrigin, v)
 	if err != nil {
 		t.Fatalf("k=%d: after %s (fault %v): %v", k, kind, o.injected, err)
 	}
-	if durable.size < faultBaseSize || !slices.EqualFunc(durable.entries[:faultBaseSize], base, bytes.Equal) {
-		t.Fatalf("k=%d: the %d logged entries did not survive %s (tree size %d)", k, faultBaseSize, kind, durable.size)
+	if durable.Size < faultBaseSize || !slices.EqualFunc(durable.Entries[:faultBaseSize], base, bytes.Equal) {
+		t.Fatalf("k=%d: the %d logged entries did not survive %s (tree size %d)", k, faultBaseSize, kind, durable.Size)
 	}
 	// No checkpoint beyond the durable tree was ever published.
 	last := uint64(0)
 	for _, raw := range o.published {
-		n, err := checkPublished(raw, v, durable)
+		n, err := storagetest.CheckPublished(raw, faultOrigin, v, durable)
 		if err != nil {
 			t.Fatalf("k=%d: after %s (fault %v): %v", k, kind, o.injected, err)
 		}
@@ -734,13 +541,13 @@ func checkFaultRun(t *testing.T, seed uint64, k int, dir string, base [][]byte, 
 	}
 	checkAcked := func(what string, entries [][]byte, res []plog.AddResult) {
 		for i, r := range res {
-			if r.Index >= durable.size || !bytes.Equal(durable.entries[r.Index], entries[i]) {
-				t.Errorf("k=%d: %s entry %d acknowledged at index %d is lost after %s (tree size %d)", k, what, i, r.Index, kind, durable.size)
+			if r.Index >= durable.Size || !bytes.Equal(durable.Entries[r.Index], entries[i]) {
+				t.Errorf("k=%d: %s entry %d acknowledged at index %d is lost after %s (tree size %d)", k, what, i, r.Index, kind, durable.Size)
 			}
 		}
 	}
 	present := func(e []byte) bool {
-		return slices.ContainsFunc(durable.entries, func(d []byte) bool { return bytes.Equal(d, e) })
+		return slices.ContainsFunc(durable.Entries, func(d []byte) bool { return bytes.Equal(d, e) })
 	}
 	switch {
 	case o.batch == "ok":
@@ -790,7 +597,7 @@ func checkFaultRun(t *testing.T, seed uint64, k int, dir string, base [][]byte, 
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyAppend(st, v, durable, r, next); err != nil {
+	if err := storagetest.VerifyAppend(st, faultOrigin, v, durable, r, next); err != nil {
 		t.Fatalf("k=%d: append after recovery: %v", k, err)
 	}
 	return kind
@@ -885,14 +692,14 @@ func TestCrashClones(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	final, err := verifyStore(st, v)
+	final, err := storagetest.Verify(st, faultOrigin, v)
 	if err != nil {
 		t.Fatalf("after the appends: %v", err)
 	}
-	if final.size != writers*perWriter {
-		t.Fatalf("final tree size %d, want %d", final.size, writers*perWriter)
+	if final.Size != writers*perWriter {
+		t.Fatalf("final tree size %d, want %d", final.Size, writers*perWriter)
 	}
-	t.Logf("%d crash clones, %d acknowledged entries checked in them, 0 lost; final tree size %d", len(points), checked, final.size)
+	t.Logf("%d crash clones, %d acknowledged entries checked in them, 0 lost; final tree size %d", len(points), checked, final.Size)
 }
 
 func maps(m map[uint64][]byte) map[uint64][]byte {
@@ -912,16 +719,16 @@ func checkClone(t *testing.T, i int, clone *vfs.MemFS, unsynced int, signer note
 		t.Fatalf("clone %d (%d%% unsynced data): recovery: %v", i, unsynced, err)
 	}
 	defer st.Close()
-	durable, err := verifyStore(st, v)
+	durable, err := storagetest.Verify(st, faultOrigin, v)
 	if err == nil {
-		_, err = checkPublished(pub, v, durable)
+		_, err = storagetest.CheckPublished(pub, faultOrigin, v, durable)
 	}
 	if err != nil {
 		t.Fatalf("clone %d (%d%% unsynced data): %v", i, unsynced, err)
 	}
 	for idx, e := range acked {
-		if idx >= durable.size || !bytes.Equal(durable.entries[idx], e) {
-			t.Fatalf("clone %d (%d%% unsynced data): entry acknowledged at index %d lost (tree size %d)", i, unsynced, idx, durable.size)
+		if idx >= durable.Size || !bytes.Equal(durable.Entries[idx], e) {
+			t.Fatalf("clone %d (%d%% unsynced data): entry acknowledged at index %d lost (tree size %d)", i, unsynced, idx, durable.Size)
 		}
 	}
 	next := []byte("after the crash")
@@ -932,7 +739,7 @@ func checkClone(t *testing.T, i int, clone *vfs.MemFS, unsynced int, signer note
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyAppend(st, v, durable, r, next); err != nil {
+	if err := storagetest.VerifyAppend(st, faultOrigin, v, durable, r, next); err != nil {
 		t.Fatalf("clone %d: append after recovery: %v", i, err)
 	}
 	return len(acked)
