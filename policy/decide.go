@@ -52,16 +52,25 @@ func (p *Policy) Decide(ctx context.Context, digest, env string, events []Event,
 		f(&o)
 	}
 	d := &Decision{Artifact: digest, Environment: env}
+	var voided []Reason // why events were left out, told only if denied
 	if h := o.history; h != nil {
 		if q, ok := h.QuarantinedNow(digest); ok {
 			d.deny([]uint64{q.Index}, "%s is quarantined by entry %d (%s): it may not be deployed to any environment until an unquarantine lifts it", digest, q.Index, q.Reason)
 		}
 		events = slices.DeleteFunc(slices.Clone(events), func(e Event) bool {
 			_, counts := h.Effective(ctx, e.Index, e.Envelope, e.Event)
+			if !counts {
+				voided = append(voided, Reason{fmt.Sprintf("%s event %d no longer counts: %s", e.Event.Type, e.Index, voidedBy(ctx, h, e)), []uint64{e.Index}})
+			}
 			return !counts
 		})
 	}
 	d.Events = events
+	defer func() {
+		if !d.Allowed() {
+			d.Reasons = append(d.Reasons, voided...)
+		}
+	}()
 	if len(events) == 0 {
 		d.deny(nil, "the log has no events about %s", digest)
 		return d
@@ -71,6 +80,32 @@ func (p *Policy) Decide(ctx context.Context, digest, env string, events []Event,
 	p.checkSigners(ctx, d, events, accepted)
 	p.checkPromotions(ctx, d, events, accepted)
 	return d
+}
+
+// voidedBy says why an event no longer counts: the revocations of the
+// keys whose signatures on it are void.
+func voidedBy(ctx context.Context, h *History, e Event) string {
+	var rs []string
+	for _, r := range h.Revocations() {
+		if r.CompromisedSince <= e.Index && slices.ContainsFunc(e.Envelope.Signatures, func(s event.Signature) bool { return signedByRevoked(ctx, h, r, e, s) }) {
+			rs = append(rs, fmt.Sprintf("key %s was revoked by entry %d as compromised since entry %d (%s)", r.KeyID, r.Index, r.CompromisedSince, r.Reason))
+		}
+	}
+	if len(rs) == 0 {
+		return "its signers no longer authorize it (a signer revoked as compromised)"
+	}
+	return strings.Join(rs, "; ")
+}
+
+// signedByRevoked reports whether signature s of e is by the revoked key,
+// as the keyring in force at e's index knows it.
+func signedByRevoked(ctx context.Context, h *History, r Revocation, e Event, s event.Signature) bool {
+	kr := h.KeyringAt(e.Index)
+	if kr == nil {
+		return false
+	}
+	k, ok := kr.KeyByID(r.KeyID)
+	return ok && k.Key.Verify(ctx, e.Envelope.PAE(), s.Sig) == nil
 }
 
 // DecideOption adjusts Decide.
