@@ -434,7 +434,8 @@ func writeFile(t *testing.T, dir, name, content string) {
 func TestCLIHelp(t *testing.T) {
 	c := cli{t: t, dir: t.TempDir()}
 	for _, cmd := range []string{"", "keygen", "attest", "attest build", "attest sign", "attest promote", "approve",
-		"submit", "get", "search", "prove", "checkpoint", "verify", "gate", "audit", "monitor"} {
+		"submit", "get", "search", "prove", "checkpoint", "verify", "gate", "audit", "monitor", "keyring", "keyring propose", "keyring propose revoke",
+		"keyring propose quarantine", "keyring propose unquarantine", "keyring approve", "keyring submit", "keyring show"} {
 		r := c.run(nil, append(strings.Fields(cmd), "--help")...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Exit codes") || (cmd != "attest" && !strings.Contains(r.stdout, "Example")) {
 			t.Errorf("provlog %s --help: %v", cmd, r)
