@@ -93,7 +93,8 @@ func TestThreeSequencersNeverFork(t *testing.T) {
 	}
 	wg.Wait()
 	if ctx.Err() != nil && !enough() {
-		t.Fatalf("the run did not reach enough takeovers and refusals in 60s: %d acquisitions, %d fenced, %d unknown, %d commits",
+		// Not Fatal: the tree is verified all the same.
+		t.Errorf("the run did not reach enough takeovers and refusals in 60s: %d acquisitions, %d fenced, %d unknown, %d commits",
 			rep.acquisition, rep.fenced, rep.unknown, len(rep.commits))
 	}
 	t.Logf("%d commits, %d acquisitions, %d rounds fenced, %d of unknown outcome", len(rep.commits), rep.acquisition, rep.fenced, rep.unknown)
