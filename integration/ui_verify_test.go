@@ -453,9 +453,20 @@ for (const c of vec.notes) await run('note', c.name, async () => {
 });
 for (const c of vec.keys) await run('key', c.name, () => v.parseVerifierKey(c.key).then(() => null));
 
-// The timeline: events.js over synthetic events.
-const e = (index, type, fields = {}) => ({ index: BigInt(index), ev: { type, fields, subjects: [], signers: [] } });
-const shape = (nodes) => nodes.map((n) => n.kind === 'event' ? n.ev.type + ':' + n.index : n.kind + ':' + n.text).join(' | ');
+// The timeline: events.js over synthetic events. An event signed by key
+// ids (hints) or, as the server read it, by {keyId, name} signers; '!'
+// marks an event that no longer counts.
+const e = (index, type, fields = {}, { hints = [], server } = {}) => ({ index: BigInt(index), ev: { type, fields, subjects: [], signers: hints }, server });
+const shape = (nodes) => nodes.map((n) => n.kind === 'event' ? n.ev.type + ':' + n.index + (n.effect.counts ? '' : '!') : n.kind + ':' + n.text).join(' | ');
+const by = (...names) => ({ server: { signers: names.map((n) => ({ keyId: n[0] + '1', name: n })) } });
+const ring = (index, { names = { a1: 'alice', b1: 'bob', c1: 'ci', s1: 'sec' }, prodApprovals = 2 } = {}) => e(index, 'keyring', {
+  keys: [['a1', ['promoter']], ['b1', ['approver']], ['c1', ['builder']], ['s1', ['signer']]].map(([keyId, roles]) => ({ keyId, name: names[keyId], roles })),
+  environments: [{ name: 'prod', from: 'staging', approvals: prodApprovals }, { name: 'dev', from: '', approvals: 0 }, { name: 'staging', from: 'dev', approvals: 0 }],
+  admins: [], adminThreshold: 0 });
+const revoke = (index, keyId, compromisedSince) => e(index, 'revoke', { keyId, compromisedSince: BigInt(compromisedSince), reason: 'leaked' });
+const hist = (...events) => ev.trustHistory(events);
+const story = (h) => [e(1, 'build', {}, { hints: ['c1'] }), e(2, 'sign', {}, by('sec')), e(3, 'promote', { to: 'dev' }, by('alice')),
+  e(4, 'promote', { from: 'dev', to: 'staging' }, by('alice', 'bob')), e(5, 'promote', { from: 'staging', to: 'prod' }, by('alice', 'bob'))];
 const cases = [
   ['complete chain', [e(0, 'build'), e(1, 'sign'), e(2, 'promote', { to: 'dev' }), e(3, 'promote', { from: 'dev', to: 'staging' }), e(4, 'promote', { from: 'staging', to: 'prod' })], [],
     'build:0 | sign:1 | promote:2 | promote:3 | promote:4'],
@@ -470,7 +481,30 @@ const cases = [
   ['promoted from an environment not on the chain', [e(0, 'build'), e(1, 'sign'), e(2, 'promote', { from: 'qa', to: 'prod' })], ['dev', 'prod'],
     'build:0 | sign:1 | gap:no promotion into dev | gap:promoted into prod from qa at index 2, but never promoted into qa before | promote:2'],
   ['quarantined, lifted, quarantined again', [e(0, 'build'), e(1, 'sign'), e(2, 'quarantine', { reason: 'CVE-1' }), e(3, 'promote', { to: 'dev' }), e(4, 'unquarantine'), e(5, 'quarantine', { reason: 'CVE-2' })], [],
-    'build:0 | sign:1 | promote:3 | quarantine:2 | unquarantine:4 | quarantine:5 | gap:quarantined since index 5: CVE-2'],
+    'build:0 | sign:1 | promote:3 | quarantine:2 | unquarantine:4 | quarantine:5 | gap:quarantined by #5: CVE-2 — may not be promoted'],
+  ['two quarantines, the one lifted named', [e(0, 'build'), e(1, 'sign'), e(2, 'quarantine', { reason: 'CVE-1' }), e(3, 'quarantine', { reason: 'CVE-2' }), e(4, 'unquarantine', { quarantineIndex: 2n })], [],
+    'build:0 | sign:1 | quarantine:2 | quarantine:3 | unquarantine:4 | gap:quarantined by #3: CVE-2 — may not be promoted'],
+  ['an unquarantine naming none lifts all', [e(0, 'build'), e(1, 'sign'), e(2, 'quarantine', { reason: 'CVE-1' }), e(3, 'quarantine', { reason: 'CVE-2' }), e(4, 'unquarantine')], [],
+    'build:0 | sign:1 | quarantine:2 | quarantine:3 | unquarantine:4'],
+  ['an unquarantine lifts no later quarantine', [e(0, 'build'), e(1, 'sign'), e(3, 'quarantine', { reason: 'CVE-1' }), e(2, 'unquarantine', { quarantineIndex: 3n })], [],
+    'build:0 | sign:1 | unquarantine:2 | quarantine:3 | gap:quarantined by #3: CVE-1 — may not be promoted'],
+  ['the whole story, nothing revoked', story(), [],
+    'build:1 | sign:2 | promote:3 | promote:4 | promote:5', hist(ring(0))],
+  ['a revoked approver: prod falls below its approvals', story(), ['dev', 'staging', 'prod'],
+    "build:1 | sign:2 | promote:3 | promote:4 | promote:5! | gap:no promotion into prod that still counts: #5's signer bob revoked by #9", hist(ring(0), revoke(9, 'b1', 5))],
+  ['a revoked approver: staging needs none, so it counts', story(), ['dev', 'staging', 'prod'],
+    "build:1 | sign:2 | promote:3 | promote:4 | promote:5!" + " | gap:no promotion into prod that still counts: #5's signer bob revoked by #9", hist(ring(0), revoke(9, 'b1', 4))],
+  ['revoked as compromised since after the event: it counts', story(), [],
+    'build:1 | sign:2 | promote:3 | promote:4 | promote:5', hist(ring(0), revoke(9, 'b1', 6))],
+  ['a revoked promoter: no promotion counts, each a gap', story(), ['dev', 'staging', 'prod'],
+    "build:1 | sign:2 | promote:3! | gap:no promotion into dev that still counts: #3's signer alice revoked by #9 | promote:4! | gap:no promotion into staging that still counts: #4's signer alice revoked by #9 | promote:5! | gap:no promotion into prod that still counts: #5's signer alice revoked by #9",
+    hist(ring(0), revoke(9, 'a1', 3))],
+  ['a revoked builder, by key id hint only', story(), [],
+    "build:1! | gap:no build event that still counts: #1's signer ci revoked by #9 | sign:2 | promote:3 | promote:4 | promote:5", hist(ring(0), revoke(9, 'c1', 0))],
+  ['a revoked signer, named as the server read it', story(), [],
+    "build:1 | sign:2! | gap:no signature event that still counts: #2's signer sec revoked by #9 | promote:3 | promote:4 | promote:5", hist(ring(0), revoke(9, 's1', 2))],
+  ['an unknown key id: nothing to void', [e(1, 'build', {}, { hints: ['zz'] }), e(2, 'sign', {}, { hints: [''] })], [],
+    'build:1 | sign:2 | pending:not promoted into dev | pending:not promoted into staging | pending:not promoted into prod', hist(ring(0), revoke(9, 'c1', 0))],
   ['quarantine lifted', [e(0, 'build'), e(1, 'sign'), e(2, 'quarantine', { reason: 'CVE-1' }), e(4, 'unquarantine')], [],
     'build:0 | sign:1 | quarantine:2 | unquarantine:4'],
   ['no build, no signature', [e(5, 'promote', { to: 'dev' })], [],
@@ -478,9 +512,55 @@ const cases = [
   ['an sbom among them', [e(0, 'build'), e(1, 'sbom'), e(2, 'sign')], [],
     'build:0 | sign:2 | sbom:1'],
 ];
-for (const [name, events, chain, want] of cases) await run('timeline', name, async () => {
-  const got = shape(ev.buildTimeline(events, chain));
+for (const [name, events, chain, want, history] of cases) await run('timeline', name, async () => {
+  const got = shape(ev.buildTimeline(events, chain.length > 0 || !history ? chain : ev.envChain(ev.keyringAt(history, 100n).environments), history ?? null));
   if (got !== want) throw new v.VerifyError('timeline ' + got + ', want ' + want);
+});
+
+// The trust history's readings.
+const same = (what, got, want) => {
+  const g = JSON.stringify(got, (k, x) => typeof x === 'bigint' ? String(x) : x), w = JSON.stringify(want);
+  if (g !== w) throw new v.VerifyError(what + ' ' + g + ', want ' + w);
+};
+await run('timeline', 'the chain from a keyring listed out of order', () =>
+  same('chain', ev.envChain(ring(0).ev.fields.environments), ['dev', 'staging', 'prod']));
+await run('timeline', 'a branching chain', () =>
+  same('chain', ev.envChain([{ name: 'dev' }, { name: 'qa', from: 'dev' }, { name: 'prod', from: 'qa' }, { name: 'canary', from: 'dev' }, { name: 'lab', from: 'elsewhere' }]), ['dev', 'qa', 'prod', 'canary', 'lab']));
+await run('timeline', 'the keyring in force at each index', () => {
+  const h = hist(ring(0), ring(5, { names: { a1: 'alice.smith', b1: 'bob', c1: 'ci', s1: 'sec' } }));
+  same('in force', [0n, 3n, 5n, 6n, 100n].map((i) => ev.keyringAt(h, i).index), ['0', '0', '0', '5', '5']);
+  same('names', [3, 6].map((i) => ev.signersOf(e(i, 'promote', {}, { hints: ['a1'] }), h).map((s) => s.name + '/' + s.by)), [['alice/hint'], ['alice.smith/hint']]);
+  same('before the genesis', ev.keyringAt(hist(ring(4)), 2n).index, '4');
+  same('no history', ev.keyringAt(null, 2n), null);
+});
+await run('timeline', 'signers: the server\'s reading first, then key id hints', () => {
+  const h = hist(ring(0));
+  same('server', ev.signersOf(e(3, 'promote', {}, { hints: [''], ...by('alice') }), h).map((s) => [s.name, s.by, s.roles]), [['alice', 'log', ['promoter']]]);
+  same('log key', ev.signersOf(e(0, 'keyring', {}, { server: { signers: [], logKey: true } }), h).map((s) => [s.name, s.logKey]), [['the log key', true]]);
+  same('hints', ev.signersOf(e(3, 'promote', {}, { hints: ['b1', 'zz', ''] }), h).map((s) => [s.keyId, s.name]), [['b1', 'bob'], ['zz', ''], ['', '']]);
+});
+await run('timeline', 'trust events count as applied, whoever is revoked', () => {
+  const h = hist(ring(0), revoke(9, 's1', 0));
+  same('quarantine by a revoked key', ev.effectOf(e(7, 'quarantine', { reason: 'x' }, by('sec')), h).counts, true);
+});
+await run('timeline', 'quarantines and revocations of a history', () => {
+  const q = (index, type, hex, fields) => ({ index: BigInt(index), ev: { type, fields, subjects: [{ name: '', digest: { sha256: hex } }], signers: [] } });
+  const h = hist(q(3, 'quarantine', 'aa', { reason: 'CVE-1' }), q(4, 'quarantine', 'bb', { reason: 'CVE-2' }), q(6, 'unquarantine', 'aa', { reason: 'fine' }),
+    revoke(8, 'b1', 2), revoke(9, 'b1', 7), ring(0));
+  same('quarantines', h.quarantines.map((x) => [x.index, x.digest, x.lifted ?? null]), [['3', 'sha256:aa', '6'], ['4', 'sha256:bb', null]]);
+  same('the first revocation holds', ev.revokedAt(h, 'b1', 2n)?.index, '8');
+  same('before compromisedSince', ev.revokedAt(h, 'b1', 1n), null);
+  same('versions', h.versions.map((x) => x.index), ['0']);
+});
+await run('timeline', 'a keyring decoded: ids from its subjects, admins marked', () => {
+  const st = { _type: 'https://in-toto.io/Statement/v1', predicateType: 'https://provlog.dev/attestation/keyring/v1',
+    subject: [{ name: 'root', digest: { sha256: 'r0' } }, { name: 'ci', digest: { sha256: 'c0' } }],
+    predicate: { keys: [{ name: 'ci', publicKey: 'pem', roles: ['builder'], notBefore: 2, notAfter: 9 }, { name: 'root', publicKey: 'pem', roles: [] }],
+      environments: [{ name: 'dev' }, { name: 'prod', from: 'dev', approvals: 2 }], admins: { keys: ['root'], threshold: 1 } } };
+  const env = { payloadType: 'application/vnd.in-toto+json', payload: v.b64encode(new TextEncoder().encode(JSON.stringify(st))), signatures: [{ keyid: '', sig: 'c2ln' }] };
+  const d = ev.decodeEntry(new TextEncoder().encode(JSON.stringify(env)));
+  same('keyring', [d.type, d.fields], ['keyring', { keys: [{ name: 'ci', keyId: 'c0', roles: ['builder'], notBefore: '2', notAfter: '9', admin: false }, { name: 'root', keyId: 'r0', roles: [], admin: true }],
+    environments: [{ name: 'dev', from: '', approvals: 0, reproducible: 0 }, { name: 'prod', from: 'dev', approvals: 2, reproducible: 0 }], admins: ['root'], adminThreshold: 1 }]);
 });
 window.results = out;
 </script>`

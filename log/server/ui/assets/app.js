@@ -4,10 +4,15 @@
 // the log key the user pinned (kept in localStorage), each entry's
 // inclusion proof against that checkpoint, each new checkpoint's
 // consistency with the last verified one. Entries are decoded here from
-// the very bytes whose inclusion is proven (events.js).
+// the very bytes whose inclusion is proven (events.js). The log's trust
+// events (keyrings, revocations, quarantines) are read likewise, each
+// proven included: they give signers their names, the environment chain
+// and what no longer counts. Signer names prefer the server's reading of
+// each entry's signatures (decoded entries' signers, verified by the
+// server against the keyring in force), said so where shown.
 
 import * as v from './verify.js';
-import { decodeEntry, buildTimeline, hasSubject } from './events.js';
+import { decodeEntry, buildTimeline, hasSubject, trustHistory, keyringAt, envChain, signersOf, effectOf, digestsOf } from './events.js';
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 5000;
@@ -23,7 +28,7 @@ function el(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), val);
     else e.setAttribute(k, val);
   }
-  e.append(...children.flat().filter((c) => c !== null && c !== undefined));
+  e.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
   return e;
 }
 
@@ -232,25 +237,147 @@ function renderSteps(result) {
 
 // ---- search, timeline, entry ----------------------------------------------
 
-async function search(kind, q) {
+// search follows the pages of a search, decoded (for the server's reading
+// of the signers), up to MAX_RESULTS results.
+async function search(kind, q, pageSize = 1000) {
   const results = [];
   let token = '';
   do {
-    const r = await get(`/api/v1/search?${kind}=${encodeURIComponent(q)}&pageSize=1000${token ? '&pageToken=' + encodeURIComponent(token) : ''}`);
+    const r = await get(`/api/v1/search?${kind}=${encodeURIComponent(q)}&decode=true&pageSize=${pageSize}${token ? '&pageToken=' + encodeURIComponent(token) : ''}`);
     results.push(...(r.results ?? []));
     token = r.nextPageToken ?? '';
   } while (token && results.length < MAX_RESULTS);
   return { results, more: token !== '' };
 }
 
+// decoded is a search result {index, entry, ev, server}: the entry decoded
+// here, and server, the server's reading of its signers (DecodedEntry).
 function decoded(result) {
   const index = BigInt(result.index ?? '0');
   const entry = bytes(result.entry);
+  const server = serverReading(result.decoded);
   try {
-    return { index, entry, ev: decodeEntry(entry) };
+    return { index, entry, ev: decodeEntry(entry), server };
   } catch (e) {
-    return { index, entry, ev: { type: 'undecodable', error: e.message, subjects: [], signers: [], fields: {} } };
+    return { index, entry, ev: { type: 'undecodable', error: e.message, subjects: [], signers: [], fields: {} }, server };
   }
+}
+
+const serverReading = (d) => ({
+  signers: (d?.signers ?? []).map((s) => ({ keyId: String(s.keyId ?? ''), name: String(s.name ?? '') })),
+  logKey: d?.logKey === true,
+});
+
+// signerLabel shows a signer (signersOf) by name beside its key id, and
+// says in its title whose reading the name is.
+function signerLabel(s) {
+  if (s.logKey) return el('span', { class: 'signer', title: 'every signature is the log key’s, as the server read it' }, 'the log key');
+  const id = s.keyId ? short(s.keyId) : 'no key id';
+  const title = s.by === 'log' ? `key ${s.keyId}: the log’s reading of the signature (verified by the server against the keyring in force)`
+    : s.name ? `key ${s.keyId}: named by the signature’s key id (a hint) in the keyring in force` : 'a key the keyring in force does not name';
+  return el('span', { class: 'signer', title }, s.name ? `${s.name} ` : '', el('span', { class: 'hash muted' }, s.name ? `(${id})` : id));
+}
+
+// signerList shows signers by name (in the order of names: an envelope's
+// signatures are in canonical order, not the order they were made in).
+const signerList = (signers) => signers.length === 0 ? 'none'
+  : [...signers].sort((a, b) => a.name.localeCompare(b.name)).flatMap((s, i) => (i > 0 ? [', ', signerLabel(s)] : [signerLabel(s)]));
+
+// ---- the trust history ----------------------------------------------------
+
+// trust: the log's trust events read so far, each {index, entry, ev,
+// server, proof}, and history (trustHistory) over those whose inclusion
+// did not fail; null until read.
+let trust = null;
+let trustSize = null; // the checkpoint size trust was read at
+const proven = new Map(); // index → proveEntry result verified with the pinned key
+
+// loadTrust reads every trust event of the log (search?trustEvents),
+// proves each one's inclusion (once with the pinned key), and renders the
+// keyring panel. A failed proof leaves the event out of the history.
+let trustLoading = null; // the loadTrust in flight, if any
+
+async function loadTrust() {
+  if (trust && current && !current.error && trustSize === current.size) return;
+  if (!trustLoading) trustLoading = readTrust().finally(() => { trustLoading = null; });
+  await trustLoading;
+}
+
+async function readTrust() {
+  const st = $('keyring-status');
+  let found;
+  try {
+    found = await search('trustEvents', 'true', 50);
+  } catch (e) {
+    return status(st, 'bad', `Cannot read the log’s trust events: ${e.message}`);
+  }
+  const events = found.results.map(decoded);
+  for (const e of events) {
+    e.proof = proven.get(String(e.index)) ?? await proveEntry(e.index, e.entry);
+    if (e.proof.ok === true) proven.set(String(e.index), e.proof);
+  }
+  const used = events.filter((e) => !e.proof.steps.some((x) => x.ok === false) && e.ev.type !== 'undecodable');
+  trust = { events, more: found.more, history: used.length > 0 ? trustHistory(used) : null };
+  trustSize = current?.size ?? null;
+  renderKeyring();
+}
+
+const proofMark = (r) => r.ok === true ? el('span', { class: 'ok' }, '✓ inclusion verified')
+  : r.steps.some((x) => x.ok === false) ? el('span', { class: 'bad' }, '✗ proof FAILED: left out') : el('span', { class: 'warn' }, 'proof against the server’s root only');
+
+function renderKeyring() {
+  const st = $('keyring-status');
+  const box = $('keyring');
+  const failed = trust.events.filter((e) => e.proof.steps.some((x) => x.ok === false));
+  const kr = keyringAt(trust.history, BigInt(Number.MAX_SAFE_INTEGER));
+  if (failed.length > 0) status(st, 'bad', `${failed.length} of ${trust.events.length} trust events FAILED verification and are left out (${failed.map((e) => '#' + e.index).join(', ')}).`);
+  else if (!kr) status(st, 'muted', 'The log holds no keyring event (a log admitting any entry).');
+  else if (trust.events.every((e) => e.proof.ok === true)) status(st, 'ok', `${trust.events.length} trust events, each proven included in the checkpoint verified here.`);
+  else status(st, 'warn', `${trust.events.length} trust events, proven against the server’s checkpoint only (no log key pinned).`);
+  if (!kr) return box.replaceChildren();
+  const win = (k) => k.notBefore === undefined && k.notAfter === undefined ? 'any entry'
+    : `entries ${k.notBefore ?? 0} to ${k.notAfter ?? '∞'}`;
+  const rev = trust.history.revocations;
+  const keys = el('table', { id: 'keyring-keys' },
+    el('thead', {}, el('tr', {}, ['Key', 'Key id', 'Roles', 'May sign', 'Admin'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, kr.keys.map((k) => el('tr', { 'data-key': k.keyId },
+      el('th', { scope: 'row' }, k.name, rev.has(k.keyId) ? el('span', { class: 'bad' }, ` revoked by #${rev.get(k.keyId).index}`) : null),
+      el('td', { class: 'hash', title: k.keyId }, short(k.keyId, 16)),
+      el('td', {}, k.roles.join(', ') || '–'), el('td', {}, win(k)), el('td', {}, k.admin ? 'admin' : '')))));
+  const envs = el('ul', { id: 'keyring-envs' }, envChain(kr.environments).map((name) => {
+    const e = kr.environments.find((x) => x.name === name);
+    const rules = [e.from ? `from ${e.from}` : 'first environment', e.approvals ? `${e.approvals} approvals` : '', e.reproducible ? `${e.reproducible} independent builds` : ''].filter(Boolean);
+    return el('li', {}, el('strong', {}, name), ` (${rules.join(', ')})`);
+  }));
+  const admins = kr.admins.length > 0 ? `${kr.adminThreshold} of ${kr.admins.join(', ')} sign keyring changes, revocations and unquarantines.`
+    : 'None named: the log key manages the keyring, revocations and unquarantines.';
+  const hist = el('ol', { id: 'keyring-history', class: 'history' }, trust.events.map((e) => el('li', { 'data-index': String(e.index), 'data-type': e.ev.type },
+    entryLink(e.index), ' ', el('span', { class: 'badge' }, e.ev.type), ' ', historyText(e), ' — by ', signerList(signersOf(e, trust.history)), ' ', proofMark(e.proof))));
+  box.replaceChildren(
+    el('p', {}, `In force since entry `, entryLink(kr.index), kr.index === trust.history.versions[0].index ? ' (the genesis keyring).' : '.'),
+    keys, el('h3', {}, 'Environments'), envs, el('h3', {}, 'Admins'), el('p', { id: 'keyring-admins' }, admins),
+    el('h3', {}, 'History'), hist);
+  if (trust.more) box.append(el('p', { class: 'warn' }, 'More trust events than shown.'));
+}
+
+// historyText says what a trust event did.
+function historyText(e) {
+  const f = e.ev.fields;
+  switch (e.ev.type) {
+    case 'keyring':
+      return `${f.keys.length} keys, ${f.environments.length} environments, ${f.admins.length > 0 ? `admins ${f.adminThreshold} of ${f.admins.length}` : 'no admins'}`;
+    case 'revoke': {
+      const k = keyringAt(trust.history, e.index)?.keys.find((x) => x.keyId === f.keyId);
+      return `${k ? k.name + ' ' : ''}(${short(f.keyId)}) compromised since #${f.compromisedSince}: ${f.reason}`;
+    }
+    case 'quarantine':
+    case 'unquarantine': {
+      const q = trust.history.quarantines.find((x) => x.index === e.index);
+      const state = e.ev.type === 'quarantine' ? (q?.lifted !== undefined ? ` (lifted by #${q.lifted})` : ' (in force)') : '';
+      return `${digestsOf(e.ev).map((d) => short(d, 20)).join(', ')}: ${f.reason}${state}`;
+    }
+  }
+  return '';
 }
 
 const entryLink = (index) => el('a', { href: `#/entry/${index}`, class: 'index' }, `#${index}`);
@@ -263,6 +390,7 @@ async function runSearch(kind, q) {
   $('entry-section').hidden = true;
   const st = $('search-status');
   status(st, 'muted', 'Searching…');
+  await loadTrust();
   let found;
   try {
     found = await search(kind, q);
@@ -281,6 +409,7 @@ async function runSearch(kind, q) {
 
 function eventNode(e) {
   const f = e.ev.fields;
+  const { signers, voided, counts } = e.effect ?? effectOf(e, trust?.history);
   const facts = [];
   const fact = (k, val) => val && facts.push(el('dt', {}, k), el('dd', {}, val));
   switch (e.ev.type) {
@@ -295,7 +424,7 @@ function eventNode(e) {
       break;
     case 'promote':
       fact('promotion', `${f.from || '(first environment)'} → ${f.to}`);
-      fact('approvers', e.ev.signers.length > 0 ? `${e.ev.signers.length}: ${e.ev.signers.map((s) => short(s)).join(', ')}` : '');
+      fact('approvers', signers.length > 0 ? [`${signers.length}: `, signerList(signers)] : '');
       fact('rationale', f.rationale);
       fact('change', f.changeRef);
       break;
@@ -307,19 +436,29 @@ function eventNode(e) {
       fact('error', e.ev.error);
   }
   fact('time', f.time ? new Date(f.time).toISOString().replace('.000Z', 'Z') : 'not recorded by the event');
-  if (e.ev.type !== 'promote') fact('signers', e.ev.signers.map((s) => short(s)).join(', ') || 'none');
+  if (e.ev.type !== 'promote') fact('signers', signerList(signers));
+  for (const s of voided) {
+    const r = s.revocation;
+    fact('revoked', `${s.name || short(s.keyId)}: revoked by #${r.index}, compromised since #${r.compromisedSince} (${r.reason}); its signature here no longer counts`);
+  }
   const proof = el('span', { class: 'proof muted', 'data-index': String(e.index) }, 'checking inclusion…');
-  return el('li', { class: `node ${e.ev.type}`, 'data-index': String(e.index), 'data-type': e.ev.type },
+  const by = voided.map((s) => `#${s.revocation.index}`).join(', ');
+  return el('li', { class: `node ${e.ev.type}${counts ? '' : ' void'}`, 'data-index': String(e.index), 'data-type': e.ev.type, 'data-counts': String(counts) },
     el('p', { class: 'node-head' }, el('span', { class: 'badge' }, e.ev.type), ' ', entryLink(e.index), ' ', proof),
+    counts ? null : el('p', { class: 'bad void-mark' }, `no longer counts: signer revoked by ${by} (${voided.map((s) => s.name || short(s.keyId)).join(', ')})`),
     el('dl', { class: 'facts' }, facts));
 }
 
 async function showTimeline(digest, events) {
   const mine = events.filter((e) => e.ev.type === 'undecodable' || hasSubject(e.ev, digest));
-  const chain = store.chain.split(',').map((s) => s.trim()).filter(Boolean);
+  const typed = store.chain.split(',').map((s) => s.trim()).filter(Boolean);
+  const kr = keyringAt(trust?.history, BigInt(Number.MAX_SAFE_INTEGER));
+  const chain = typed.length > 0 ? typed : kr ? envChain(kr.environments) : [];
   $('chain').value = store.chain;
+  $('chain-source').textContent = typed.length > 0 ? 'Chain as typed here.'
+    : kr ? `Chain from the keyring in force (entry #${kr.index}): ${chain.join(' → ')}.` : 'Chain as the promotions spell it (the log has no keyring).';
   $('timeline-subject').textContent = digest;
-  const nodes = buildTimeline(mine, chain);
+  const nodes = buildTimeline(mine, chain, trust?.history ?? null);
   $('timeline').replaceChildren(...nodes.map((n) => n.kind === 'event' ? eventNode(n)
     : el('li', { class: `node ${n.kind}`, 'data-kind': n.kind }, el('p', { class: 'node-head' }, el('span', { class: 'badge' }, n.kind === 'gap' ? 'gap' : 'not yet'), ' ', n.text))));
   $('timeline-section').hidden = false;
@@ -338,10 +477,12 @@ async function showEntry(index) {
   $('entry-h').textContent = `Entry #${index}`;
   const ver = $('verification');
   ver.replaceChildren(el('p', { class: 'muted' }, 'Verifying…'));
-  let entry;
+  await loadTrust();
+  let entry, server;
   try {
-    const r = await get(`/api/v1/entries?start=${index}&count=1`);
+    const r = await get(`/api/v1/entries?start=${index}&count=1&decode=true`);
     entry = bytes((r.entries ?? [])[0]);
+    server = serverReading((r.decoded ?? [])[0]);
   } catch (e) {
     return ver.replaceChildren(el('p', { class: 'bad' }, `Cannot read the entry: ${e.message}`));
   }
@@ -352,7 +493,8 @@ async function showEntry(index) {
     const add = (k, val) => facts.append(el('dt', {}, k), el('dd', {}, val));
     add('event', ev.type);
     add('subjects', ev.subjects.map((s) => `${s.name} ${Object.entries(s.digest).map(([a, h]) => `${a}:${h}`).join(' ')}`).join('; '));
-    add('signers (key ids)', ev.signers.join(', ') || 'none');
+    add('signature key ids', ev.signers.map((s) => s || '(none)').join(', ') || 'none');
+    add('signers', signerList(signersOf({ index: BigInt(index), ev, server }, trust?.history)));
     $('statement').textContent = JSON.stringify(ev.statement, null, 2);
   } catch (e) {
     $('statement').textContent = `(not an event: ${e.message})`;
@@ -399,17 +541,22 @@ function route() {
 
 async function main() {
   await loadKeys();
+  const reverify = async () => {
+    await loadKeys();
+    await refresh();
+    trust = null;
+    proven.clear();
+    await loadTrust();
+  };
   $('pin-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     store.logKey = $('log-key').value.trim();
-    await loadKeys();
-    await refresh();
+    await reverify();
     route();
   });
   $('unpin').addEventListener('click', async () => {
     store.logKey = '';
-    await loadKeys();
-    await refresh();
+    await reverify();
   });
   $('witness-form').addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -439,6 +586,7 @@ async function main() {
   $('bundle-link').addEventListener('click', downloadBundle);
   window.addEventListener('hashchange', route);
   await refresh();
+  await loadTrust();
   setInterval(() => document.hidden || refresh(), REFRESH_MS);
   await route();
   document.body.dataset.ready = 'true';

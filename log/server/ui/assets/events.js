@@ -51,10 +51,13 @@ export function decodeEntry(bytes) {
   if (type === 'quarantine' && st?.predicate?.action === 'unquarantine') type = 'unquarantine';
   const subjects = Array.isArray(st?.subject) ? st.subject.map((s) => ({ name: str(s?.name), digest: s?.digest ?? {} })) : [];
   const signers = Array.isArray(env.signatures) ? env.signatures.map((s) => str(s?.keyid)) : [];
-  return { envelope: env, statement: st, type, subjects, signers, fields: fieldsOf(type, st?.predicate ?? {}) };
+  return { envelope: env, statement: st, type, subjects, signers, fields: fieldsOf(type, st?.predicate ?? {}, subjects) };
 }
 
-function fieldsOf(type, p) {
+// index is an index of the log as a BigInt, or undefined if v is none.
+const index = (v) => (Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : undefined);
+
+function fieldsOf(type, p, subjects) {
   switch (type) {
     case 'build': {
       const src = p.buildDefinition?.externalParameters?.source ?? {};
@@ -75,10 +78,35 @@ function fieldsOf(type, p) {
       return { from: str(p.from), to: str(p.to), buildIndex: p.buildIndex, decision: str(p.decision), rationale: str(p.rationale), changeRef: str(p.changeRef) };
     case 'quarantine':
     case 'unquarantine':
-      return { reason: str(p.reason), quarantineIndex: p.quarantineIndex };
+      return { reason: str(p.reason), quarantineIndex: index(p.quarantineIndex) };
+    case 'revoke':
+      return { keyId: str(p.keyId), compromisedSince: index(p.compromisedSince), reason: str(p.reason) };
+    case 'keyring':
+      return keyringOf(p, subjects);
     default:
       return {};
   }
+}
+
+// keyringOf reads a keyring predicate (event/trust.go): its keys, each
+// with the key id its statement's subject of the same name carries (the
+// log admits a keyring only if its subjects are exactly its keys' ids),
+// its environments and its admins.
+function keyringOf(p, subjects) {
+  const admins = Array.isArray(p.admins?.keys) ? p.admins.keys.map(str) : [];
+  const keys = (Array.isArray(p.keys) ? p.keys : []).map((k) => ({
+    name: str(k?.name),
+    keyId: str(subjects.find((s) => s.name === str(k?.name))?.digest?.sha256),
+    roles: Array.isArray(k?.roles) ? k.roles.map(str) : [],
+    notBefore: index(k?.notBefore),
+    notAfter: index(k?.notAfter),
+    admin: admins.includes(str(k?.name)),
+  }));
+  const environments = (Array.isArray(p.environments) ? p.environments : []).map((e) => ({
+    name: str(e?.name), from: str(e?.from), approvals: Number.isSafeInteger(e?.approvals) ? e.approvals : 0,
+    reproducible: Number.isSafeInteger(e?.reproducible) ? e.reproducible : 0,
+  }));
+  return { keys, environments, admins, adminThreshold: Number.isSafeInteger(p.admins?.threshold) ? p.admins.threshold : 0 };
 }
 
 // hasSubject reports whether ev names the digest "<alg>:<hex>".
@@ -87,34 +115,169 @@ export function hasSubject(ev, digest) {
   return ev.subjects.some((s) => s.digest[alg] === hex);
 }
 
+const byIndex = (events) => [...events].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+
+// TRUST_TYPES are the events that change a log's trust history.
+export const TRUST_TYPES = ['keyring', 'revoke', 'quarantine', 'unquarantine'];
+
+// ---- the log's trust history ----------------------------------------------
+
+// trustHistory reads a log's trust events (each {index (BigInt), ev
+// (decodeEntry), server?}; as the search for trust events lists them) into
+// {versions, revocations, quarantines}, by the rules of the History doc of
+// policy/trust.go: a keyring (versions: its fields, index and entry) is in
+// force after its own index; a revocation (revocations, by key id: index,
+// keyId, compromisedSince, reason) voids its key's signatures on entries
+// at or after compromisedSince; a quarantine (quarantines: index, digest,
+// reason, lifted: the unquarantine's index) holds until an unquarantine of
+// the digest lifts it. It takes the events as the log admitted them: the
+// log checked their signatures, the page proves their inclusion.
+export function trustHistory(events) {
+  const sorted = byIndex(events);
+  const versions = [], revocations = new Map(), byDigest = new Map();
+  for (const e of sorted) {
+    const f = e.ev.fields;
+    if (e.ev.type === 'keyring') versions.push({ ...f, index: e.index, entry: e });
+    if (e.ev.type === 'revoke' && !revocations.has(f.keyId)) revocations.set(f.keyId, { ...f, index: e.index, entry: e });
+    if (e.ev.type === 'quarantine' || e.ev.type === 'unquarantine') {
+      for (const d of digestsOf(e.ev)) byDigest.set(d, [...(byDigest.get(d) ?? []), e]);
+    }
+  }
+  const quarantines = [];
+  for (const [digest, holds] of byDigest) quarantines.push(...holdsOf(holds).map((q) => ({ ...q, digest })));
+  quarantines.sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+  return { versions, revocations, quarantines };
+}
+
+// digestsOf lists the "<alg>:<hex>" digests of ev's subjects.
+export function digestsOf(ev) {
+  return ev.subjects.flatMap((s) => Object.entries(s.digest).map(([alg, hex]) => `${alg}:${hex}`));
+}
+
+// holdsOf replays one artifact's quarantine and unquarantine events, in
+// log order, into its quarantines {index, reason, lifted}: an
+// unquarantine lifts the quarantines before it still held (only the one
+// it names, if it names one), as policy.History.Apply does.
+export function holdsOf(events) {
+  const qs = [];
+  for (const e of byIndex(events)) {
+    if (e.ev.type === 'quarantine') qs.push({ index: e.index, reason: e.ev.fields.reason, lifted: undefined });
+    if (e.ev.type !== 'unquarantine') continue;
+    const named = e.ev.fields.quarantineIndex;
+    for (const q of qs) if (q.lifted === undefined && q.index < e.index && (named === undefined || named === q.index)) q.lifted = e.index;
+  }
+  return qs;
+}
+
+// keyringAt returns the keyring in force for an entry at index: the last
+// version before index, or for an index at or before the first version,
+// the first (policy.History.KeyringAt); null if there is none.
+export function keyringAt(history, index) {
+  let v = null;
+  for (const x of history?.versions ?? []) {
+    if (x.index >= index && v !== null) break;
+    v = x;
+  }
+  return v;
+}
+
+// revokedAt returns the revocation that voids the key's signature on the
+// entry at index (compromised since index or earlier), or null.
+export function revokedAt(history, keyId, index) {
+  const r = history?.revocations.get(keyId);
+  return r && r.compromisedSince !== undefined && r.compromisedSince <= index ? r : null;
+}
+
+// signersOf names who signed e (an event {index, ev, server?}), each
+// {keyId, name, by, roles}: by 'log' for the log's reading of the
+// signatures (e.server: the decoded entry's signers, or its log key mark,
+// verified by the server), else by 'hint' for the signatures' key ids
+// looked up in the keyring in force at e's index (the page's own reading,
+// but a key id is only a hint: cosign writes none). roles are the key's
+// in that keyring; name is '' for a key id it lacks.
+export function signersOf(e, history) {
+  if (e.server?.logKey) return [{ keyId: '', name: 'the log key', by: 'log', roles: [], logKey: true }];
+  const kr = keyringAt(history, e.index);
+  const known = (id) => kr?.keys.find((k) => k.keyId === id && id !== '');
+  const one = (keyId, name, by) => ({ keyId, name: name || known(keyId)?.name || '', by, roles: known(keyId)?.roles ?? [] });
+  if (e.server?.signers?.length > 0) return e.server.signers.map((s) => one(s.keyId, s.name, 'log'));
+  return e.ev.signers.map((id) => one(id, '', 'hint'));
+}
+
+// effectOf says whether e still counts in the log's history (policy's
+// History.Effective): each signer revoked as compromised since e's index
+// or earlier is voided ({...signer, revocation}); an event left with no
+// signer, or a promotion left without a promoter or with fewer signers
+// than its environment's approvals, no longer counts. Trust events count
+// as the log applied them. Returns {signers, voided, counts}.
+export function effectOf(e, history) {
+  const signers = signersOf(e, history);
+  if (!history || TRUST_TYPES.includes(e.ev.type)) return { signers, voided: [], counts: true };
+  const voided = signers.map((s) => ({ ...s, revocation: s.keyId ? revokedAt(history, s.keyId, e.index) : null })).filter((s) => s.revocation);
+  if (voided.length === 0) return { signers, voided, counts: true };
+  const left = signers.filter((s) => !voided.some((x) => x.keyId === s.keyId));
+  let counts = left.length > 0;
+  if (counts && e.ev.type === 'promote') {
+    const env = keyringAt(history, e.index)?.environments.find((x) => x.name === e.ev.fields.to);
+    counts = left.some((s) => s.roles.includes('promoter')) && left.length >= (env?.approvals ?? 0);
+  }
+  return { signers, voided, counts };
+}
+
+// envChain spells a keyring's environments as a chain: each after the one
+// it is promoted from, first environments (no from) first, in the
+// keyring's order. Branches follow one another.
+export function envChain(environments) {
+  const names = environments.map((e) => e.name);
+  const chain = [];
+  const visit = (name) => {
+    if (chain.includes(name)) return;
+    chain.push(name);
+    environments.filter((e) => e.from === name).forEach((e) => visit(e.name));
+  };
+  environments.filter((e) => !e.from || !names.includes(e.from)).forEach((e) => visit(e.name));
+  return chain;
+}
+
+// ---- an artifact's timeline -----------------------------------------------
+
 // buildTimeline orders an artifact's events (each {index (BigInt), ev
-// (decodeEntry)}) as build → signatures → promotions along the
+// (decodeEntry), server?}) as build → signatures → promotions along the
 // environment chain, and adds a gap node wherever the chain is broken:
-//   - no build event, or no signature;
-//   - a promotion from an environment the artifact was never promoted into;
+//   - no build event, or no signature, or none that still counts;
+//   - a promotion from an environment the artifact was never promoted
+//     into;
 //   - an environment of chain (if given; else the chain the promotions
 //     themselves spell) skipped while a later one was reached ("gap"), or
-//     not reached yet ("pending");
-//   - a quarantine no later unquarantine lifted (quarantine and
-//     unquarantine events come last, in log order).
-// Nodes: {kind: 'event', index, ev} or {kind: 'gap'|'pending', text}.
-export function buildTimeline(events, chain = []) {
-  const sorted = [...events].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : 0));
+//     not reached yet ("pending"); reached only by promotions that no
+//     longer count ("gap");
+//   - a quarantine no unquarantine lifted: the artifact may not be
+//     promoted (quarantine and unquarantine events come last, in log
+//     order).
+// An event counts unless a revocation in history (trustHistory; optional)
+// voids it (effectOf). Nodes: {kind: 'event', index, ev, server, effect}
+// or {kind: 'gap'|'pending', text}.
+export function buildTimeline(events, chain = [], history = null) {
+  const sorted = byIndex(events).map((e) => ({ ...e, effect: effectOf(e, history) }));
   const of = (t) => sorted.filter((e) => e.ev.type === t);
   const builds = of('build'), signs = of('sign'), promotes = of('promote');
   const holds = sorted.filter((e) => ['quarantine', 'unquarantine'].includes(e.ev.type));
   const others = sorted.filter((e) => !['build', 'sign', 'promote', 'quarantine', 'unquarantine'].includes(e.ev.type));
   const nodes = [];
-  const node = (e) => nodes.push({ kind: 'event', index: e.index, ev: e.ev });
-  if (builds.length === 0) nodes.push({ kind: 'gap', text: 'no build event in the log' });
-  builds.forEach(node);
-  if (signs.length === 0) nodes.push({ kind: 'gap', text: 'no signature event in the log' });
-  signs.forEach(node);
+  const node = (e) => nodes.push({ kind: 'event', index: e.index, ev: e.ev, server: e.server, effect: e.effect });
+  const counting = (es) => es.filter((e) => e.effect.counts);
+  const step = (es, what) => {
+    if (es.length === 0) nodes.push({ kind: 'gap', text: `no ${what} event in the log` });
+    es.forEach(node);
+    if (es.length > 0 && counting(es).length === 0) nodes.push({ kind: 'gap', text: `no ${what} event that still counts: ${revokedText(es)}` });
+  };
+  step(builds, 'build');
+  step(signs, 'signature');
   others.forEach(node);
 
   const envs = chain.length > 0 ? chain : inferChain(promotes);
   const reached = new Set();
-  const last = Math.max(-1, ...promotes.map((p) => envs.indexOf(p.ev.fields.to)));
+  const last = Math.max(-1, ...counting(promotes).map((p) => envs.indexOf(p.ev.fields.to)));
   envs.forEach((env, i) => {
     const into = promotes.filter((p) => p.ev.fields.to === env);
     if (into.length === 0) {
@@ -125,13 +288,24 @@ export function buildTimeline(events, chain = []) {
       if (from && !reached.has(from)) nodes.push({ kind: 'gap', text: `promoted into ${env} from ${from} at index ${p.index}, but never promoted into ${from} before` });
       node(p);
     }
-    reached.add(env);
+    if (into.length > 0 && counting(into).length === 0) nodes.push({ kind: 'gap', text: `no promotion into ${env} that still counts: ${revokedText(into)}` });
+    reached.add(env); // a gap here is said once, above
   });
   promotes.filter((p) => !envs.includes(p.ev.fields.to)).forEach(node);
   holds.forEach(node);
-  const held = holds.at(-1);
-  if (held?.ev.type === 'quarantine') nodes.push({ kind: 'gap', text: `quarantined since index ${held.index}: ${held.ev.fields.reason}` });
+  for (const q of holdsOf(holds)) {
+    if (q.lifted === undefined) nodes.push({ kind: 'gap', text: `quarantined by #${q.index}: ${q.reason} — may not be promoted` });
+  }
   return nodes;
+}
+
+// revokedText says why events no longer count: their signers' revocations.
+export function revokedText(events) {
+  const why = [];
+  for (const e of events) {
+    for (const s of e.effect.voided) why.push(`#${e.index}'s signer ${s.name || s.keyId.slice(0, 12)} revoked by #${s.revocation.index}`);
+  }
+  return why.join('; ') || 'signers revoked';
 }
 
 // inferChain spells the environment chain the promotions record, each
