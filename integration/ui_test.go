@@ -5,6 +5,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -25,14 +26,18 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/provlog/provlog/event"
 )
 
 var uiScreenshots = flag.String("ui.screenshots", "", "`dir`ectory where TestUIScreenshots writes the page's screenshots (docs/ui); off if empty")
 
 // uiStory is a real provlogd holding one artifact's life, logged with the
 // provlog CLI: build, sign, promotions into dev, staging and prod (with a
-// second approval), at consecutive indices (after whatever the log holds
-// first, such as its keyring).
+// second approval, bob's), at consecutive indices after the genesis
+// keyring (which names two admins, root1 and root2, 2 of 2, and sec, of
+// the security role); then the admins revoke bob as compromised since the
+// prod promotion, and sec quarantines the artifact.
 //
 // The log is witnessed by the three witnesses of a witnessedSetup (a
 // quorum of two).
@@ -44,21 +49,34 @@ type uiStory struct {
 	digest    string
 	builderID string
 	indices   []uint64 // build, sign, dev, staging, prod
+	// revocation and quarantine are the indices of bob's revocation and
+	// of the artifact's quarantine.
+	revocation, quarantine uint64
 }
+
+// quarantineReason is why the story quarantines its artifact.
+const quarantineReason = "CVE-2026-0001 in a dependency"
+
+// last is the index of the story's last entry.
+func (s *uiStory) last() uint64 { return s.quarantine }
 
 func newUIStory(t *testing.T) *uiStory {
 	t.Helper()
 	dir := t.TempDir()
 	local := cli{t: t, dir: dir}
-	for _, k := range []string{"builder", "signer", "alice", "bob"} {
+	for _, k := range []string{"builder", "signer", "alice", "bob", "sec", "root1", "root2"} {
 		local.ok("keygen", "--type", "submitter", "--name", k, "--out", k)
 	}
 	writeFile(t, dir, "keyring.json", `{"keys": [
   {"name": "builder", "publicKeyFile": "builder.pub", "roles": ["builder"]},
   {"name": "signer", "publicKeyFile": "signer.pub", "roles": ["signer"]},
   {"name": "alice", "publicKeyFile": "alice.pub", "roles": ["promoter"]},
-  {"name": "bob", "publicKeyFile": "bob.pub", "roles": ["approver"]}],
- "environments": [{"name": "dev"}, {"name": "staging", "from": "dev"}, {"name": "prod", "from": "staging", "approvals": 2}]}`)
+  {"name": "bob", "publicKeyFile": "bob.pub", "roles": ["approver"]},
+  {"name": "sec", "publicKeyFile": "sec.pub", "roles": ["security"]},
+  {"name": "root1", "publicKeyFile": "root1.pub", "roles": []},
+  {"name": "root2", "publicKeyFile": "root2.pub", "roles": []}],
+ "environments": [{"name": "dev"}, {"name": "staging", "from": "dev"}, {"name": "prod", "from": "staging", "approvals": 2}],
+ "admins": {"keys": ["root1", "root2"], "threshold": 2}}`)
 	s := &uiStory{dir: dir, builderID: "https://ci.example.com/runner@v3", w: newWitnessedSetup(t)}
 	s.d = mustStartProvlogd(t, filepath.Join(dir, "data"), "--origin", s.w.origin, "--key", s.w.keyFile,
 		"--witness-policy", s.w.policyFile, "--witness-interval", "50ms",
@@ -94,7 +112,71 @@ func newUIStory(t *testing.T) *uiStory {
 		}
 	}
 	s.indices = got
+
+	// The admins revoke bob, compromised since the prod promotion, which
+	// then no longer counts; sec quarantines the artifact. Built here
+	// (not with provlog keyring, which is newer) and submitted as entries.
+	s.revocation = s.submitTrustEvent(t, "revoke.json", func() ([]byte, error) {
+		return event.NewRevokeStatement(&event.RevokePredicate{KeyID: s.keyID(t, "bob"), CompromisedSince: got[4], Reason: "bob's laptop was stolen"})
+	}, "root1", "root2")
+	s.quarantine = s.submitTrustEvent(t, "quarantine.json", func() ([]byte, error) {
+		d, err := event.ParseDigest(s.digest)
+		if err != nil {
+			return nil, err
+		}
+		return event.NewQuarantineStatement([]event.Subject{{Name: "app.tar.gz", Digest: d}}, &event.QuarantinePredicate{Action: event.TypeQuarantine, Reason: quarantineReason})
+	}, "sec")
+	if s.revocation != got[4]+1 || s.quarantine != got[4]+2 {
+		t.Fatalf("revocation at %d, quarantine at %d, want %d and %d", s.revocation, s.quarantine, got[4]+1, got[4]+2)
+	}
 	return s
+}
+
+// keyID is the key id of the story's key name (its public key dir/name.pub).
+func (s *uiStory) keyID(t *testing.T, name string) string {
+	t.Helper()
+	pub, err := os.ReadFile(filepath.Join(s.dir, name+".pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := event.LoadKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := k.KeyID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// submitTrustEvent signs the statement with the named keys (dir/name.key),
+// writes the envelope to dir/file, submits it with provlog submit --wait
+// and returns its index.
+func (s *uiStory) submitTrustEvent(t *testing.T, file string, statement func() ([]byte, error), signers ...string) uint64 {
+	t.Helper()
+	st, err := statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []event.SigningKey
+	for _, name := range signers {
+		priv, err := os.ReadFile(filepath.Join(s.dir, name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := event.LoadSigningKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	env, err := event.SignEnvelope(context.Background(), st, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, s.dir, file, string(env))
+	return index(t, s.c.ok("submit", "--wait", file))
 }
 
 // buildOther logs the build of another artifact, and returns its digest.
@@ -245,14 +327,20 @@ func (p *uiPage) screenshot(name string) {
 }
 
 // TestUIEndToEnd opens the page of a real provlogd holding an artifact's
-// build, signature and three promotions in headless Chromium: it trusts
-// only the server until the log key is pinned, then verifies the
-// checkpoint; search by digest, by a dropped file (hashed in the browser)
-// and by builder id; the timeline shows every event with its proof
-// verified; an entry shows its statement, envelope and a verified proof;
-// all of it reads at a phone's width. Through a proxy serving a tampered
-// inclusion proof, then a tampered checkpoint, the page shows the
-// verification failed and what failed.
+// build, signature and three promotions, an approver's revocation and the
+// artifact's quarantine in headless Chromium: it trusts only the server
+// until the log key is pinned, then verifies the checkpoint; the keyring
+// panel shows the keyring in force (names, ids, roles, admins, the
+// revoked key) and its history, each entry's inclusion verified; search
+// by digest, by a dropped file (hashed in the browser) and by builder id;
+// the timeline shows every event with its proof verified and its signers
+// by name, the chain from the keyring (a typed one overriding it), the
+// prod promotion that no longer counts (its approver revoked) as a gap,
+// and the quarantine as a red gap naming its entry; an entry shows its
+// statement, envelope, signers and a verified proof; all of it reads at a
+// phone's width. Through a proxy serving a tampered inclusion proof, then
+// a tampered checkpoint, the page shows the verification failed and what
+// failed.
 func TestUIEndToEnd(t *testing.T) {
 	findChromium(t)
 	runUIStory(t, "")
@@ -285,7 +373,7 @@ func runUIStory(t *testing.T, shots string) {
 	}
 	p.pin(s.d.VerifierKey)
 	p.wait("the checkpoint verified", `#cp-status.ok`)
-	if got, want := p.text("#cp-size"), strconv.FormatUint(s.indices[4]+1, 10); got != want {
+	if got, want := p.text("#cp-size"), strconv.FormatUint(s.last()+1, 10); got != want {
 		t.Errorf("tree size shown: %q, want %s", got, want)
 	}
 	if got := p.text("#cp-status"); !strings.Contains(got, "verified in this browser") {
@@ -308,6 +396,7 @@ func runUIStory(t *testing.T, shots string) {
 	if got := p.text("#cp-age"); !strings.Contains(got, "newest cosignature") {
 		t.Errorf("age: %q", got)
 	}
+	p.checkKeyring(s)
 	p.screenshot("overview.png")
 
 	// Search by digest: the timeline, each event's inclusion verified.
@@ -318,16 +407,31 @@ func runUIStory(t *testing.T, shots string) {
 	// The log grows: the page proves its new checkpoint consistent with
 	// the one it verified, and measures the rate.
 	other := s.buildOther(t, "other.tar.gz")
-	p.waitText("the new checkpoint proven consistent", "#cp-consistency.ok", fmt.Sprintf("size %d → %d: proven consistent", s.indices[4]+1, s.indices[4]+2))
+	p.waitText("the new checkpoint proven consistent", "#cp-consistency.ok", fmt.Sprintf("size %d → %d: proven consistent", s.last()+1, s.last()+2))
 	p.waitText("the append rate", "#cp-rate", "entries/s over the last")
 
-	// Gaps: other was built but neither signed nor promoted.
+	// Gaps: other was built but neither signed nor promoted, along the
+	// keyring's chain; a chain typed here overrides it until cleared.
 	p.route("#/search/digest/" + other)
-	p.must("setting the chain", 10*time.Second, chromedp.WaitVisible(chromedp.ID("chain")), chromedp.SetValue(chromedp.ID("chain"), "dev, staging, prod"), chromedp.Click(chromedp.CSS("#chain-form button")))
 	p.waitText("the gaps", "#timeline", "no signature event in the log", "not promoted into dev", "not promoted into staging", "not promoted into prod")
+	if got := p.text("#chain-source"); !strings.Contains(got, "Chain from the keyring in force (entry #0): dev → staging → prod") {
+		t.Errorf("chain source: %q", got)
+	}
 	if got := p.text("#timeline .node.gap"); !strings.Contains(got, "no signature event in the log") {
 		t.Errorf("gap node: %q", got)
 	}
+	setChain := func(chain string) {
+		t.Helper()
+		p.must("setting the chain", 10*time.Second, chromedp.WaitVisible(chromedp.ID("chain")),
+			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById('chain').value = %q`, chain)), chromedp.Click(chromedp.CSS("#chain-form button")))
+	}
+	setChain("dev, qa")
+	p.waitText("the typed chain", "#timeline", "not promoted into dev", "not promoted into qa")
+	if got := p.text("#timeline"); strings.Contains(got, "staging") {
+		t.Errorf("with the chain typed as dev, qa, the timeline names staging:\n%s", got)
+	}
+	setChain("")
+	p.waitText("the keyring's chain again", "#timeline", "not promoted into staging")
 
 	// A file dropped (here: chosen) is hashed in the browser.
 	p.open(s.d.HTTPURL)
@@ -357,6 +461,9 @@ func runUIStory(t *testing.T, shots string) {
 	if got := p.text("#verdict"); !strings.Contains(got, "inclusion proof") || !strings.Contains(got, "signature verified") {
 		t.Errorf("verification of entry 4: %q", got)
 	}
+	if got, want := p.text("#entry-facts"), fmt.Sprintf("alice (%s…), bob (%s…)", s.keyID(t, "alice")[:12], s.keyID(t, "bob")[:12]); !strings.Contains(got, want) {
+		t.Errorf("the prod promotion's signers: %q, want %q", got, want)
+	}
 
 	// A phone's width.
 	p.must("narrowing to a phone", 10*time.Second, chromedp.EmulateViewport(390, 844))
@@ -374,6 +481,7 @@ func runUIStory(t *testing.T, shots string) {
 	p.pin(s.d.VerifierKey) // another origin: another localStorage
 	p.waitText("entry 4's failed verification", `#verdict[data-result="bad"]`,
 		"Verification FAILED", "signature verified in this browser", "inclusion proof: FAILED: inclusion proof: computed root")
+	p.waitText("the trust events' failed proofs", "#keyring-status.bad", "3 of 3 trust events FAILED verification and are left out")
 	p.screenshot("failed-verification.png")
 	mode.Store("consistency")
 	s.buildOther(t, "third.tar.gz")
@@ -385,26 +493,84 @@ func runUIStory(t *testing.T, shots string) {
 }
 
 // checkTimeline waits for the timeline of s's artifact with every event's
-// inclusion verified, and checks its nodes.
+// inclusion verified, and checks its nodes: the events with their signers
+// by name, the prod promotion marked as no longer counting (bob revoked)
+// and the gap it leaves, the quarantine and its red gap.
 func (p *uiPage) checkTimeline(s *uiStory) {
 	p.t.Helper()
-	p.wait("every event's inclusion verified", fmt.Sprintf(`.proof.ok[data-index="%d"]`, s.indices[4]))
-	nodes, err := eval[[]string](p.browser, 10*time.Second, `[...document.querySelectorAll('#timeline > li')].map((n) => (n.dataset.type ?? n.dataset.kind) + ':' + (n.dataset.index ?? '') + ':' + (n.querySelector('.proof')?.className ?? ''))`)
+	p.wait("every event's inclusion verified", fmt.Sprintf(`.proof.ok[data-index="%d"]`, s.quarantine))
+	nodes, err := eval[[]string](p.browser, 10*time.Second, `[...document.querySelectorAll('#timeline > li')].map((n) => (n.dataset.type ?? n.dataset.kind) + ':' + (n.dataset.index ?? '') + ':' + (n.dataset.counts ?? '') + ':' + (n.querySelector('.proof')?.className ?? ''))`)
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	var want []string
 	for i, typ := range []string{"build", "sign", "promote", "promote", "promote"} {
-		want = append(want, fmt.Sprintf("%s:%d:proof ok", typ, s.indices[i]))
+		counts := i != 4
+		want = append(want, fmt.Sprintf("%s:%d:%v:proof ok", typ, s.indices[i], counts))
+		if !counts {
+			want = append(want, "gap:::")
+		}
 	}
+	want = append(want, fmt.Sprintf("quarantine:%d:true:proof ok", s.quarantine), "gap:::")
 	if fmt.Sprint(nodes) != fmt.Sprint(want) {
 		p.t.Errorf("timeline nodes %q, want %q", nodes, want)
 	}
+	id := func(name string) string { return s.keyID(p.t, name)[:12] + "…" }
 	tl := p.text("#timeline")
 	for _, w := range []string{s.builderID, "git+https://git.example.com/app@" + strings.Repeat("c0", 20), "2026-03-04T10:06:30Z",
-		"ecdsa-p256-sha256, key release", "(first environment) → dev", "dev → staging", "staging → prod", "approvers\n2:", "CHG-7"} {
+		"ecdsa-p256-sha256, key release", "(first environment) → dev", "dev → staging", "staging → prod", "CHG-7",
+		"builder (" + id("builder") + ")", "signer (" + id("signer") + ")", "approvers\n2: alice (" + id("alice") + "), bob (" + id("bob") + ")",
+		fmt.Sprintf("no longer counts: signer revoked by #%d (bob)", s.revocation),
+		fmt.Sprintf("no promotion into prod that still counts: #%d's signer bob revoked by #%d", s.indices[4], s.revocation),
+		"sec (" + id("sec") + ")", quarantineReason,
+		fmt.Sprintf("quarantined by #%d: %s — may not be promoted", s.quarantine, quarantineReason)} {
 		if !strings.Contains(tl, w) {
 			p.t.Errorf("the timeline lacks %q:\n%s", w, tl)
 		}
+	}
+	if got := p.text("#chain-source"); !strings.Contains(got, "from the keyring in force") {
+		p.t.Errorf("chain source: %q", got)
+	}
+}
+
+// checkKeyring checks the keyring panel: the genesis keyring in force,
+// its keys by name and id with roles and admin marks, bob revoked, the
+// admins' threshold, and the history of trust events, each verified (the
+// badges are upper case, as innerText reads them).
+func (p *uiPage) checkKeyring(s *uiStory) {
+	p.t.Helper()
+	p.waitText("the keyring verified", "#keyring-status.ok", "3 trust events, each proven included in the checkpoint verified here")
+	keys := p.text("#keyring-keys tbody")
+	for _, k := range []struct{ name, roles, rest string }{
+		{"builder", "builder", ""}, {"signer", "signer", ""}, {"alice", "promoter", ""},
+		{"bob", "approver", fmt.Sprintf("revoked by #%d", s.revocation)}, {"sec", "security", ""}, {"root1", "–", "admin"}, {"root2", "–", "admin"},
+	} {
+		row := ""
+		for _, r := range strings.Split(keys, "\n") {
+			if strings.HasPrefix(r, k.name) {
+				row = r
+			}
+		}
+		id := s.keyID(p.t, k.name)[:16]
+		if !strings.Contains(row, id) || !strings.Contains(row, k.roles) || !strings.Contains(row, k.rest) {
+			p.t.Errorf("keyring row of %s: %q, want its id %s…, roles %s and %q", k.name, row, id, k.roles, k.rest)
+		}
+	}
+	if got := p.text("#keyring-section"); strings.Contains(got, "null") || strings.Contains(got, "undefined") {
+		p.t.Errorf("the keyring panel shows a JavaScript nothing:\n%s", got)
+	}
+	if got := p.text("#keyring-admins"); !strings.Contains(got, "2 of root1, root2") {
+		p.t.Errorf("admins: %q", got)
+	}
+	if got := p.text("#keyring-envs"); !strings.Contains(got, "prod (from staging, 2 approvals)") {
+		p.t.Errorf("environments: %q", got)
+	}
+	hist := strings.Split(p.text("#keyring-history"), "\n")
+	want := []string{"#0 KEYRING 7 keys, 3 environments, admins 2 of 2 — by the log key ✓ inclusion verified",
+		fmt.Sprintf("#%d REVOKE bob (%s…) compromised since #%d: bob's laptop was stolen — by root1 (%s…), root2 (%s…) ✓ inclusion verified",
+			s.revocation, s.keyID(p.t, "bob")[:12], s.indices[4], s.keyID(p.t, "root1")[:12], s.keyID(p.t, "root2")[:12]),
+		fmt.Sprintf("#%d QUARANTINE %s…: %s (in force) — by sec (%s…) ✓ inclusion verified", s.quarantine, s.digest[:20], quarantineReason, s.keyID(p.t, "sec")[:12])}
+	if fmt.Sprint(hist) != fmt.Sprint(want) {
+		p.t.Errorf("keyring history:\n%s\nwant:\n%s", strings.Join(hist, "\n"), strings.Join(want, "\n"))
 	}
 }
