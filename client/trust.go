@@ -125,14 +125,7 @@ func (tr *trustReplay) page(ctx context.Context, start uint64, page [][]byte) er
 		return fmt.Errorf("trust replay: entries from %d, but the next to replay is %d", start, tr.r.Next())
 	}
 	for _, entry := range page {
-		empty := tr.r.History().Empty()
-		v := tr.r.Entry(ctx, entry)
-		if empty && v.Type == "" {
-			// Before the first keyring event there is nothing to check
-			// an entry against, event or not (a log with open admission
-			// holds no events at all): taken as admitted.
-			v.Err, v.BeforeHistory = nil, true
-		}
+		v := tr.r.Entry(ctx, entry) // before the first keyring, taken as admitted
 		var te *TrustEvent
 		if policy.IsTrustEvent(v.Type) {
 			env, ev, err := parseEvent(entry)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/provlog/provlog/event"
 	"github.com/provlog/provlog/policy"
+	"github.com/provlog/provlog/storage"
 )
 
 // trustChain is a chain whose keyring, after the genesis, names admins
@@ -510,4 +511,61 @@ func TestQuarantineFencesConcurrentPromotions(t *testing.T) {
 	}
 	t.Logf("%d promotions admitted before the quarantine at %d, %d refused after it", n, res.Index, workers*each-n)
 	tc.sync() // every logged entry is one the replay admits
+}
+
+// TestUpgradeLogsGenesis: a log that ran before its keyring was logged (its
+// entries admitted under the operator's file, or any bytes) logs the
+// keyring at its next index on the first start with attestation
+// admission; a replay takes the earlier entries as before the history and
+// checks everything after the genesis.
+func TestUpgradeLogsGenesis(t *testing.T) {
+	c := newChain(t) // its genesis is entry 0: start over with an open log
+	e := newEnv(t)
+	for i := range 3 {
+		if _, err := e.log.Add(context.Background(), fmt.Appendf(nil, "old entry %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kr, err := LoadKeyring(filepath.Join(c.dir, "keyring.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.close()
+	st, err := storage.Open("db", storage.Options{FS: e.fs, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &AttestationAdmission{Keyring: kr, Index: st}
+	e.store, e.faults = st, &faultyStore{Store: st}
+	if e.log, err = Open(context.Background(), Config{Origin: testOrigin, Signer: e.signer, Logger: quiet, Admission: a}, e.faults); err != nil {
+		t.Fatal(err)
+	}
+	if vs := a.History().Versions(); len(vs) != 1 || vs[0].Index != 3 || !vs[0].ByLog {
+		t.Fatalf("after the upgrade: versions %+v, want the genesis at index 3, by the log key", vs)
+	}
+	c.testEnv = e
+	b := c.mustAdd(c.build(artifact("app"), "ci"))
+	if b != 4 {
+		t.Errorf("first event at %d, want 4", b)
+	}
+	logKey, err := policy.LogKey(e.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := policy.NewReplay(logKey)
+	var got []string
+	if err := e.store.Entries(0, e.log.IntegratedSize(), func(i uint64, entry []byte) error {
+		v := rp.Entry(context.Background(), entry)
+		got = append(got, fmt.Sprintf("%d:%s:%v:%v", i, v.Type, v.BeforeHistory, v.Err))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0::true:<nil>", "1::true:<nil>", "2::true:<nil>", "3:keyring:false:<nil>", "4:build:false:<nil>"}
+	for i := range want {
+		if i >= len(got) || !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("replay: %v, want %v", got, want)
+			break
+		}
+	}
 }

@@ -66,15 +66,28 @@ func (r *Replay) Entry(ctx context.Context, entry []byte) Verdict {
 	r.next++
 	v := Verdict{Index: i}
 	env, err := event.ParseEnvelope(entry)
-	if err != nil {
-		v.Err = fmt.Errorf("not a canonical DSSE envelope: %w", err)
-		return v
+	if err == nil {
+		var ev *event.Event
+		if ev, err = event.ParseStatement(env.Payload); err == nil {
+			return r.event(ctx, v, env, ev)
+		}
+		err = fmt.Errorf("not an event: %w", err)
+	} else {
+		err = fmt.Errorf("not a canonical DSSE envelope: %w", err)
 	}
-	ev, err := event.ParseStatement(env.Payload)
-	if err != nil {
-		v.Err = fmt.Errorf("not an event: %w", err)
-		return v
+	// Before the first keyring event there is nothing to check an entry
+	// against, event or not (a log that ran with open admission holds
+	// any bytes): it is taken as admitted.
+	v.Err, v.BeforeHistory = err, r.h.Empty()
+	if v.BeforeHistory {
+		v.Err = nil
 	}
+	return v
+}
+
+// event replays the event at v.Index.
+func (r *Replay) event(ctx context.Context, v Verdict, env *event.Envelope, ev *event.Event) Verdict {
+	i := v.Index
 	v.Type = ev.Type
 	if r.h.Empty() && ev.Type != event.TypeKeyring {
 		v.BeforeHistory = true
