@@ -185,29 +185,9 @@ func (a *AttestationAdmission) Bootstrap(ctx context.Context, signer note.Signer
 	if logger == nil {
 		logger = slog.Default()
 	}
-	key := signerKey{signer}
-	h := policy.NewHistory(key)
-	l := ledger{a.Index}
-	for from, more := uint64(0), true; more; {
-		hits, m, err := a.Index.SearchIndex(IndexTrust, TrustIndexValue, from, 256)
-		if err != nil {
-			return nil, fmt.Errorf("reading the trust index: %w", err)
-		}
-		more = m && len(hits) > 0
-		for _, hit := range hits {
-			from = hit.Index + 1
-			env, ev, err := l.Event(ctx, hit.Index)
-			if err != nil {
-				return nil, fmt.Errorf("trust event %d: %w", hit.Index, err)
-			}
-			d, err := h.Check(ctx, hit.Index, env, ev)
-			if err != nil {
-				return nil, fmt.Errorf("the log's trust history does not replay: entry %d: %w", hit.Index, err)
-			}
-			if err := h.Apply(hit.Index, ev, d); err != nil {
-				return nil, fmt.Errorf("trust event %d: %w", hit.Index, err)
-			}
-		}
+	h, err := a.replay(ctx, signer)
+	if err != nil {
+		return nil, err
 	}
 	a.history.Store(h)
 	if a.Keyring == nil {
@@ -231,6 +211,35 @@ func (a *AttestationAdmission) Bootstrap(ctx context.Context, signer note.Signer
 		return nil, err
 	}
 	return [][]byte{entry}, nil
+}
+
+// replay rebuilds the trust history from the log's trust events, each
+// checked again as it is replayed.
+func (a *AttestationAdmission) replay(ctx context.Context, signer note.Signer) (*policy.History, error) {
+	h := policy.NewHistory(signerKey{signer})
+	l := ledger{a.Index}
+	for from, more := uint64(0), true; more; {
+		hits, m, err := a.Index.SearchIndex(IndexTrust, TrustIndexValue, from, 256)
+		if err != nil {
+			return nil, fmt.Errorf("reading the trust index: %w", err)
+		}
+		more = m && len(hits) > 0
+		for _, hit := range hits {
+			from = hit.Index + 1
+			env, ev, err := l.Event(ctx, hit.Index)
+			if err != nil {
+				return nil, fmt.Errorf("trust event %d: %w", hit.Index, err)
+			}
+			d, err := h.Check(ctx, hit.Index, env, ev)
+			if err != nil {
+				return nil, fmt.Errorf("the log's trust history does not replay: entry %d: %w", hit.Index, err)
+			}
+			if err := h.Apply(hit.Index, ev, d); err != nil {
+				return nil, fmt.Errorf("trust event %d: %w", hit.Index, err)
+			}
+		}
+	}
+	return h, nil
 }
 
 // sameKeyring reports whether two keyrings have the same predicate.

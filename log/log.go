@@ -199,6 +199,9 @@ type Log struct {
 	queuedN        atomic.Int64 // entries in the queue
 	queuedBytes    atomic.Int64 // their bytes
 
+	// refreshMu serializes a reader's Refresh (follower.go).
+	refreshMu sync.Mutex
+
 	// fatal is set once by the sequencer when a commit fails.
 	fatal atomic.Pointer[error]
 
@@ -230,6 +233,12 @@ var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren
 // Open resumes the log held by store (or starts an empty one) and starts its
 // sequencer. Close stops it. Open's cost does not depend on the log's size.
 func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
+	return open(ctx, cfg, store, false)
+}
+
+// open opens the log held by store; a reader (OpenReader) neither
+// sequences, witnesses nor writes to the store.
+func open(ctx context.Context, cfg Config, store Storage, reader bool) (*Log, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -271,6 +280,16 @@ func Open(ctx context.Context, cfg Config, store Storage) (*Log, error) {
 		return nil, err
 	}
 	l.latest.Store(&Checkpoint{Size: st.Size, Root: root, Note: cp})
+	if reader {
+		if err := l.readPublished(st); err != nil {
+			return nil, err
+		}
+		l.closed = true // Submit refuses: a reader never sequences
+		close(l.queue)
+		close(l.done)
+		cfg.Logger.InfoContext(ctx, "log opened for reading", "origin", cfg.Origin, "size", st.Size, "published", l.Checkpoint().Size)
+		return l, nil
+	}
 	if err := l.openPublished(st); err != nil {
 		return nil, err
 	}
@@ -333,7 +352,14 @@ func (l *Log) openPublished(st storage.State) error {
 		l.publish(latest)
 		return nil
 	}
-	cp, err := l.parseOwnCheckpoint(st.Published)
+	return l.publishStored(st.Published)
+}
+
+// publishStored publishes the stored published checkpoint n, which must
+// be this log's and within the tree.
+func (l *Log) publishStored(n []byte) error {
+	latest := l.latest.Load()
+	cp, err := l.parseOwnCheckpoint(n)
 	if err != nil {
 		return fmt.Errorf("stored published checkpoint: %w", err)
 	}

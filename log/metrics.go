@@ -61,10 +61,35 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Witnessing attempts that did not meet the witness policy.",
 		}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.appends, m.failed, m.batchEntries, m.roundSeconds, m.integrationSeconds, m.treeSize, m.fatal, m.witnessedSize, m.witnessFailures)
-	}
+	m.appends = register(reg, m.appends)
+	m.failed = register(reg, m.failed)
+	m.batchEntries = register(reg, m.batchEntries)
+	m.roundSeconds = register(reg, m.roundSeconds)
+	m.integrationSeconds = register(reg, m.integrationSeconds)
+	m.treeSize = register(reg, m.treeSize)
+	m.fatal = register(reg, m.fatal)
+	m.witnessedSize = register(reg, m.witnessedSize)
+	m.witnessFailures = register(reg, m.witnessFailures)
 	return m
+}
+
+// register registers c with reg (if not nil) and returns it, or the
+// collector already registered under its name: the logs a replica opens
+// one after another (Replica) count into the same metrics.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+		panic(err)
+	}
+	return c
 }
 
 // appended counts the entries a round answered.
