@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +52,7 @@ import (
 	plog "github.com/provlog/provlog/log"
 	"github.com/provlog/provlog/log/server"
 	"github.com/provlog/provlog/storage"
+	"github.com/provlog/provlog/storage/postgres"
 	"github.com/provlog/provlog/witness"
 )
 
@@ -78,6 +80,8 @@ type config struct {
 	queueMaxEntries        int
 	readConcurrency        int
 	shutdownTimeout        time.Duration
+	storage, advertise     string
+	leaseTTL               time.Duration
 	logging                daemon.Logging
 }
 
@@ -99,6 +103,16 @@ both addresses on stdout:
   verifier key: localhost/provlog+1f2e3d4c+AXm...
   grpc: 127.0.0.1:7400
   http: http://127.0.0.1:7401/
+
+With --storage postgres://… several replicas share one PostgreSQL
+database: one leads (sequences, holding a lease row renewed every third of
+--lease-ttl), the others follow: they serve every read from the database
+and forward appends to the leader over gRPC, at the address it advertises
+(--advertise). When the leader dies, another takes the lease once it
+expires. Every replica must be given the same log key with --key (create
+it once: provlog keygen --type log --name ORIGIN --out log); a key not
+named as the database's log is refused. GET /healthz then also says the
+replica's role, lease epoch, leader and lag.
 
 GET /healthz answers 200 while the log accepts writes. SIGINT or SIGTERM
 drains: every queued add is committed and acknowledged, or failed, never
@@ -122,6 +136,13 @@ const example = `  # A generic log that takes any bytes, in /tmp/open-log.
   # Authenticated writers over TLS; publish only checkpoints witnessed by a quorum.
   provlogd --auth auth.json --tls-cert server.crt --tls-key server.key \
       --witness-policy witnesses.policy
+
+  # Replicas on one PostgreSQL database, all with the same log key.
+  provlog keygen --type log --name example.com/log --out log
+  provlogd --storage postgres://provlog@localhost/provlog --key log.key \
+      --data r1 --grpc-listen 127.0.0.1:7400 --http-listen 127.0.0.1:7401 &
+  provlogd --storage postgres://provlog@localhost/provlog --key log.key \
+      --data r2 --grpc-listen 127.0.0.1:7410 --http-listen 127.0.0.1:7411 &
 
   # JSON logs with every refused submission (reason and identity).
   provlogd --log-format json --log-level debug`
@@ -154,7 +175,7 @@ func newCommand(c *config, stdout, stderr io.Writer) *cobra.Command {
 	f.SortFlags = false
 	f.StringVar(&c.data, "data", "provlog-data", "data `directory` (created if absent): the Pebble store in DATA/db, the keys beside it")
 	f.StringVar(&c.origin, "origin", "", "log origin, a schemeless URL; also the key's name (default: the key's name, or "+defaultOrigin+" for a new log)")
-	f.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent)")
+	f.StringVar(&c.key, "key", "", "note private key `file` (default DATA/log.key, created if absent; with --storage postgres it must exist, the same file for every replica)")
 	f.StringVar(&c.grpcListen, "grpc-listen", "127.0.0.1:7400", "gRPC listen `address`")
 	f.StringVar(&c.httpListen, "http-listen", "127.0.0.1:7401", "HTTP listen `address` (tlog-tiles, POST /add, /metrics, /healthz)")
 	f.StringVar(&c.admission, "admission", "attestations", "admission `mode`: attestations (signed supply-chain events, checked against the keyring) or open (any non-empty entry up to the size cap)")
@@ -171,6 +192,9 @@ func newCommand(c *config, stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&c.batchMaxAge, "batch-max-age", time.Millisecond, "longest a round waits for more entries while earlier rounds sync; an idle log commits at once (negative: no wait)")
 	f.IntVar(&c.queueMaxEntries, "queue-max-entries", 65536, "most queued entries before adds are pushed back (429, ResourceExhausted)")
 	f.IntVar(&c.readConcurrency, "read-concurrency", 0, "most tile and entry-bundle reads working at once, so readers cannot starve appends (0: half the CPUs, at least 1)")
+	f.StringVar(&c.storage, "storage", "", "storage: empty for Pebble in DATA/db, or a PostgreSQL `URL` (postgres://user@host/db) shared by replicas, one leading and the others following")
+	f.StringVar(&c.advertise, "advertise", "", "gRPC `address` other replicas forward appends to while this one leads (default the bound --grpc-listen address; --storage postgres only)")
+	f.DurationVar(&c.leaseTTL, "lease-ttl", 3*time.Second, "the sequencer lease's time to live: a dead leader is replaced within about this long; renewed every third of it, and the database's statement timeouts are set to it (--storage postgres only)")
 	f.StringVar(&c.debugListen, "debug-listen", "", "`address` serving Go's profiler at /debug/pprof/ (off by default; keep it private)")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a shutdown waits for in-flight requests")
 	c.logging.AddFlags(cmd)
@@ -227,7 +251,11 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	store, err := storage.Open(filepath.Join(c.data, "db"), storage.Options{})
+	advertise := c.advertise
+	if advertise == "" {
+		advertise = ports.grpc.Addr().String()
+	}
+	store, err := openStore(ctx, c, advertise)
 	if err != nil {
 		return err
 	}
@@ -243,7 +271,7 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	daemon.RegisterBuildInfo(reg, "provlog")
-	lg, err := plog.Open(ctx, plog.Config{
+	cfg := plog.Config{
 		Origin:          key.Signer.Name(),
 		Signer:          key.Signer,
 		MaxEntrySize:    c.maxEntrySize,
@@ -255,23 +283,82 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 		WitnessFailOpen: c.witnessFailOpen,
 		WitnessInterval: c.witnessInterval,
 		Registerer:      reg,
-	}, store)
-	if err != nil {
-		return err
+	}
+	var (
+		lg       server.Log
+		closeLog func() error
+		wrap     = func(h http.Handler) http.Handler { return h }
+	)
+	if pg, ok := store.(*postgres.Store); ok {
+		fw, err := newForwarder(advertise, tlsConfig)
+		if err != nil {
+			return err
+		}
+		defer fw.Close()
+		r, err := plog.StartReplica(ctx, plog.ReplicaConfig{
+			Log: cfg, Store: pg, Leaser: leaser{pg}, Forwarder: fw,
+			Advertise: advertise, LeaseTTL: c.leaseTTL,
+		})
+		if err != nil {
+			return err
+		}
+		slog.Info("replica started: following until it acquires the sequencer lease", "advertise", advertise, "lease_ttl", c.leaseTTL)
+		lg, closeLog = r, r.Close
+		wrap = func(h http.Handler) http.Handler { return replicaHealth(r, h) }
+	} else {
+		l, err := plog.Open(ctx, cfg, store)
+		if err != nil {
+			return err
+		}
+		lg, closeLog = l, l.Close
 	}
 	if testHookPrepared != nil {
 		testHookPrepared()
 	}
 
 	// 4. Listen and serve.
-	err = serve(ctx, c, lg, key, reg, ports, tlsConfig, opts, stdout)
-	if cerr := lg.Close(); cerr != nil {
+	err = serve(ctx, c, lg, key, reg, ports, tlsConfig, opts, wrap, stdout)
+	if cerr := closeLog(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing log: %w", cerr))
 	}
 	// What the tree holds, and what readers were last shown: a witnessed
 	// log publishes behind what it has integrated.
 	slog.Info("provlogd stopped", "size", lg.IntegratedSize(), "published", lg.Checkpoint().Size)
 	return err
+}
+
+// store is what provlogd needs of either backend.
+type store interface {
+	plog.Storage
+	Origin() (string, error)
+	SetOrigin(origin string) error
+	Close() error
+}
+
+// openStore opens the store --storage names: Pebble in DATA/db, or the
+// PostgreSQL database, its sessions named "provlogd ADVERTISE" and their
+// statement timeouts set to the lease TTL.
+func openStore(ctx context.Context, c config, advertise string) (store, error) {
+	if c.storage == "" {
+		return storage.Open(filepath.Join(c.data, "db"), storage.Options{})
+	}
+	pg, err := postgres.Open(ctx, c.storage, postgres.Options{
+		StatementTimeout: c.leaseTTL,
+		ApplicationName:  "provlogd " + advertise,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--storage %s: %w", redact(c.storage), err)
+	}
+	return pg, nil
+}
+
+// redact returns a database URL without its password.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // check checks the flags' values that need no file.
@@ -284,6 +371,15 @@ func (c config) check() error {
 	}
 	if c.clientCA != "" && (c.tlsCert == "" || c.tlsKey == "") {
 		return errors.New("--client-ca needs --tls-cert and --tls-key")
+	}
+	if c.storage != "" && !isPostgres(c.storage) {
+		return fmt.Errorf("--storage %q: want empty (Pebble) or a postgres:// URL", redact(c.storage))
+	}
+	if c.storage == "" && c.advertise != "" {
+		return errors.New("--advertise needs --storage postgres://…")
+	}
+	if c.leaseTTL < 30*time.Millisecond {
+		return fmt.Errorf("--lease-ttl %v: want 30ms or more", c.leaseTTL)
 	}
 	return nil
 }
@@ -366,7 +462,7 @@ const defaultKeyring = `{
 // admission returns the admission policy the flags ask for: kr is the
 // --keyring already read, if given; else DATA/keyring.json is read, and
 // created first if absent.
-func admission(c config, kr *plog.Keyring, store *storage.Store) (plog.Admitter, error) {
+func admission(c config, kr *plog.Keyring, store plog.IndexReader) (plog.Admitter, error) {
 	if c.admission == "open" {
 		return plog.OpenAdmission{}, nil
 	}
@@ -390,10 +486,14 @@ func admission(c config, kr *plog.Keyring, store *storage.Store) (plog.Admitter,
 
 // openKey loads or creates the log key and checks it against the origin the
 // store was created with.
-func openKey(c config, store *storage.Store) (*plog.Key, error) {
+func openKey(c config, store store) (*plog.Key, error) {
 	stored, err := store.Origin()
 	if err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(c.key); c.storage != "" && errors.Is(err, os.ErrNotExist) {
+		// Replicas must share one key: none may make its own.
+		return nil, fmt.Errorf("--storage postgres needs the log key every replica shares, and %s does not exist: create it once (provlog keygen --type log --name ORIGIN --out PREFIX) and give each replica --key PREFIX.key", c.key)
 	}
 	origin := c.origin
 	if origin == "" {
@@ -411,6 +511,8 @@ func openKey(c config, store *storage.Store) (*plog.Key, error) {
 		if err := store.SetOrigin(name); err != nil {
 			return nil, err
 		}
+	case stored != name && c.storage != "":
+		return nil, fmt.Errorf("the database %s belongs to log %q, but the key %s is for %q", redact(c.storage), stored, c.key, name)
 	case stored != name:
 		return nil, fmt.Errorf("data in %s belongs to log %q, but the key is for %q", c.data, stored, name)
 	}
@@ -458,7 +560,7 @@ func security(c config) (*tls.Config, []server.Option, error) {
 // serve listens on the reserved addresses and runs the gRPC and HTTP
 // servers (and the profiler's, with --debug-listen) until ctx ends or one
 // fails, then shuts them down.
-func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prometheus.Registry, p *ports, tlsConfig *tls.Config, opts []server.Option, stdout io.Writer) error {
+func serve(ctx context.Context, c config, lg server.Log, key *plog.Key, reg *prometheus.Registry, p *ports, tlsConfig *tls.Config, opts []server.Option, wrap func(http.Handler) http.Handler, stdout io.Writer) error {
 	gopts := server.ServerOptions(server.GRPCConfig{MaxEntrySize: lg.MaxEntrySize()})
 	gopts = append(gopts, server.NewGRPCMetrics(reg).ServerOptions()...)
 	if tlsConfig != nil {
@@ -466,7 +568,7 @@ func serve(ctx context.Context, c config, lg *plog.Log, key *plog.Key, reg *prom
 	}
 	gs := grpc.NewServer(gopts...)
 	server.RegisterGRPC(gs, lg, opts...)
-	h := server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...)
+	h := wrap(server.HTTPHandler(lg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), opts...))
 	hs := server.NewHTTPServer(daemon.NewHTTPMetrics(reg, "provlog").Handler(h), server.HTTPTimeouts{})
 	hs.TLSConfig = tlsConfig
 
