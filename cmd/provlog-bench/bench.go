@@ -80,6 +80,10 @@ type Config struct {
 	// Out is the directory for results.json, summary.md and the plots. If
 	// empty, nothing is written.
 	Out string
+	// ProfileDir, if set, is the directory for CPU profiles of provlogd
+	// and of the bench during each read measurement and signed-events
+	// load (see profile.go). If empty, nothing is profiled.
+	ProfileDir string
 }
 
 func (c *Config) setDefaults() error {
@@ -319,13 +323,26 @@ func (b *bench) newTarget(ctx context.Context, name, keyring string) (target, er
 	if b.cfg.GRPCAddr != "" {
 		return dialProvlog(b.cfg.GRPCAddr, b.cfg.HTTPURL, b.cfg.VerifierKey)
 	}
-	p, _, err := startProvlogd(ctx, b.provlogdArgs(dir, keyring))
+	args, err := b.profiledArgs(dir, keyring)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := startProvlogd(ctx, args)
 	return p, err
 }
 
 func (b *bench) provlogdArgs(dir, keyring string) provlogdArgs {
 	return provlogdArgs{bin: b.provlogd, dataDir: filepath.Join(dir, "data"),
 		logFile: filepath.Join(dir, "provlogd.log"), keyring: keyring}
+}
+
+// profiledArgs are provlogdArgs with the profiler served if -profile is
+// set.
+func (b *bench) profiledArgs(dir, keyring string) (provlogdArgs, error) {
+	a := b.provlogdArgs(dir, keyring)
+	var err error
+	a.extra, a.debugAddr, err = b.debugListenArgs()
+	return a, err
 }
 
 // phase runs one load on t and measures it.

@@ -128,6 +128,11 @@ func (s *eventSet) verifyRate(ctx context.Context, d time.Duration) (float64, er
 	return float64(n.Load()) / time.Since(start).Seconds(), nil
 }
 
+// eventsProfile is the length of the profiles of a signed-events load
+// (-profile): 60,000 events take about 2.2 s on the machines of
+// BENCHMARKS.md.
+const eventsProfile = 2 * time.Second
+
 // events measures signed build events admitted through AppendBatch by a
 // provlogd running with --admission attestations, beside the rate of
 // signature verification alone on the same machine, measured just before.
@@ -154,7 +159,11 @@ func (b *bench) events(ctx context.Context, round int) error {
 	if err != nil {
 		return err
 	}
-	p, _, err := startProvlogd(ctx, b.provlogdArgs(dir, keyring))
+	args, err := b.profiledArgs(dir, keyring)
+	if err != nil {
+		return err
+	}
+	p, _, err := startProvlogd(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -162,7 +171,10 @@ func (b *bench) events(ctx context.Context, round int) error {
 	spec := b.spec(modeEvents, 0)
 	spec.Entries = int64(len(set.envs))
 	spec.Source = func(i int64) []byte { return set.envs[i] }
+	// The load is bounded by count: profile its first eventsProfile.
+	stopProfile := b.profile(ctx, p, fmt.Sprintf("round%d-provlog-events", round), eventsProfile)
 	ph, err := b.phase(ctx, p, spec, round, "peak")
+	stopProfile()
 	if err != nil {
 		return fmt.Errorf("events round %d: %w", round, err)
 	}

@@ -42,6 +42,8 @@ type provlogdArgs struct {
 	// keyring, if set, runs it with --admission attestations.
 	keyring string
 	extra   []string
+	// debugAddr is the address of --debug-listen in extra, if any.
+	debugAddr string
 }
 
 // provlog is a provlogd child process, or a running provlogd the bench was

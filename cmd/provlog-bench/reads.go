@@ -26,7 +26,9 @@ func (b *bench) reads(ctx context.Context, t target, round int) error {
 		return err
 	}
 	if p, ok := t.(*provlog); ok {
+		stopProfile := b.profile(ctx, t, fmt.Sprintf("round%d-provlog-inclusion-proof", round), b.cfg.ReadDuration)
 		r, err := b.measureReads(ctx, t.Name(), "inclusion-proof", size, proofRead(p, size))
+		stopProfile()
 		if err != nil {
 			return err
 		}
