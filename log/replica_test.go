@@ -233,27 +233,22 @@ func (a *acks) verify(t *testing.T, r *log.Replica) {
 		}
 	}
 	var hashes []tlog.Hash
+	stored := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for j, x := range idx {
+			out[j] = hashes[x]
+		}
+		return out, nil
+	})
 	for i, e := range entries {
-		hs, err := tlog.StoredHashes(int64(i), e, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-			out := make([]tlog.Hash, len(idx))
-			for j, x := range idx {
-				out[j] = hashes[x]
-			}
-			return out, nil
-		}))
+		hs, err := tlog.StoredHashes(int64(i), e, stored)
 		if err != nil {
 			t.Fatal(err)
 		}
 		hashes = append(hashes, hs...)
 	}
 	if cp.Size > 0 {
-		root, err := tlog.TreeHash(int64(cp.Size), tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-			out := make([]tlog.Hash, len(idx))
-			for j, x := range idx {
-				out[j] = hashes[x]
-			}
-			return out, nil
-		}))
+		root, err := tlog.TreeHash(int64(cp.Size), stored)
 		if err != nil {
 			t.Fatal(err)
 		}
