@@ -64,6 +64,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == serveTesseraCommand {
 		os.Exit(serveTesseraMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == replicasCommand {
+		os.Exit(replicasMain(os.Args[2:]))
+	}
 	cfg, quick := parseFlags()
 	if quick {
 		applyQuick(&cfg)
