@@ -311,7 +311,7 @@ func (r *ReplicaResults) write(dir string) error {
 func (r *ReplicaResults) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## Replicas: Pebble beside PostgreSQL (%d replicas, lease TTL %s)\n\n", r.Replicas, r.LeaseTTL)
 	fmt.Fprintf(w, "%s, %d CPUs, %s, commit %s, %s\n\n", r.Machine.CPUModel, r.Machine.CPUs, r.Machine.Go, r.Commit, r.Started.Format(time.RFC3339))
-	fmt.Fprintln(w, "| backend | load | via | writers × entries | entries/s | ack p50 / p99 / max ms | to checkpoint p50 / p99 / max ms | pushbacks |")
+	fmt.Fprintln(w, "| backend | load | via | writers × entries | entries/s | ack p50 / p99 / max ms | to checkpoint p50 / p99 ms | pushbacks |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | ---: | --- | --- | ---: |")
 	for _, l := range r.Loads {
 		fmt.Fprintf(w, "| %s | %s | %s | %d × %d | %s | %s | %s | %d |\n", l.Backend, l.Mode, l.Via, l.Writers, l.PerCall,
