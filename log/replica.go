@@ -333,6 +333,11 @@ func (r *Replica) lead(ctx context.Context, lease Lease) {
 
 	reason := r.hold(ctx, lg, lease)
 	r.logger.Warn("stepping down: no longer sequencing", "epoch", lease.Epoch, "reason", reason)
+	// The reader serves reads from now on: it first takes the leader's
+	// latest checkpoint, so that no reader of this replica sees the tree
+	// go back (it is not refreshed while this replica leads), then again
+	// once the Log is closed (a shutdown commits what is queued).
+	r.reader.adopt(ctx, lg)
 	r.leading.Store(nil) // writes are forwarded (or refused) from now on
 	r.setLeader("")
 	if ctx.Err() != nil {
@@ -458,8 +463,17 @@ func (r *Replica) AddBatch(ctx context.Context, entries [][]byte) ([]AddResult, 
 	if leader == "" {
 		return nil, fmt.Errorf("%w: no replica leads now (the lease is free or expired, or a takeover is under way); retry", ErrUnavailable)
 	}
-	res, err := r.cfg.Forwarder.AddBatch(ctx, leader, entries)
+	// A leader that stalls (stopped, partitioned) loses its lease within
+	// a TTL, and a forward to it must not wait for the caller's whole
+	// deadline: past two TTLs it is refused as Unavailable, to retry
+	// (against the next leader; identical entries deduplicate).
+	fctx, cancel := context.WithTimeout(ctx, 2*r.cfg.LeaseTTL)
+	defer cancel()
+	res, err := r.cfg.Forwarder.AddBatch(fctx, leader, entries)
 	if err != nil {
+		if ctx.Err() == nil && fctx.Err() != nil {
+			return nil, fmt.Errorf("%w: the leader %s did not answer within %v; retry", ErrUnavailable, leader, 2*r.cfg.LeaseTTL)
+		}
 		return nil, err
 	}
 	if len(res) != len(entries) {
