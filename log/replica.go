@@ -109,6 +109,23 @@ type Forwarder interface {
 	Forwarded(ctx context.Context) bool
 }
 
+type forwardAuthKey struct{}
+
+// WithForwardedAuthorization returns ctx carrying a write's Authorization
+// header value (as an HTTP front end received it, once it authenticated
+// the caller), for a Forwarder to send on to the leader, which
+// authenticates the caller again.
+func WithForwardedAuthorization(ctx context.Context, authorization string) context.Context {
+	return context.WithValue(ctx, forwardAuthKey{}, authorization)
+}
+
+// ForwardedAuthorization returns the Authorization value
+// WithForwardedAuthorization put in ctx, if any.
+func ForwardedAuthorization(ctx context.Context) string {
+	v, _ := ctx.Value(forwardAuthKey{}).(string)
+	return v
+}
+
 // ReplicaConfig configures a Replica. Zero values take the defaults
 // given.
 type ReplicaConfig struct {

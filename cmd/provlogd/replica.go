@@ -138,7 +138,8 @@ func (f *forwarder) Forwarded(ctx context.Context) bool {
 }
 
 // AddBatch implements log.Forwarder: it sends one AppendBatch to the
-// leader, with the caller's bearer token if the call came over gRPC.
+// leader, with the caller's bearer token (from the gRPC call, or from a
+// POST /add's Authorization header). An mTLS identity cannot be forwarded.
 func (f *forwarder) AddBatch(ctx context.Context, leader string, entries [][]byte) ([]plog.AddResult, error) {
 	lc, err := f.client(leader)
 	if err != nil {
@@ -149,6 +150,9 @@ func (f *forwarder) AddBatch(ctx context.Context, leader string, entries [][]byt
 		for _, v := range md.Get("authorization") {
 			out.Append("authorization", v)
 		}
+	}
+	if a := plog.ForwardedAuthorization(ctx); a != "" && len(out.Get("authorization")) == 0 {
+		out.Append("authorization", a) // a POST /add's bearer token
 	}
 	resp, err := lc.AppendBatch(metadata.NewOutgoingContext(ctx, out), &provlogv1.AppendBatchRequest{Entries: entries})
 	if err != nil {

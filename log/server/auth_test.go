@@ -320,3 +320,32 @@ func TestBatchOverBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPAddKeepsAuthorizationForForwarding: an authenticated POST /add
+// reaches the log with its Authorization value, for a follower replica to
+// forward to the leader; without auth configured it carries none.
+func TestHTTPAddKeepsAuthorizationForForwarding(t *testing.T) {
+	for _, withAuth := range []bool{true, false} {
+		f := newFakeLog(10)
+		var got string
+		f.addBatch = func(ctx context.Context, entries [][]byte) ([]log.AddResult, error) {
+			got = log.ForwardedAuthorization(ctx)
+			return []log.AddResult{{Index: 0}}, nil
+		}
+		var opts []Option
+		if withAuth {
+			opts = append(opts, WithAuth(testAuth(t, "")))
+		}
+		r := httptest.NewRequest("POST", "/add", strings.NewReader("entry"))
+		r.Header.Set("Authorization", "Bearer "+ciToken)
+		rec := httptest.NewRecorder()
+		HTTPHandler(f, nil, opts...).ServeHTTP(rec, r)
+		want := ""
+		if withAuth {
+			want = "Bearer " + ciToken
+		}
+		if rec.Code != http.StatusOK || got != want {
+			t.Errorf("auth %v: %d, forwarded authorization %q, want %q", withAuth, rec.Code, got, want)
+		}
+	}
+}

@@ -190,6 +190,11 @@ func (h *httpServer) add(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
+	if a := r.Header.Get("Authorization"); a != "" && h.opts.auth != nil {
+		// A follower replica forwards the write to the leader, which
+		// authenticates the caller again.
+		ctx = log.WithForwardedAuthorization(ctx, a)
+	}
 	entry, status, err := readEntry(w, r, h.log.MaxEntrySize())
 	if err != nil {
 		http.Error(w, err.Error(), status)
