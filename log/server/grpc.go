@@ -259,7 +259,9 @@ func grpcError(err error) error {
 	case errors.Is(err, errUnauthenticated):
 		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, log.ErrUnavailable):
-		return status.Error(codes.Unavailable, err.Error())
+		// With the RetryInfo an HTTP 503's Retry-After gives (a replica
+		// with no leader for a moment, a log shutting down).
+		return retryStatus(codes.Unavailable, err)
 	case errors.Is(err, log.ErrOutOfRange):
 		return status.Error(codes.OutOfRange, err.Error())
 	case errors.Is(err, log.ErrNotFound):
@@ -278,8 +280,11 @@ func grpcError(err error) error {
 }
 
 // pushbackStatus is ResourceExhausted with a RetryInfo detail.
-func pushbackStatus(err error) error {
-	st := status.New(codes.ResourceExhausted, err.Error())
+func pushbackStatus(err error) error { return retryStatus(codes.ResourceExhausted, err) }
+
+// retryStatus is the status of code with a RetryInfo detail.
+func retryStatus(code codes.Code, err error) error {
+	st := status.New(code, err.Error())
 	withRetry, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay)})
 	if derr != nil {
 		return st.Err()

@@ -90,20 +90,27 @@ func TestGRPCErrorMapping(t *testing.T) {
 	}
 }
 
+// TestGRPCPushbackRetryInfo: pushback and unavailability (a replica
+// with no leader for a moment) carry RetryInfo, as HTTP's Retry-After.
 func TestGRPCPushbackRetryInfo(t *testing.T) {
-	f := newFakeLog(10)
-	f.err = log.ErrPushback
-	_, err := newClient(t, f).AppendBatch(t.Context(), &provlogv1.AppendBatchRequest{Entries: [][]byte{[]byte("e")}})
-	wantCode(t, err, codes.ResourceExhausted)
-	for _, d := range status.Convert(err).Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			if got := ri.RetryDelay.AsDuration(); got != time.Second {
-				t.Errorf("retry delay %v, want 1s", got)
+	for sentinel, code := range map[error]codes.Code{log.ErrPushback: codes.ResourceExhausted, log.ErrUnavailable: codes.Unavailable} {
+		f := newFakeLog(10)
+		f.err = sentinel
+		_, err := newClient(t, f).AppendBatch(t.Context(), &provlogv1.AppendBatchRequest{Entries: [][]byte{[]byte("e")}})
+		wantCode(t, err, code)
+		found := false
+		for _, d := range status.Convert(err).Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				found = true
+				if got := ri.RetryDelay.AsDuration(); got != time.Second {
+					t.Errorf("%v: retry delay %v, want 1s", code, got)
+				}
 			}
-			return
+		}
+		if !found {
+			t.Errorf("%v: no RetryInfo in %v", code, status.Convert(err).Details())
 		}
 	}
-	t.Errorf("no RetryInfo in %v", status.Convert(err).Details())
 }
 
 func TestGRPCAppend(t *testing.T) {
