@@ -195,6 +195,8 @@ func FuzzValidateSearchRequest(f *testing.F) {
 		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_SignerKeyId{SignerKeyId: strings.Repeat("0f", 32)}},
 		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_SignerKeyId{SignerKeyId: "SHA256:abc"}},
 		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_BuilderId{BuilderId: strings.Repeat("é", 600)}},
+		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_TrustEvents{TrustEvents: true}},
+		&provlogv1.SearchRequest{Key: &provlogv1.SearchRequest_TrustEvents{TrustEvents: false}},
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req := new(provlogv1.SearchRequest)
@@ -218,6 +220,9 @@ func FuzzValidateSearchRequest(f *testing.F) {
 		case *provlogv1.SearchRequest_SignerKeyId:
 			kind, value = log.IndexSigner, k.SignerKeyId
 			ok = len(value) == 64 && strings.Trim(value, "0123456789abcdef") == ""
+		case *provlogv1.SearchRequest_TrustEvents:
+			kind, value = log.IndexTrust, log.TrustIndexValue
+			ok = k.TrustEvents
 		default:
 			ok = false
 		}
