@@ -211,9 +211,14 @@ func newBenchGateLog(b *testing.B) *benchGateLog {
 }
 
 // follow replays the whole log with a new Follower.
-func (bl *benchGateLog) follow(b *testing.B) *client.Follower {
+func (bl *benchGateLog) follow(b *testing.B) *client.Follower { return bl.followWith(b, false) }
+
+// followWith is follow, replaying the trust history too if trust (as
+// gate serve's follower does: every entry's signatures verified against
+// the keyring in force at its index).
+func (bl *benchGateLog) followWith(b *testing.B, trust bool) *client.Follower {
 	b.Helper()
-	f, err := client.NewFollower(client.FollowerConfig{VerifierKey: bl.vkey, TilesURL: bl.tilesURL, Logger: slog.New(slog.DiscardHandler)})
+	f, err := client.NewFollower(client.FollowerConfig{VerifierKey: bl.vkey, TilesURL: bl.tilesURL, Logger: slog.New(slog.DiscardHandler), Trust: trust})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -291,6 +296,15 @@ func BenchmarkGateServe(b *testing.B) {
 	b.Run("follow", func(b *testing.B) {
 		for b.Loop() {
 			bl.follow(b)
+		}
+		b.ReportMetric(float64(b.N)*benchLogEvents/b.Elapsed().Seconds(), "events/s")
+	})
+
+	b.Run("follow-trust", func(b *testing.B) {
+		for b.Loop() {
+			if tr := bl.followWith(b, true).Trust(); tr == nil || len(tr.Violations) != 0 {
+				b.Fatalf("trust replay: %+v", tr)
+			}
 		}
 		b.ReportMetric(float64(b.N)*benchLogEvents/b.Elapsed().Seconds(), "events/s")
 	})
