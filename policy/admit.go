@@ -55,7 +55,7 @@ func (h *History) Admit(ctx context.Context, l Ledger, index uint64, env *event.
 // counts reports whether the event at index still counts (Effective),
 // reading it from the ledger only if some key was ever revoked.
 func (h *History) counts(ctx context.Context, l Ledger, index uint64) (bool, error) {
-	if len(h.Revocations()) == 0 {
+	if !h.revokedAny() {
 		return true, nil
 	}
 	env, ev, err := l.Event(ctx, index)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -165,8 +166,15 @@ func (h *History) Revocations() []Revocation {
 	for _, r := range h.revoked {
 		rs = append(rs, *r)
 	}
-	slices.SortFunc(rs, func(a, b Revocation) int { return int(a.Index) - int(b.Index) })
+	slices.SortFunc(rs, func(a, b Revocation) int { return cmp.Compare(a.Index, b.Index) })
 	return rs
+}
+
+// revokedAny reports whether any key was ever revoked.
+func (h *History) revokedAny() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.revoked) > 0
 }
 
 // Void reports whether a signature by the key on the entry at index no
