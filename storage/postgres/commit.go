@@ -94,38 +94,47 @@ func (s *Store) writeRound(ctx context.Context, tx pgx.Tx, l Lease, r *storage.R
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("%w: the stored tree is no longer of size %d", ErrFenced, r.Start)
 	}
-	// 3. The round's rows: entries, leaf hashes and index keys by COPY,
-	// whose primary keys refuse rows already written.
+	// 3. The round's rows: entries, leaf hashes and index keys, each table
+	// in one INSERT of unnested arrays, whose primary keys refuse rows
+	// already written. Not COPY: a client that stalls in the middle of a
+	// COPY (stopped, partitioned) leaves its backend waiting for the data
+	// with no timeout that PostgreSQL honours there (it processes a
+	// statement timeout only between messages), holding the lease row's
+	// lock against every takeover; a stalled single statement leaves the
+	// session idle in transaction, which idle_in_transaction_session_timeout
+	// ends (the failover tests' SIGSTOP and partition scenarios hit it).
 	if err := s.step(ctx, "entries", tx); err != nil {
 		return err
 	}
-	if len(r.Entries) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"provlog_entries"}, []string{"idx", "entry"},
-			pgx.CopyFromSlice(len(r.Entries), func(i int) ([]any, error) {
-				return []any{int64(r.Start) + int64(i), r.Entries[i]}, nil
-			})); err != nil {
+	if n := len(r.Entries); n > 0 {
+		idx := make([]int64, n)
+		for i := range idx {
+			idx[i] = int64(r.Start) + int64(i)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO provlog_entries (idx, entry) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])`, idx, r.Entries); err != nil {
 			return fmt.Errorf("writing entries: %w", err)
 		}
 		if err := s.step(ctx, "leaves", tx); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"provlog_leaves"}, []string{"hash", "idx"},
-			pgx.CopyFromSlice(len(r.LeafHashes), func(i int) ([]any, error) {
-				return []any{r.LeafHashes[i], int64(r.Start) + int64(i)}, nil
-			})); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO provlog_leaves (hash, idx) SELECT * FROM unnest($1::BYTEA[], $2::BIGINT[])`, r.LeafHashes, idx); err != nil {
 			return fmt.Errorf("writing leaf hashes: %w", err)
 		}
 	}
 	if err := s.step(ctx, "index", tx); err != nil {
 		return err
 	}
-	if len(r.Index) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"provlog_index"}, []string{"kind", "vhash", "value", "idx", "tag"},
-			pgx.CopyFromSlice(len(r.Index), func(i int) ([]any, error) {
-				k := r.Index[i]
-				vh := sha256.Sum256([]byte(k.Value))
-				return []any{int16(k.Kind), vh[:], []byte(k.Value), int64(k.Index), int16(k.Tag)}, nil
-			})); err != nil {
+	if n := len(r.Index); n > 0 {
+		kinds, tags := make([]int16, n), make([]int16, n)
+		vhashes, values := make([][]byte, n), make([][]byte, n)
+		idx := make([]int64, n)
+		for i, k := range r.Index {
+			vh := sha256.Sum256([]byte(k.Value))
+			kinds[i], vhashes[i], values[i], idx[i], tags[i] = int16(k.Kind), vh[:], []byte(k.Value), int64(k.Index), int16(k.Tag)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO provlog_index (kind, vhash, value, idx, tag)
+			SELECT * FROM unnest($1::SMALLINT[], $2::BYTEA[], $3::BYTEA[], $4::BIGINT[], $5::SMALLINT[])`,
+			kinds, vhashes, values, idx, tags); err != nil {
 			return fmt.Errorf("writing index keys: %w", err)
 		}
 	}
@@ -135,18 +144,22 @@ func (s *Store) writeRound(ctx context.Context, tx pgx.Tx, l Lease, r *storage.R
 	return writeTiles(ctx, tx, r.Tiles)
 }
 
-// writeTiles upserts tiles in one batch of statements.
+// writeTiles upserts tiles in one statement (one statement, for the
+// reason the rows above are not written by COPY: a client stalling within
+// a pipeline of statements leaves its backend waiting with no timeout).
 func writeTiles(ctx context.Context, tx pgx.Tx, tiles []storage.Tile) error {
 	if len(tiles) == 0 {
 		return nil
 	}
-	var b pgx.Batch
-	for _, t := range tiles {
-		b.Queue(`INSERT INTO provlog_tiles (level, idx, hashes, inner_levels) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes, inner_levels = excluded.inner_levels`,
-			int16(t.Level), int64(t.Index), t.Hashes, t.Inner)
+	levels, idx := make([]int16, len(tiles)), make([]int64, len(tiles))
+	hashes, inner := make([][]byte, len(tiles)), make([][]byte, len(tiles))
+	for i, t := range tiles {
+		levels[i], idx[i], hashes[i], inner[i] = int16(t.Level), int64(t.Index), t.Hashes, t.Inner
 	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO provlog_tiles (level, idx, hashes, inner_levels)
+		SELECT * FROM unnest($1::SMALLINT[], $2::BIGINT[], $3::BYTEA[], $4::BYTEA[])
+		ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes, inner_levels = excluded.inner_levels`,
+		levels, idx, hashes, inner); err != nil {
 		return fmt.Errorf("writing %d tiles: %w", len(tiles), err)
 	}
 	return nil

@@ -49,9 +49,11 @@
 //
 // # Durability
 //
-// All the writes of one sequencing round go in one transaction (entries,
-// leaf hashes and search-index keys by COPY, tiles and the tree state by
-// statements); Commit returns nil only once it has committed, so the round
+// All the writes of one sequencing round go in one transaction, each table
+// in one statement (entries, leaf hashes, search-index keys and tiles as
+// INSERTs of unnested arrays; not COPY, whose backend waits without a
+// timeout for a client that stalls mid-COPY, holding the lease row's lock
+// against a takeover: see writeRound); Commit returns nil only once it has committed, so the round
 // is as durable as the database makes a commit (PostgreSQL: synchronous
 // commit, fsync on). A failure before COMMIT rolls the round back whole; a
 // failed COMMIT (the connection lost during it) leaves the outcome unknown,
