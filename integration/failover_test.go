@@ -33,7 +33,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,7 +40,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -1275,33 +1273,8 @@ type foStandby struct {
 	exited         chan struct{}
 }
 
-// foPGUser returns the credentials pgtest runs PostgreSQL as under root
-// (the postgres user, or nobody), nil otherwise.
-func foPGUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 == nil && err2 == nil {
-			return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-		}
-	}
-	return nil, errors.New("running as root, and neither the postgres nor the nobody user exists")
-}
-
 func (s *foStandby) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	cmd.WaitDelay = 5 * time.Second
-	return cmd
+	return pgtest.Command(ctx, s.bin, s.dir, s.cred, name, args...)
 }
 
 func (s *foStandby) run(ctx context.Context, name string, args ...string) error {
@@ -1324,7 +1297,7 @@ func foStartStandby(ctx context.Context, t *testing.T, primary *pgtest.Cluster) 
 	if _, err := exec.LookPath(filepath.Join(bin, "pg_basebackup")); err != nil {
 		t.Fatalf("pg_basebackup: %v", err)
 	}
-	cred, err := foPGUser()
+	cred, err := pgtest.User()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,19 +130,18 @@ func Start(ctx context.Context) (*Cluster, error) {
 
 // init runs initdb, as an unprivileged user when this process is root.
 func (c *Cluster) init(ctx context.Context) error {
-	if os.Geteuid() == 0 {
-		cred, err := unprivileged()
-		if err != nil {
-			return err
-		}
-		c.cred = cred
+	cred, err := User()
+	if err != nil {
+		return err
+	}
+	if c.cred = cred; cred != nil {
 		if err := os.Chown(c.dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return fmt.Errorf("giving %s to uid %d: %w", c.dir, cred.Uid, err)
 		}
 	}
 	// -N: initdb's own files are not synced (a throwaway cluster); the
 	// server runs with fsync on.
-	_, err := c.run(ctx, "initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "-N")
+	_, err = c.run(ctx, "initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "-N")
 	return err
 }
 
@@ -167,12 +166,29 @@ func unprivileged() (*syscall.Credential, error) {
 // command returns a command running the PostgreSQL binary name, as the
 // cluster's user.
 func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
-	cmd.Dir = c.dir
+	return Command(ctx, c.bin, c.dir, c.cred, name, args...)
+}
+
+// Command returns a command running the PostgreSQL binary name of the
+// directory bin (FindBin) in dir, as cred (User), the way pgtest runs its
+// clusters' binaries (pg_basebackup for a standby, say).
+func Command(ctx context.Context, bin, dir string, cred *syscall.Credential, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, name), args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
+}
+
+// User returns the credentials pgtest runs PostgreSQL as: nil unless this
+// process is root, which initdb refuses; then the postgres user, or
+// nobody.
+func User() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	return unprivileged()
 }
 
 // run runs a PostgreSQL binary to completion, within waitLimit.
