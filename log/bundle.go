@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -205,18 +204,10 @@ func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byt
 	return l.readBundle(index, w)
 }
 
-// readBundle assembles the first w entries of bundle index from the
-// store; the tree must have them.
+// readBundle returns the first w entries of bundle index as the store
+// holds them; the tree must have them.
 func (l *Log) readBundle(index, w uint64) ([]byte, error) {
-	var b []byte
-	err := l.store.Entries(index*merkle.TileWidth, w, func(_ uint64, e []byte) error {
-		if b == nil {
-			b = make([]byte, 0, w*uint64(2+len(e))+64)
-		}
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
-		b = append(b, e...)
-		return nil
-	})
+	b, err := l.store.AppendBundle(nil, index, w)
 	if err != nil {
 		return nil, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
 	}

@@ -86,6 +86,9 @@ type Storage interface {
 	Tile(level, index uint64) ([]byte, error)
 	VisitTile(level, index uint64, fn func(hashes, inner []byte) error) error
 	Entries(start, count uint64, fn func(index uint64, entry []byte) error) error
+	// AppendBundle appends the first width entries of entry bundle index
+	// to dst, encoded as the bundle encodes them.
+	AppendBundle(dst []byte, index, width uint64) ([]byte, error)
 	// Bundle and PutBundle keep the served form of full entry bundles
 	// (see ServeEntryBundle): derived data, which PutBundle may write
 	// without syncing and concurrently with Commit.

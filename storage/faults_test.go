@@ -326,11 +326,14 @@ func runChild(t *testing.T, mode string, k int, dir, skey string, seed uint64) c
 // pebbleFatalf is storage's Pebble logger's Fatalf, which panics.
 const pebbleFatalf = "github.com/provlog/provlog/storage.pebbleLogger.Fatalf"
 
-// panicFunc returns the function that panicked, from a goroutine trace.
+// panicFunc returns the function that panicked, from a goroutine trace:
+// the first frame that is not the runtime's or the testing package's,
+// which re-panics a test's panic ("[recovered, repanicked]") from its own
+// frames above the panicking one.
 func panicFunc(trace string) string {
 	_, stack, _ := strings.Cut(trace, "[running]:\n")
 	for line := range strings.Lines(stack) {
-		if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "panic(") || strings.HasPrefix(line, "runtime.") {
+		if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "panic(") || strings.HasPrefix(line, "runtime.") || strings.HasPrefix(line, "testing.") {
 			continue
 		}
 		fn, _, _ := strings.Cut(strings.TrimSpace(line), "(")

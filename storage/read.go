@@ -75,29 +75,45 @@ func (s *Store) Entries(start, count uint64, fn func(index uint64, entry []byte)
 	if count == 0 {
 		return nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(start), UpperBound: entryKey(start + count)})
+	end := start + count
+	if end < start {
+		return fmt.Errorf("entries [%d, %d): %w", start, end, ErrCorrupt)
+	}
+	// The chunk holding start begins in start's bundle, at or before it.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: chunkKey(start - start%BundleSize), UpperBound: chunkKey(end)})
 	if err != nil {
-		return fmt.Errorf("reading entries [%d, %d): %w", start, start+count, err)
+		return fmt.Errorf("reading entries [%d, %d): %w", start, end, err)
 	}
 	defer it.Close()
 	want := start
-	for ok := it.First(); ok; ok = it.Next() {
-		if got := binary.BigEndian.Uint64(it.Key()[1:]); got != want {
-			return fmt.Errorf("entry %d missing (next stored is %d): %w", want, got, ErrCorrupt)
+	for ok := it.SeekLT(chunkKey(start + 1)); ok && want < end; ok = it.Next() {
+		first := binary.BigEndian.Uint64(it.Key()[1:])
+		if first > want {
+			return fmt.Errorf("entry %d missing (next chunk starts at %d): %w", want, first, ErrCorrupt)
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("reading entry %d: %w", want, err)
+			return fmt.Errorf("reading entries from %d: %w", first, err)
 		}
-		if err := fn(want, v); err != nil {
-			return err
+		// Skip the chunk's entries before want (only in the first chunk).
+		skipped, off, err := spanRecords(v, want-first)
+		if err != nil || skipped != want-first {
+			return fmt.Errorf("chunk at %d does not reach entry %d: %w", first, want, ErrCorrupt)
 		}
-		want++
+		for rest := v[off:]; len(rest) > 0 && want < end; want++ {
+			var e []byte
+			if e, rest, err = nextRecord(rest); err != nil {
+				return fmt.Errorf("chunk at %d, entry %d: %w", first, want, err)
+			}
+			if err := fn(want, e); err != nil {
+				return err
+			}
+		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("reading entries [%d, %d): %w", start, start+count, err)
+		return fmt.Errorf("reading entries [%d, %d): %w", start, end, err)
 	}
-	if want != start+count {
+	if want != end {
 		return fmt.Errorf("entry %d missing: %w", want, ErrCorrupt)
 	}
 	return nil

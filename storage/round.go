@@ -125,17 +125,46 @@ func (s *Store) Commit(r *Round) error {
 		return fmt.Errorf("malformed round: %d entries, %d leaf hashes, start %d, new size %d",
 			len(r.Entries), len(r.LeafHashes), r.Start, r.State.Size)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	var idx [8]byte
 	for i, e := range r.Entries {
-		n := r.Start + uint64(i)
-		binary.BigEndian.PutUint64(idx[:], n)
-		if err := b.Set(entryKey(n), e, nil); err != nil {
-			return fmt.Errorf("batching entry %d: %w", n, err)
+		if len(e) > MaxEntrySize {
+			return fmt.Errorf("malformed round: entry %d of %d bytes (at most %d)", r.Start+uint64(i), len(e), MaxEntrySize)
 		}
-		if err := b.Set(leafKey(r.LeafHashes[i]), idx[:], nil); err != nil {
-			return fmt.Errorf("batching leaf hash %d: %w", n, err)
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	t := s.tail
+	if !t.ok || t.end != r.Start {
+		var err error
+		if t, err = s.loadTail(r.Start); err != nil {
+			return fmt.Errorf("reading the rightmost entry bundle below %d: %w", r.Start, err)
+		}
+	}
+	size := 64 + len(t.records)
+	for _, e := range r.Entries {
+		size += 2*(1+8+hashSize) + 2 + len(e) + 8 + 16
+	}
+	for _, tl := range r.Tiles {
+		size += 16 + len(tl.Hashes) + len(tl.Inner)
+	}
+	for _, k := range r.Index {
+		size += 24 + len(k.Value)
+	}
+	b := s.db.NewBatchWithSize(size)
+	defer b.Close()
+	next, err := batchEntries(b, t, r.Start, r.Entries)
+	if err != nil {
+		return err
+	}
+	for i, h := range r.LeafHashes {
+		if len(h) != hashSize {
+			return fmt.Errorf("leaf hash %d of %d bytes", r.Start+uint64(i), len(h))
+		}
+		op := b.SetDeferred(1+hashSize, 8)
+		op.Key[0] = 'h'
+		copy(op.Key[1:], h)
+		binary.BigEndian.PutUint64(op.Value, r.Start+uint64(i))
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("batching leaf hash %d: %w", r.Start+uint64(i), err)
 		}
 	}
 	for _, k := range r.Index {
@@ -172,8 +201,10 @@ func (s *Store) Commit(r *Round) error {
 	// dedup.
 	s.filter.add(r.LeafHashes)
 	if err := s.commitSync(b); err != nil {
+		s.tail = tail{} // reloaded by the next Commit, if any
 		return fmt.Errorf("committing round [%d, %d): %w", r.Start, r.State.Size, err)
 	}
+	s.tail = next
 	return nil
 }
 

@@ -6,7 +6,9 @@
 // Every key starts with a one-byte table prefix. Integers are big-endian so
 // that keys sort in index order.
 //
-//	'v'                         → schema version, uint32 (currently 1)
+//	'v'                         → schema version, uint32 (currently 2; a
+//	                              store of schema 1 is migrated at Open,
+//	                              see migrate.go)
 //	'o'                         → the log's origin (checkpoint origin line)
 //	's'                         → tree state: size uint64 || compact range
 //	                              hashes (32 bytes each, as compact.Range.Hashes)
@@ -16,7 +18,12 @@
 //	                              with the witnesses' cosignatures (or alone,
 //	                              published fail-open); absent while the log
 //	                              runs unwitnessed
-//	'e' || index uint64         → entry bytes
+//	'E' || first uint64         → a chunk: entries [first, first+n) of one
+//	                              entry bundle, in the bundle's encoding
+//	                              (uint16be length || entry, each); every
+//	                              full bundle is one chunk at its first
+//	                              index, the rightmost bundle may be in
+//	                              several (see chunks.go)
 //	'b' || index uint64         → the stored form of full entry bundle index
 //	                              (entries [index*256, index*256+256)), as
 //	                              PutBundle was given it: opaque to storage
@@ -38,7 +45,8 @@
 //
 // # Durability
 //
-// All the writes of one sequencing round — its entries, leaf-hash index
+// All the writes of one sequencing round — its entry chunks (and the
+// deletion of the chunks a completed bundle replaces), leaf-hash index
 // keys, search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
 // go in one Pebble batch committed with Sync. Entry bundles ('b') are the
 // one exception: derived from synced entries, they are written unsynced,
@@ -50,9 +58,11 @@
 //
 // # Performance
 //
-// Entry and entry-bundle values are separated into Pebble blob files (value
-// separation, for the 'e' and 'b' tables only), so compactions move
-// references rather than entries.
+// Entry chunks and kept bundle forms are separated into Pebble blob files
+// (value separation, for the 'E' and 'b' tables only, and the schema-1
+// 'e' while it is migrated), so compactions move references rather than
+// entries. A full bundle is served from one value, and a round writes one
+// entry key per bundle it touches rather than one per entry.
 //
 // Pebble's write-ahead log is not preallocated and its memtables are
 // 16 MiB, so that the store allocates on disk what it holds, and the WAL
@@ -72,6 +82,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,7 +92,7 @@ import (
 )
 
 const (
-	schemaVersion = 1
+	schemaVersion = 2
 	hashSize      = 32
 	// fullTileSize is a full tile's hashes; innerSize its inner levels
 	// (merkle.InnerSize), stored after them.
@@ -134,6 +145,9 @@ type Store struct {
 	// failed is set once a commit hit a fatal Pebble error: Pebble's commit
 	// pipeline is then unusable, and every later Commit fails.
 	failed atomic.Bool
+	// commitMu serializes Commits, and guards tail.
+	commitMu sync.Mutex
+	tail     tail
 }
 
 // Open opens or creates the store in dir.
@@ -181,8 +195,10 @@ func Open(dir string, o Options) (*Store, error) {
 	// compactions then move only their references, not the values: the
 	// LSM proper holds the small keys (leaf hashes, tiles, search index),
 	// so compactions stay cheap and its filter and index blocks few as the
-	// log grows. Entries and bundles are never overwritten, so blob files
-	// hold no garbage to rewrite; the other tables, whose values are
+	// log grows. Full bundles' chunks and kept forms are never
+	// overwritten; the rightmost bundle's chunks are deleted when it
+	// completes, mostly before their memtable is flushed (TestDiskPerEntry
+	// measures what remains); the other tables, whose values are
 	// rewritten (tiles, checkpoints) or tiny, stay in the sstables.
 	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
@@ -281,8 +297,8 @@ func (s *Store) loadFilter(ctx context.Context, it *pebble.Iterator) (n uint64, 
 	return n, it.Error()
 }
 
-// checkVersion writes the schema version into a new store and refuses a
-// store of another version.
+// checkVersion writes the schema version into a new store, migrates a
+// schema-1 store (see migrate.go), and refuses a store of another version.
 func (s *Store) checkVersion() error {
 	v, err := s.get(keyVersion)
 	if errors.Is(err, ErrNotFound) {
@@ -291,10 +307,19 @@ func (s *Store) checkVersion() error {
 	if err != nil {
 		return err
 	}
-	if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
+	if len(v) != 4 {
 		return fmt.Errorf("store schema version %x, want %d: %w", v, schemaVersion, ErrCorrupt)
 	}
-	return nil
+	switch binary.BigEndian.Uint32(v) {
+	case 1:
+		if err := s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("writing schema version %d: %w", schemaVersion, err)
+		}
+		fallthrough
+	case schemaVersion:
+		return s.migrateV1()
+	}
+	return fmt.Errorf("store schema version %d, want %d (or 1, migrated): %w", binary.BigEndian.Uint32(v), schemaVersion, ErrCorrupt)
 }
 
 // Close closes the database.
@@ -336,8 +361,8 @@ func (s *Store) SetOrigin(origin string) error {
 }
 
 // entriesOnlySeparated is the span policy that lets Pebble separate the
-// values of entry keys ('e') and entry-bundle keys ('b') alone. Its spans
-// end at each table prefix ('b', 'e', 'h', 't', 'x'), so that every
+// values of entry chunks ('E', and schema 1's 'e') and kept bundle forms
+// ('b') alone. Its spans end at each table prefix, so that every
 // sstable Pebble writes holds one table: the sequential tables (entries,
 // bundles, tiles) then do not share files with the randomly keyed
 // leaf-hash index, and compactions can move them down a level without
@@ -351,14 +376,10 @@ func entriesOnlySeparated(start []byte) (pebble.SpanPolicy, []byte, error) {
 	if table == 0xff {
 		end = nil
 	}
-	if table == 'e' || table == 'b' {
+	if table == 'E' || table == 'b' || table == 'e' {
 		return pebble.SpanPolicy{}, end, nil
 	}
 	return pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}, end, nil
-}
-
-func entryKey(index uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{'e'}, index)
 }
 
 func leafKey(hash []byte) []byte { return append([]byte{'h'}, hash...) }

@@ -150,6 +150,20 @@ func (s *Store) Entries(start, count uint64, fn func(index uint64, entry []byte)
 	return nil
 }
 
+// AppendBundle appends the first width entries of entry bundle index to
+// dst in the bundle's encoding (each entry as a big-endian uint16 length
+// and its bytes), read as Entries reads them.
+func (s *Store) AppendBundle(dst []byte, index, width uint64) ([]byte, error) {
+	if width == 0 || width > storage.BundleSize || index > (1<<63-1)/storage.BundleSize {
+		return nil, fmt.Errorf("entry bundle %d of width %d: %w", index, width, storage.ErrNotFound)
+	}
+	err := s.Entries(index*storage.BundleSize, width, func(_ uint64, e []byte) error {
+		dst = storage.AppendRecord(dst, e)
+		return nil
+	})
+	return dst, err
+}
+
 // Bundle returns the stored form of full entry bundle index, as PutBundle
 // stored it, or an error wrapping storage.ErrNotFound.
 func (s *Store) Bundle(index uint64) ([]byte, error) {

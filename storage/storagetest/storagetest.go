@@ -18,6 +18,7 @@ package storagetest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -201,6 +202,20 @@ func testDurable(t *testing.T, o Opener) {
 			return nil
 		}); err != nil {
 			t.Fatalf("entries after reopen: %v", err)
+		}
+		// Every bundle, at its width, and at a random one, in the bundle
+		// encoding (tlog-tiles: uint16be length || entry).
+		for b := uint64(0); b*storage.BundleSize < size; b++ {
+			for _, w := range []uint64{min(storage.BundleSize, size-b*storage.BundleSize), 1 + rng.Uint64N(min(storage.BundleSize, size-b*storage.BundleSize))} {
+				var want []byte
+				for i := b * storage.BundleSize; i < b*storage.BundleSize+w; i++ {
+					want = binary.BigEndian.AppendUint16(want, uint16(len(Entry(i))))
+					want = append(want, Entry(i)...)
+				}
+				if got, err := s.AppendBundle([]byte{7}, b, w); err != nil || !bytes.Equal(got, append([]byte{7}, want...)) {
+					t.Fatalf("round %d: AppendBundle(%d, %d) = %d bytes, %v; want %d bytes", i, b, w, len(got), err, 1+len(want))
+				}
+			}
 		}
 		closeStore(t, s)
 	}
