@@ -103,6 +103,9 @@ func (b *bench) prefilled(ctx context.Context, name string) (target, error) {
 	return t, nil
 }
 
+// mixedProfile is the length of the mixed load's profiles (-profile).
+const mixedProfile = 5 * time.Second
+
 // mixedOn runs the mixed load on t and records it.
 func (b *bench) mixedOn(ctx context.Context, t target, round int) error {
 	// A backstop for a log that stops answering (the writers' HTTP client
@@ -127,7 +130,10 @@ func (b *bench) mixedOn(ctx context.Context, t target, round int) error {
 		return err
 	}
 	t0 := time.Now()
+	// With -profile, the first mixedProfile of the load.
+	stopProfile := b.profile(ctx, t, fmt.Sprintf("round%d-%s-mixed", round, t.Name()), mixedProfile)
 	p, err := b.phaseWith(ctx, t, spec, round, "peak", rd.run)
+	stopProfile()
 	if err != nil {
 		return err
 	}
