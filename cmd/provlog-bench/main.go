@@ -110,7 +110,7 @@ func parseFlags() (Config, bool) {
 	flag.StringVar(&c.HTTPURL, "http", "", "HTTP base `URL` of that provlogd")
 	flag.StringVar(&c.VerifierKey, "verifier-key", "", "note verifier `key` of that provlogd")
 	flag.StringVar(&c.Out, "out", "", "`directory` for results.json, summary.md and the plots")
-	flag.StringVar(&c.ProfileDir, "profile", "", "`directory` for CPU profiles of provlogd and of the bench during the inclusion-proof reads and the signed-events loads")
+	flag.StringVar(&c.ProfileDir, "profile", "", "`directory` for CPU profiles of provlogd and of the bench during the inclusion-proof reads, the signed-events loads and the mixed load")
 	flag.BoolVar(&quick, "quick", false, "the whole suite in about a minute: short loads, one round, a small scale run")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: provlog-bench [flags]\n\nMeasures provlog beside Tessera's POSIX driver. Run it from the provlog module.\n\nFlags:\n")
