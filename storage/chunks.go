@@ -2,21 +2,26 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Entries are stored in chunks: runs of consecutive entries within one
-// entry bundle, in the bundle's own encoding (tlog-tiles: each entry as a
-// big-endian uint16 length and its bytes), under the index of their first
-// entry ('E' || first). A round writes one chunk per bundle it touches,
-// and the round that completes a bundle writes the whole bundle as one
-// chunk at its first index and deletes the bundle's other chunks, in the
-// same batch. So every full bundle is one key whose value is the served
-// bundle (one read to serve it, where 256 entry keys took 256), a round
-// of 4096 entries writes 16 entry keys rather than 4096, and only the
-// rightmost, partial bundle may be in several chunks.
+// Entries are stored in entry-bundle form (tlog-tiles: each entry as a
+// big-endian uint16 length and its bytes), never one key per entry:
+//
+//   - a full bundle is one value, 'E' || bundle index, written by the round
+//     that completes it, never changed;
+//   - the rightmost, partial bundle is in chunks, 'P' || first, runs of
+//     consecutive entries as rounds wrote them; the round that completes
+//     the bundle deletes its chunks in the batch that writes it whole.
+//
+// So a full bundle is served from one read (where 256 entry keys took
+// 256), a round of 4096 entries writes 16 entry keys rather than 4096,
+// and the blob files that hold full bundles hold nothing that is ever
+// deleted: chunks are not separated from the LSM (see
+// entriesOnlySeparated), and compactions drop them with their deletion.
 //
 // The completing round builds the bundle from the Store's copy of the
 // rightmost bundle's records (tail), kept as rounds commit, so the
@@ -75,19 +80,19 @@ func spanRecords(b []byte, max uint64) (n uint64, off int, err error) {
 	return n, off, nil
 }
 
+// bundleEntriesKey is full bundle index's key; chunkKey the key of a
+// chunk of the rightmost bundle from entry first.
+func bundleEntriesKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{'E'}, index)
+}
+
 func chunkKey(first uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{'E'}, first)
+	return binary.BigEndian.AppendUint64([]byte{'P'}, first)
 }
 
-func putChunkKey(dst []byte, first uint64) {
-	dst[0] = 'E'
-	binary.BigEndian.PutUint64(dst[1:], first)
-}
-
-// batchEntries adds the round's entries to b as chunks, given the tail
-// the round continues, and returns the tail after it.
+// batchEntries adds the round's entries to b, given the tail the round
+// continues, and returns the tail after it.
 func batchEntries(b *pebble.Batch, t tail, start uint64, entries [][]byte) (tail, error) {
-	next := t
 	for i := 0; i < len(entries); {
 		first := start + uint64(i)
 		bundle := first / BundleSize
@@ -99,13 +104,16 @@ func batchEntries(b *pebble.Batch, t tail, start uint64, entries [][]byte) (tail
 			size += 2 + len(e)
 		}
 		full := (first+n)%BundleSize == 0
-		prefix := []byte(nil) // the tail's records before this segment, if it completes their bundle
-		keyAt := first
-		if full && first%BundleSize != 0 {
-			prefix, keyAt = t.records, t.start
+		key := chunkKey(first)
+		var prefix []byte // for a completed bundle, the tail's records before this segment
+		if full {
+			key = bundleEntriesKey(bundle)
+			if first%BundleSize != 0 {
+				prefix = t.records
+			}
 		}
-		op := b.SetDeferred(1+8, len(prefix)+size)
-		putChunkKey(op.Key, keyAt)
+		op := b.SetDeferred(len(key), len(prefix)+size)
+		copy(op.Key, key)
 		v := append(op.Value[:0], prefix...)
 		for _, e := range seg {
 			v = AppendRecord(v, e)
@@ -114,23 +122,21 @@ func batchEntries(b *pebble.Batch, t tail, start uint64, entries [][]byte) (tail
 			return tail{}, fmt.Errorf("batching entries [%d, %d): %w", first, first+n, err)
 		}
 		switch {
-		case full && prefix != nil:
-			// The bundle's other chunks, all after its first index.
-			if err := b.DeleteRange(chunkKey(t.start+1), chunkKey(first+n), nil); err != nil {
-				return tail{}, fmt.Errorf("batching the chunks of bundle %d: %w", bundle, err)
-			}
-			next = tail{ok: true, start: first + n, end: first + n}
 		case full:
-			next = tail{ok: true, start: first + n, end: first + n}
+			if first%BundleSize != 0 { // the bundle's chunks, now in it
+				if err := b.DeleteRange(chunkKey(bundle*BundleSize), chunkKey(first), nil); err != nil {
+					return tail{}, fmt.Errorf("batching the chunks of bundle %d: %w", bundle, err)
+				}
+			}
+			t = tail{ok: true, start: first + n, end: first + n}
 		case first%BundleSize == 0:
-			next = tail{ok: true, start: first, end: first + n, records: append([]byte(nil), v...)}
-		default: // continues the tail
-			r := make([]byte, 0, len(t.records)+len(v))
-			next = tail{ok: true, start: t.start, end: first + n, records: append(append(r, t.records...), v...)}
+			t = tail{ok: true, start: first, end: first + n, records: append([]byte(nil), v...)}
+		default: // continues the tail, appended in place: the tail before
+			// this round still reads as it was, should the commit fail
+			t = tail{ok: true, start: t.start, end: first + n, records: append(t.records, v...)}
 		}
-		t = next
 	}
-	return next, nil
+	return t, nil
 }
 
 // loadTail reads the records of the rightmost bundle below size.
@@ -145,6 +151,85 @@ func (s *Store) loadTail(size uint64) (tail, error) {
 	return t, err
 }
 
+// errStop ends a visit early.
+var errStop = errors.New("stop")
+
+// visitBundle calls fn with the stored runs of bundle index's entries, in
+// order: the full bundle's one value, or the rightmost bundle's chunks;
+// fn is given the index of the run's first entry, and the records, valid
+// only during the call. A bundle with nothing stored is not an error
+// here: its callers find its entries missing.
+func (s *Store) visitBundle(index uint64, fn func(first uint64, records []byte) error) error {
+	v, closer, err := s.db.Get(bundleEntriesKey(index))
+	switch {
+	case err == nil:
+		defer closer.Close()
+		return fn(index*BundleSize, v)
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("reading entry bundle %d: %w", index, err)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: chunkKey(index * BundleSize), UpperBound: chunkKey((index + 1) * BundleSize)})
+	if err != nil {
+		return fmt.Errorf("reading entry bundle %d: %w", index, err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("reading entry bundle %d: %w", index, err)
+		}
+		if err := fn(binary.BigEndian.Uint64(it.Key()[1:]), v); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("reading entry bundle %d: %w", index, err)
+	}
+	return nil
+}
+
+// visitEntries calls fn with each entry of [start, end), in order, and
+// returns the index after the last it reached: end, unless fn failed or
+// an entry is missing.
+func (s *Store) visitEntries(start, end uint64, fn func(index uint64, entry []byte) error) (uint64, error) {
+	want := start
+	for want < end {
+		before := want
+		err := s.visitBundle(want/BundleSize, func(first uint64, v []byte) error {
+			if first > want {
+				return fmt.Errorf("entry %d missing (the next stored is %d): %w", want, first, ErrCorrupt)
+			}
+			skipped, off, err := spanRecords(v, want-first)
+			if err != nil {
+				return fmt.Errorf("entries from %d: %w", first, err)
+			}
+			if skipped != want-first {
+				return nil // a run before want
+			}
+			for rest := v[off:]; len(rest) > 0 && want < end; want++ {
+				var e []byte
+				if e, rest, err = nextRecord(rest); err != nil {
+					return fmt.Errorf("entries from %d, entry %d: %w", first, want, err)
+				}
+				if err := fn(want, e); err != nil {
+					return err
+				}
+			}
+			if want == end {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			return want, err
+		}
+		if want == before || (want < end && want%BundleSize != 0) {
+			return want, fmt.Errorf("entry %d missing: %w", want, ErrCorrupt)
+		}
+	}
+	return want, nil
+}
+
 // AppendBundle appends the first width entries of entry bundle index to
 // dst in the bundle's encoding (tlog-tiles: each entry as a big-endian
 // uint16 length and its bytes). The entries must be stored (the caller
@@ -155,30 +240,23 @@ func (s *Store) AppendBundle(dst []byte, index, width uint64) ([]byte, error) {
 	}
 	start := index * BundleSize
 	end := start + width
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: chunkKey(start), UpperBound: chunkKey(end)})
-	if err != nil {
-		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
-	}
-	defer it.Close()
 	want := start
-	for ok := it.First(); ok && want < end; ok = it.Next() {
-		first := binary.BigEndian.Uint64(it.Key()[1:])
+	err := s.visitBundle(index, func(first uint64, v []byte) error {
 		if first != want {
-			return nil, fmt.Errorf("entry %d missing (next chunk starts at %d): %w", want, first, ErrCorrupt)
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, fmt.Errorf("reading entries from %d: %w", first, err)
+			return fmt.Errorf("entry %d missing (the next stored is %d): %w", want, first, ErrCorrupt)
 		}
 		n, off, err := spanRecords(v, end-first)
 		if err != nil {
-			return nil, fmt.Errorf("chunk at %d: %w", first, err)
+			return fmt.Errorf("entries from %d: %w", first, err)
 		}
 		dst = append(dst, v[:off]...)
-		want += n
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
+		if want += n; want == end {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && err != errStop {
+		return nil, err
 	}
 	if want != end {
 		return nil, fmt.Errorf("entry %d missing: %w", want, ErrCorrupt)

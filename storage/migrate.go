@@ -12,9 +12,9 @@ import (
 
 // Schema 1 stored each entry under its own key ('e' || index). Open
 // migrates such a store to schema 2 before it returns: it rewrites the
-// entries as one chunk per bundle (the last, partial bundle as one chunk
-// too) and removes their 'e' keys, a batch of bundles at a time, each
-// batch writing the chunks and deleting the keys they replace, so that a
+// entries as bundles (the last, partial bundle as one chunk) and removes
+// their 'e' keys, a batch of bundles at a time, each batch writing the
+// bundles and deleting the keys they replace, so that a
 // migration stopped at any point (a crash, a kill) leaves every entry
 // under exactly one of the two layouts and the next Open finishes it.
 // The version is set to 2 first, so that an older provlog refuses the
@@ -109,7 +109,11 @@ func (s *Store) migrateRange(b *pebble.Batch, start, end uint64, buf []byte) err
 		chunk = AppendRecord(chunk, v)
 		want++
 		if want%BundleSize == 0 || want == end {
-			if err := b.Set(chunkKey(first), chunk, nil); err != nil {
+			key := bundleEntriesKey(first / BundleSize)
+			if want%BundleSize != 0 {
+				key = chunkKey(first) // the rightmost bundle, partial
+			}
+			if err := b.Set(key, chunk, nil); err != nil {
 				return err
 			}
 			chunk, first = chunk[:0], want

@@ -72,49 +72,10 @@ func (s *Store) VisitTile(level, index uint64, fn func(hashes, inner []byte) err
 // A missing entry is ErrCorrupt: the caller only asks for indices below the
 // stored size. The entry slice is valid only during the call.
 func (s *Store) Entries(start, count uint64, fn func(index uint64, entry []byte) error) error {
-	if count == 0 {
-		return nil
-	}
 	end := start + count
 	if end < start {
 		return fmt.Errorf("entries [%d, %d): %w", start, end, ErrCorrupt)
 	}
-	// The chunk holding start begins in start's bundle, at or before it.
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: chunkKey(start - start%BundleSize), UpperBound: chunkKey(end)})
-	if err != nil {
-		return fmt.Errorf("reading entries [%d, %d): %w", start, end, err)
-	}
-	defer it.Close()
-	want := start
-	for ok := it.SeekLT(chunkKey(start + 1)); ok && want < end; ok = it.Next() {
-		first := binary.BigEndian.Uint64(it.Key()[1:])
-		if first > want {
-			return fmt.Errorf("entry %d missing (next chunk starts at %d): %w", want, first, ErrCorrupt)
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return fmt.Errorf("reading entries from %d: %w", first, err)
-		}
-		// Skip the chunk's entries before want (only in the first chunk).
-		skipped, off, err := spanRecords(v, want-first)
-		if err != nil || skipped != want-first {
-			return fmt.Errorf("chunk at %d does not reach entry %d: %w", first, want, ErrCorrupt)
-		}
-		for rest := v[off:]; len(rest) > 0 && want < end; want++ {
-			var e []byte
-			if e, rest, err = nextRecord(rest); err != nil {
-				return fmt.Errorf("chunk at %d, entry %d: %w", first, want, err)
-			}
-			if err := fn(want, e); err != nil {
-				return err
-			}
-		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("reading entries [%d, %d): %w", start, end, err)
-	}
-	if want != end {
-		return fmt.Errorf("entry %d missing: %w", want, ErrCorrupt)
-	}
-	return nil
+	_, err := s.visitEntries(start, end, fn)
+	return err
 }

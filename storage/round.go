@@ -139,7 +139,10 @@ func (s *Store) Commit(r *Round) error {
 			return fmt.Errorf("reading the rightmost entry bundle below %d: %w", r.Start, err)
 		}
 	}
-	size := 64 + len(t.records)
+	size := 64
+	if end := r.Start + uint64(len(r.Entries)); r.Start%BundleSize != 0 && end/BundleSize > r.Start/BundleSize {
+		size += len(t.records) // the round completes the tail's bundle
+	}
 	for _, e := range r.Entries {
 		size += 2*(1+8+hashSize) + 2 + len(e) + 8 + 16
 	}

@@ -18,12 +18,13 @@
 //	                              with the witnesses' cosignatures (or alone,
 //	                              published fail-open); absent while the log
 //	                              runs unwitnessed
-//	'E' || first uint64         → a chunk: entries [first, first+n) of one
-//	                              entry bundle, in the bundle's encoding
-//	                              (uint16be length || entry, each); every
-//	                              full bundle is one chunk at its first
-//	                              index, the rightmost bundle may be in
-//	                              several (see chunks.go)
+//	'E' || bundle uint64        → full entry bundle: its 256 entries in the
+//	                              bundle's encoding (uint16be length ||
+//	                              entry, each), as served (see chunks.go)
+//	'P' || first uint64         → a chunk of the rightmost, partial bundle:
+//	                              entries [first, first+n) as one round
+//	                              wrote them, in the same encoding; deleted
+//	                              when the bundle is written whole
 //	'b' || index uint64         → the stored form of full entry bundle index
 //	                              (entries [index*256, index*256+256)), as
 //	                              PutBundle was given it: opaque to storage
@@ -45,8 +46,8 @@
 //
 // # Durability
 //
-// All the writes of one sequencing round — its entry chunks (and the
-// deletion of the chunks a completed bundle replaces), leaf-hash index
+// All the writes of one sequencing round — its entries (a completed
+// bundle whole, with the deletion of its chunks), leaf-hash index
 // keys, search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
 // go in one Pebble batch committed with Sync. Entry bundles ('b') are the
 // one exception: derived from synced entries, they are written unsynced,
@@ -58,10 +59,11 @@
 //
 // # Performance
 //
-// Entry chunks and kept bundle forms are separated into Pebble blob files
+// Full bundles and kept bundle forms are separated into Pebble blob files
 // (value separation, for the 'E' and 'b' tables only, and the schema-1
 // 'e' while it is migrated), so compactions move references rather than
-// entries. A full bundle is served from one value, and a round writes one
+// entries; nothing in those tables is ever deleted, so blob files hold no
+// garbage. A full bundle is served from one value, and a round writes one
 // entry key per bundle it touches rather than one per entry.
 //
 // Pebble's write-ahead log is not preallocated and its memtables are
@@ -195,11 +197,11 @@ func Open(dir string, o Options) (*Store, error) {
 	// compactions then move only their references, not the values: the
 	// LSM proper holds the small keys (leaf hashes, tiles, search index),
 	// so compactions stay cheap and its filter and index blocks few as the
-	// log grows. Full bundles' chunks and kept forms are never
-	// overwritten; the rightmost bundle's chunks are deleted when it
-	// completes, mostly before their memtable is flushed (TestDiskPerEntry
-	// measures what remains); the other tables, whose values are
-	// rewritten (tiles, checkpoints) or tiny, stay in the sstables.
+	// log grows. Full bundles and kept forms are never overwritten or
+	// deleted, so blob files hold no garbage to rewrite; the other
+	// tables, whose values are rewritten (the rightmost bundle's chunks,
+	// tiles, checkpoints) or tiny, stay in the sstables, where compactions
+	// drop what was deleted.
 	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
@@ -361,8 +363,8 @@ func (s *Store) SetOrigin(origin string) error {
 }
 
 // entriesOnlySeparated is the span policy that lets Pebble separate the
-// values of entry chunks ('E', and schema 1's 'e') and kept bundle forms
-// ('b') alone. Its spans end at each table prefix, so that every
+// values of full bundles ('E', and schema 1's entries 'e') and kept bundle
+// forms ('b') alone. Its spans end at each table prefix, so that every
 // sstable Pebble writes holds one table: the sequential tables (entries,
 // bundles, tiles) then do not share files with the randomly keyed
 // leaf-hash index, and compactions can move them down a level without
