@@ -53,8 +53,6 @@ import (
 	pb "github.com/provlog/provlog/proto/provlog/v1"
 	"github.com/transparency-dev/merkle/proof"
 	"golang.org/x/mod/sumdb/note"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/provlog/provlog/internal/pgtest"
@@ -164,96 +162,15 @@ func (c *foCluster) start(name, grpcAddr, httpAddr, netns, dsn string) *foReplic
 		dsn = c.dsn
 	}
 	r := &foReplica{name: name, advertise: grpcAddr, netns: netns, dsn: dsn}
-	d, err := foStartProvlogd(t, name, netns, "--data", t.TempDir(), "--origin", foOrigin, "--key", c.keyFile,
+	d, err := launchProvlogd(t, launch{name: name, netns: netns, answering: true, argv: []string{"--data", t.TempDir(), "--origin", foOrigin, "--key", c.keyFile,
 		"--grpc-listen", grpcAddr, "--http-listen", httpAddr, "--admission", "open",
-		"--storage", dsn, "--advertise", grpcAddr, "--lease-ttl", foLeaseTTL.String())
+		"--storage", dsn, "--advertise", grpcAddr, "--lease-ttl", foLeaseTTL.String()}})
 	if err != nil {
 		t.Fatalf("replica %s: %v", name, err)
 	}
 	r.d = d
 	c.reps = append(c.reps, r)
 	return r
-}
-
-// foStartProvlogd is startProvlogd for a replica: fixed addresses, maybe
-// inside a network namespace (ip netns exec execs provlogd, so the pid is
-// provlogd's), killed if the test binary dies.
-func foStartProvlogd(t *testing.T, name, netns string, argv ...string) (*provlogd, error) {
-	logFile, err := os.CreateTemp(t.TempDir(), "provlogd-"+name+"-*.log")
-	if err != nil {
-		return nil, err
-	}
-	bin, args := provlogdBin, argv
-	if netns != "" {
-		bin, args = "ip", append([]string{"netns", "exec", netns, provlogdBin}, argv...)
-	}
-	d := &provlogd{logPath: logFile.Name(), exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, args...)
-	d.cmd.Stderr = logFile
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := d.cmd.StdoutPipe()
-	if err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	if err := d.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting provlogd: %w", err)
-	}
-	fmt.Fprintf(logFile, "integration: started %s\n", strings.Join(d.cmd.Args, " "))
-	t.Cleanup(func() {
-		d.kill()
-		if d.conn != nil {
-			d.conn.Close()
-		}
-		if t.Failed() {
-			t.Logf("end of replica %s's output:\n%s", name, tail(d.logPath, 40))
-		}
-	})
-	type banner struct {
-		provlogdproc.Banner
-		err error
-	}
-	banners := make(chan banner, 1)
-	go func() {
-		b, drained, err := provlogdproc.ReadBanner(stdout, logFile)
-		banners <- banner{b, err}
-		<-drained
-		d.waitErr = d.cmd.Wait()
-		logFile.Close()
-		close(d.exited)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	select {
-	case b := <-banners:
-		if b.err != nil {
-			<-d.exited
-			return nil, fmt.Errorf("provlogd exited during start-up (%v):\n%s", d.waitErr, tail(d.logPath, 30))
-		}
-		d.GRPCAddr, d.HTTPURL, d.VerifierKey = b.GRPCAddr, b.HTTPURL, b.VerifierKey
-	case <-ctx.Done():
-		d.kill()
-		return nil, fmt.Errorf("provlogd did not print its banner within %v:\n%s", startTimeout, tail(d.logPath, 30))
-	}
-	for {
-		if _, _, _, err := httpGet(ctx, d.HTTPURL+"healthz"); err == nil {
-			break
-		}
-		select {
-		case <-d.exited:
-			return nil, fmt.Errorf("provlogd exited before serving HTTP (%v):\n%s", d.waitErr, tail(d.logPath, 30))
-		case <-ctx.Done():
-			return nil, fmt.Errorf("provlogd did not serve GET /healthz within %v", startTimeout)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	d.conn, err = grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dialling provlogd gRPC at %s: %w", d.GRPCAddr, err)
-	}
-	d.Log = pb.NewLogClient(d.conn)
-	return d, nil
 }
 
 // foLease is the lease row as the database holds it.

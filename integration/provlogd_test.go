@@ -87,14 +87,44 @@ type provlogd struct {
 // and GET /healthz answers 200. The child is killed when the test ends if it
 // is still running; if the test failed, the end of its output is logged.
 func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, error) {
-	logFile, err := os.CreateTemp(t.TempDir(), "provlogd-*.log")
+	argv := append([]string{"--data", dataDir, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--admission", "open"}, args...)
+	d, err := launchProvlogd(t, launch{argv: argv})
+	if d != nil {
+		d.DataDir = dataDir
+	}
+	return d, err
+}
+
+// launch says how launchProvlogd starts provlogd.
+type launch struct {
+	argv []string
+	// name names the child in its log file and in the test's log; netns,
+	// if set, is the network namespace it runs in (ip netns exec execs
+	// provlogd, so the pid is provlogd's).
+	name, netns string
+	// answering is enough for health: a replica's GET /healthz says 503
+	// while it does not serve (see cmd/provlogd/replica.go).
+	answering bool
+}
+
+// launchProvlogd starts provlogd as the launch says, and returns once it
+// has printed its banner and GET /healthz answers (200, unless answering
+// is enough), with a gRPC connection to it. The child is killed when the
+// test ends, or if the test binary dies; if the test failed, the end of
+// its output is logged.
+func launchProvlogd(t testing.TB, l launch) (*provlogd, error) {
+	logFile, err := os.CreateTemp(t.TempDir(), "provlogd-"+l.name+"*.log")
 	if err != nil {
 		return nil, err
 	}
-	d := &provlogd{DataDir: dataDir, logPath: logFile.Name(), exited: make(chan struct{})}
-	argv := append([]string{"--data", dataDir, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--admission", "open"}, args...)
-	d.cmd = exec.Command(provlogdBin, argv...)
+	bin, args := provlogdBin, l.argv
+	if l.netns != "" {
+		bin, args = "ip", append([]string{"netns", "exec", l.netns, provlogdBin}, l.argv...)
+	}
+	d := &provlogd{logPath: logFile.Name(), exited: make(chan struct{})}
+	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stderr = logFile
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		logFile.Close()
@@ -111,7 +141,7 @@ func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, err
 			d.conn.Close()
 		}
 		if t.Failed() {
-			t.Logf("end of provlogd output (%s):\n%s", strings.Join(argv, " "), tail(d.logPath, 60))
+			t.Logf("end of provlogd %s output (%s):\n%s", l.name, strings.Join(d.cmd.Args, " "), tail(d.logPath, 60))
 		}
 	})
 	type banner struct {
@@ -138,9 +168,10 @@ func startProvlogd(t testing.TB, dataDir string, args ...string) (*provlogd, err
 		}
 		d.GRPCAddr, d.HTTPURL, d.VerifierKey = b.GRPCAddr, b.HTTPURL, b.VerifierKey
 	case <-ctx.Done():
+		d.kill()
 		return nil, fmt.Errorf("provlogd did not print its addresses and verifier key within %v:\n%s", startTimeout, tail(d.logPath, 30))
 	}
-	if err := d.waitHealthy(ctx); err != nil {
+	if err := d.waitHealthy(ctx, l.answering); err != nil {
 		return nil, err
 	}
 	d.conn, err = grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -161,8 +192,9 @@ func mustStartProvlogd(t testing.TB, dataDir string, args ...string) *provlogd {
 	return d
 }
 
-// waitHealthy polls GET /healthz until it answers 200.
-func (d *provlogd) waitHealthy(ctx context.Context) error {
+// waitHealthy polls GET /healthz until it answers 200, or at all if
+// answering is enough.
+func (d *provlogd) waitHealthy(ctx context.Context, answering bool) error {
 	var last string
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.HTTPURL+"healthz", nil)
@@ -173,7 +205,7 @@ func (d *provlogd) waitHealthy(ctx context.Context) error {
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || answering {
 				return nil
 			}
 			last = fmt.Sprintf("%s: %q", resp.Status, body)
