@@ -195,3 +195,54 @@ func TestServeEntryBundleStoreFaults(t *testing.T) {
 		t.Errorf("corrupt kept form: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestServeEntryBundleReleased: full bundles served as they are come in
+// pooled buffers that each response releases; readers of many bundles at
+// once, releasing as they go, each get their own bundle's bytes (the race
+// detector watches the reuse), and releasing a cached form, which is not
+// pooled, leaves it intact for later readers.
+func TestServeEntryBundleReleased(t *testing.T) {
+	e := newEnv(t)
+	const bundles = 6
+	entries := addEntries(t, e, bundles*256+40, randomEntry)
+	ctx := context.Background()
+	// In turn: a released bundle's buffer serves the next bundle read, so
+	// a released form still cached would now read as that bundle.
+	for range 8 {
+		e.log.bundles.recent.Purge() // as when other bundles pushed them out
+		for _, b := range []uint64{0, 1, 0} {
+			sb, err := e.log.ServeEntryBundle(ctx, b, 0, b == 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkBundle(t, sb, entries[b*256:(b+1)*256])
+			sb.Release()
+		}
+	}
+	partial, err := e.log.ServeEntryBundle(ctx, bundles, 40, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial.Release() // cached by width: must not be reused
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 60 {
+				b := uint64(g+i) % bundles
+				sb, err := e.log.ServeEntryBundle(ctx, b, 0, i%2 == 0)
+				if err != nil || sb.Gzip {
+					t.Errorf("bundle %d: gzip %t, %v", b, sb.Gzip, err)
+					return
+				}
+				checkBundle(t, sb, entries[b*256:(b+1)*256])
+				sb.Release()
+			}
+		})
+	}
+	wg.Wait()
+	again, err := e.log.ServeEntryBundle(ctx, bundles, 40, true)
+	if err != nil || &again.Data[0] != &partial.Data[0] {
+		t.Fatalf("the partial bundle was not served from its cached form: %v", err)
+	}
+	checkBundle(t, again, entries[bundles*256:])
+}

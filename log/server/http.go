@@ -136,6 +136,7 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err)
 		return
 	}
+	defer sb.Release()
 	allowLargeWrite(w, r)
 	setTileHeaders(w, width)
 	w.Header().Add("Vary", "Accept-Encoding")

@@ -55,7 +55,8 @@ type Log interface {
 	// Tile returns a tlog-tiles hash tile; width 0 means the full tile.
 	Tile(ctx context.Context, level, index uint64, width uint8) ([]byte, error)
 	// ServeEntryBundle returns a tlog-tiles entry bundle (width as for
-	// Tile) in the form to serve it in: gzip-compressed only if acceptGzip.
+	// Tile) in the form to serve it in: gzip-compressed only if acceptGzip;
+	// the server releases it (ServedBundle.Release) once written.
 	ServeEntryBundle(ctx context.Context, index uint64, width uint8, acceptGzip bool) (log.ServedBundle, error)
 	// Search returns published entries under an index term from index
 	// from on, and the index to continue from (0 when done).
