@@ -63,19 +63,35 @@ type ServedBundle struct {
 // after it. A server done writing a ServedBundle calls it, at most once;
 // one never released only leaves its memory to the collector.
 func (sb ServedBundle) Release() {
-	if sb.buf != nil && cap(sb.Data) <= maxPooledBundle {
-		*sb.buf = sb.Data[:0]
-		bundleBufs.Put(sb.buf)
+	if sb.buf != nil {
+		putBuf(sb.buf)
 	}
 }
 
-// bundleBufs holds buffers (*[]byte) into which full bundles served as
-// they are, neither compressed nor cached, are read: one per response in
-// flight, where each response allocated its own 256 KiB and the collector
-// cleared it (+26-43% bundles of random entries served, BenchmarkReads).
-// Buffers grown past maxPooledBundle, by bundles of large entries, are
-// left to the collector.
+// bundleBufs holds buffers (*[]byte) into which the full bundles served
+// from the store, in their kept forms and neither made nor cached now,
+// are read: one per response in flight, where each response allocated its
+// own 256 KiB and the collector cleared it (+42-67% bundles of random
+// entries served, BenchmarkReads). Buffers grown past maxPooledBundle, by
+// bundles of large entries, are left to the collector.
 var bundleBufs sync.Pool
+
+// pooledBuf returns an empty buffer from bundleBufs.
+func pooledBuf() *[]byte {
+	bp, _ := bundleBufs.Get().(*[]byte)
+	if bp == nil {
+		return new([]byte)
+	}
+	*bp = (*bp)[:0]
+	return bp
+}
+
+// putBuf gives bp back to bundleBufs, unless it grew too large to keep.
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBundle {
+		bundleBufs.Put(bp)
+	}
+}
 
 const maxPooledBundle = 1 << 20
 
@@ -110,9 +126,14 @@ func (l *Log) ServeEntryBundle(ctx context.Context, index uint64, width uint8, a
 	}
 	if !acceptGzip {
 		if w == merkle.TileWidth {
-			return l.readFullBundle(index)
+			bp := pooledBuf()
+			sb, err := l.readFullBundle(index, bp)
+			if err != nil {
+				putBuf(bp)
+			}
+			return sb, err
 		}
-		raw, err := l.readBundle(index, w)
+		raw, err := l.readBundle(nil, index, w)
 		return ServedBundle{Data: raw}, err
 	}
 	key := bundleKey{index, w}
@@ -130,27 +151,32 @@ func (l *Log) ServeEntryBundle(ctx context.Context, index uint64, width uint8, a
 }
 
 // serveFullBundle returns the served form of full bundle index, from its
-// kept form or made and kept now. A bundle kept as it is, read from the
-// store into a pooled buffer for this response alone, is not cached: a
-// cache of the bundles read last held few of the ones random readers ask
-// for, and each cost an allocation, where the store's read of one is most
-// of what serving it costs anyway.
+// kept form or made and kept now. One that was kept, read from the store
+// into a pooled buffer for this response alone, is not cached: a cache of
+// the bundles read last held few of those random readers ask for, and
+// each cost an allocation, where the store's read is most of what serving
+// one costs anyway.
 func (l *Log) serveFullBundle(ctx context.Context, index uint64) (ServedBundle, error) {
-	kept, err := l.store.Bundle(index)
-	switch {
-	case err == nil && len(kept) == 1 && kept[0] == bundleRaw:
-		return l.readFullBundle(index)
-	case err == nil:
-		return l.fromKept(index, kept)
-	case !errors.Is(err, storage.ErrNotFound):
+	bp := pooledBuf()
+	kept, err := l.store.Bundle(*bp, index)
+	if err == nil {
+		*bp = kept
+		sb, err := l.fromKept(index, kept, bp)
+		if err != nil {
+			putBuf(bp)
+		}
+		return sb, err
+	}
+	putBuf(bp)
+	if !errors.Is(err, storage.ErrNotFound) {
 		return ServedBundle{}, fmt.Errorf("reading the kept form of entry bundle %d: %w", index, err)
 	}
 	v, err, _ := l.bundles.flight.Do(strconv.FormatUint(index, 10), func() (any, error) {
 		// A flight that ended since the lookup above kept the form.
-		if kept, err := l.store.Bundle(index); err == nil {
-			return l.fromKept(index, kept)
+		if kept, err := l.store.Bundle(nil, index); err == nil {
+			return l.fromKept(index, kept, nil)
 		}
-		raw, err := l.readBundle(index, merkle.TileWidth)
+		raw, err := l.readBundle(nil, index, merkle.TileWidth)
 		if err != nil {
 			return ServedBundle{}, err
 		}
@@ -168,7 +194,7 @@ func (l *Log) serveFullBundle(ctx context.Context, index uint64) (ServedBundle, 
 // now and kept in memory.
 func (l *Log) servePartialBundle(key bundleKey) (ServedBundle, error) {
 	v, err, _ := l.bundles.flight.Do(strconv.FormatUint(key.index, 10)+".p/"+strconv.FormatUint(key.width, 10), func() (any, error) {
-		raw, err := l.readBundle(key.index, key.width)
+		raw, err := l.readBundle(nil, key.index, key.width)
 		if err != nil {
 			return ServedBundle{}, err
 		}
@@ -180,14 +206,14 @@ func (l *Log) servePartialBundle(key bundleKey) (ServedBundle, error) {
 }
 
 // fromKept returns the served form of full bundle index from its kept
-// form.
-func (l *Log) fromKept(index uint64, kept []byte) (ServedBundle, error) {
+// form, held in bp if bp is not nil; a bundle kept as it is is then read
+// into bp, over its kept form (a marker), else into a new buffer.
+func (l *Log) fromKept(index uint64, kept []byte, bp *[]byte) (ServedBundle, error) {
 	switch {
 	case len(kept) > 1 && kept[0] == bundleGzip:
-		return ServedBundle{Data: kept[1:], Gzip: true}, nil
+		return ServedBundle{Data: kept[1:], Gzip: true, buf: bp}, nil
 	case len(kept) == 1 && kept[0] == bundleRaw:
-		raw, err := l.readBundle(index, merkle.TileWidth)
-		return ServedBundle{Data: raw}, err
+		return l.readFullBundle(index, bp)
 	}
 	return ServedBundle{}, fmt.Errorf("kept form of entry bundle %d (%d bytes): %w", index, len(kept), storage.ErrCorrupt)
 }
@@ -247,28 +273,29 @@ func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	return l.readBundle(index, w)
+	return l.readBundle(nil, index, w)
 }
 
 // readFullBundle returns full bundle index as the store holds it, read
-// into a pooled buffer (see ServedBundle.Release); the tree must have it.
-func (l *Log) readFullBundle(index uint64) (ServedBundle, error) {
-	bp, _ := bundleBufs.Get().(*[]byte)
+// into the pooled buffer bp (see ServedBundle.Release) if it is not nil,
+// else into a new one; the tree must have it.
+func (l *Log) readFullBundle(index uint64, bp *[]byte) (ServedBundle, error) {
 	if bp == nil {
-		bp = new([]byte)
+		b, err := l.readBundle(nil, index, merkle.TileWidth)
+		return ServedBundle{Data: b}, err
 	}
-	b, err := l.store.AppendBundle((*bp)[:0], index, merkle.TileWidth)
+	b, err := l.readBundle((*bp)[:0], index, merkle.TileWidth)
 	if err != nil {
-		bundleBufs.Put(bp)
-		return ServedBundle{}, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
+		return ServedBundle{}, err
 	}
+	*bp = b
 	return ServedBundle{Data: b, buf: bp}, nil
 }
 
-// readBundle returns the first w entries of bundle index as the store
-// holds them; the tree must have them.
-func (l *Log) readBundle(index, w uint64) ([]byte, error) {
-	b, err := l.store.AppendBundle(nil, index, w)
+// readBundle appends the first w entries of bundle index as the store
+// holds them to dst; the tree must have them.
+func (l *Log) readBundle(dst []byte, index, w uint64) ([]byte, error) {
+	b, err := l.store.AppendBundle(dst, index, w)
 	if err != nil {
 		return nil, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
 	}

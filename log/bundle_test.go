@@ -94,7 +94,7 @@ func TestServeEntryBundleCompressesOnce(t *testing.T) {
 	if n := e.faults.puts(); n != 1 {
 		t.Fatalf("%d bundles kept for 16 concurrent first reads, want 1", n)
 	}
-	kept, err := e.store.Bundle(0)
+	kept, err := e.store.Bundle(nil, 0)
 	if err != nil || kept[0] != bundleGzip || len(kept) > 256*len(entries[0])/2 {
 		t.Fatalf("kept form: %d bytes, %v", len(kept), err)
 	}
@@ -129,7 +129,7 @@ func TestServeEntryBundleIncompressible(t *testing.T) {
 		}
 		checkBundle(t, sb, entries)
 	}
-	if kept, err := e.store.Bundle(0); err != nil || !bytes.Equal(kept, []byte{bundleRaw}) || e.faults.puts() != 1 {
+	if kept, err := e.store.Bundle(nil, 0); err != nil || !bytes.Equal(kept, []byte{bundleRaw}) || e.faults.puts() != 1 {
 		t.Fatalf("kept form %q, %v, %d puts; want the raw marker once", kept, err, e.faults.puts())
 	}
 }
@@ -196,27 +196,39 @@ func TestServeEntryBundleStoreFaults(t *testing.T) {
 	}
 }
 
-// TestServeEntryBundleReleased: full bundles served as they are come in
-// pooled buffers that each response releases; readers of many bundles at
-// once, releasing as they go, each get their own bundle's bytes (the race
+// TestServeEntryBundleReleased: full bundles served from the store come
+// in pooled buffers that each response releases, kept gzip forms and
+// bundles served as they are alike; readers of many bundles at once,
+// releasing as they go, each get their own bundle's bytes (the race
 // detector watches the reuse), and releasing a cached form, which is not
 // pooled, leaves it intact for later readers.
 func TestServeEntryBundleReleased(t *testing.T) {
 	e := newEnv(t)
 	const bundles = 6
-	entries := addEntries(t, e, bundles*256+40, randomEntry)
+	entry := func(i int) []byte { // even bundles compress, odd ones do not
+		if i/256%2 == 0 {
+			return jsonEntry(i)
+		}
+		return randomEntry(i)
+	}
+	entries := addEntries(t, e, bundles*256+40, entry)
 	ctx := context.Background()
+	serve := func(b uint64, gz bool) {
+		t.Helper()
+		sb, err := e.log.ServeEntryBundle(ctx, b, 0, gz)
+		if err != nil || sb.Gzip != (gz && b%2 == 0) {
+			t.Errorf("bundle %d, gzip accepted %t: gzip %t, %v", b, gz, sb.Gzip, err)
+			return
+		}
+		checkBundle(t, sb, entries[b*256:(b+1)*256])
+		sb.Release()
+	}
 	// In turn: a released bundle's buffer serves the next bundle read, so
 	// a released form still cached would now read as that bundle.
 	for range 8 {
 		e.log.bundles.recent.Purge() // as when other bundles pushed them out
-		for _, b := range []uint64{0, 1, 0} {
-			sb, err := e.log.ServeEntryBundle(ctx, b, 0, b == 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkBundle(t, sb, entries[b*256:(b+1)*256])
-			sb.Release()
+		for _, b := range []uint64{0, 1, 0, 2, 1} {
+			serve(b, true)
 		}
 	}
 	partial, err := e.log.ServeEntryBundle(ctx, bundles, 40, true)
@@ -228,14 +240,7 @@ func TestServeEntryBundleReleased(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 60 {
-				b := uint64(g+i) % bundles
-				sb, err := e.log.ServeEntryBundle(ctx, b, 0, i%2 == 0)
-				if err != nil || sb.Gzip {
-					t.Errorf("bundle %d: gzip %t, %v", b, sb.Gzip, err)
-					return
-				}
-				checkBundle(t, sb, entries[b*256:(b+1)*256])
-				sb.Release()
+				serve(uint64(g+i)%bundles, i%3 != 0)
 			}
 		})
 	}

@@ -91,8 +91,9 @@ type Storage interface {
 	AppendBundle(dst []byte, index, width uint64) ([]byte, error)
 	// Bundle and PutBundle keep the served form of full entry bundles
 	// (see ServeEntryBundle): derived data, which PutBundle may write
-	// without syncing and concurrently with Commit.
-	Bundle(index uint64) ([]byte, error)
+	// without syncing and concurrently with Commit; Bundle appends the
+	// kept form to dst.
+	Bundle(dst []byte, index uint64) ([]byte, error)
 	PutBundle(index uint64, data []byte) error
 	IndexReader
 }

@@ -8,17 +8,18 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Bundle returns the stored form of full entry bundle index, as PutBundle
-// stored it, or an error wrapping ErrNotFound.
-func (s *Store) Bundle(index uint64) ([]byte, error) {
-	v, err := s.get(bundleKey(index))
-	if errors.Is(err, ErrNotFound) {
+// Bundle appends the stored form of full entry bundle index, as PutBundle
+// stored it, to dst, or returns an error wrapping ErrNotFound.
+func (s *Store) Bundle(dst []byte, index uint64) ([]byte, error) {
+	v, closer, err := s.db.Get(bundleKey(index))
+	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("entry bundle %d: %w", index, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
 	}
-	return v, nil
+	defer closer.Close()
+	return append(dst, v...), nil
 }
 
 // PutBundle stores data as the stored form of full entry bundle index

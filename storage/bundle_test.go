@@ -37,7 +37,7 @@ func TestBundlesSeparated(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		for i, b := range want {
-			if got, err := s.Bundle(i); err != nil || !bytes.Equal(got, b) {
+			if got, err := s.Bundle(nil, i); err != nil || !bytes.Equal(got, b) {
 				t.Errorf("%s: Bundle(%d) = %d bytes, %v; want %d bytes", when, i, len(got), err, len(b))
 			}
 		}
@@ -73,10 +73,10 @@ func TestBundleSurvivesReopen(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, pct := range []int{0, 50, 100} {
 		c := openMem(t, fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rng}))
-		if got, err := c.Bundle(0); err != nil || !bytes.Equal(got, b0) {
+		if got, err := c.Bundle(nil, 0); err != nil || !bytes.Equal(got, b0) {
 			t.Errorf("%d%% unsynced kept: bundle 0 (synced by a Commit) = %d bytes, %v", pct, len(got), err)
 		}
-		if got, err := c.Bundle(1); !errors.Is(err, ErrNotFound) && (err != nil || !bytes.Equal(got, b1)) {
+		if got, err := c.Bundle(nil, 1); !errors.Is(err, ErrNotFound) && (err != nil || !bytes.Equal(got, b1)) {
 			t.Errorf("%d%% unsynced kept: unsynced bundle 1 = %d bytes, %v; want it whole or ErrNotFound", pct, len(got), err)
 		}
 		if st, err := c.ReadState(); err != nil || st.Size != 10 {

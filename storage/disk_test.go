@@ -76,7 +76,7 @@ func TestDiskPerEntry(t *testing.T) {
 				const reads = 200
 				t0 := time.Now()
 				for range reads {
-					if _, err := s.Bundle(rng.Uint64N(size / 256)); err != nil {
+					if _, err := s.Bundle(nil, rng.Uint64N(size/256)); err != nil {
 						t.Fatal(err)
 					}
 				}

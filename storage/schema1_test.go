@@ -69,7 +69,7 @@ func TestMigrateSchema1Store(t *testing.T) {
 				t.Fatalf("bundle %d: %d bytes, %v; want %d", b, len(got), err, len(want))
 			}
 		}
-		if kept, err := s.Bundle(1); err != nil || len(kept) == 0 {
+		if kept, err := s.Bundle(nil, 1); err != nil || len(kept) == 0 {
 			t.Errorf("bundle 1's kept form after migration: %d bytes, %v", len(kept), err)
 		}
 	}

@@ -347,7 +347,7 @@ func TestStaleSizeFenced(t *testing.T) {
 		}
 	}
 	checkSize(t, s, 10)
-	if _, err := s.Bundle(0); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Bundle(nil, 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Bundle(0): %v", err)
 	}
 }

@@ -164,9 +164,9 @@ func (s *Store) AppendBundle(dst []byte, index, width uint64) ([]byte, error) {
 	return dst, err
 }
 
-// Bundle returns the stored form of full entry bundle index, as PutBundle
-// stored it, or an error wrapping storage.ErrNotFound.
-func (s *Store) Bundle(index uint64) ([]byte, error) {
+// Bundle appends the stored form of full entry bundle index, as PutBundle
+// stored it, to dst, or returns an error wrapping storage.ErrNotFound.
+func (s *Store) Bundle(dst []byte, index uint64) ([]byte, error) {
 	i, err := dbIndex(index)
 	if err != nil {
 		return nil, fmt.Errorf("entry bundle: %w: %w", err, storage.ErrNotFound)
@@ -181,7 +181,10 @@ func (s *Store) Bundle(index uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
 	}
-	return data, nil
+	if dst == nil {
+		return data, nil
+	}
+	return append(dst, data...), nil
 }
 
 // HasIndex reports whether the search index holds exactly (kind, value,

@@ -443,7 +443,7 @@ func BundleData(i uint64, n int) []byte {
 
 func testBundles(t *testing.T, o Opener) {
 	s := o(t)
-	if _, err := s.Bundle(0); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Bundle(nil, 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Bundle of an empty store: %v, want ErrNotFound", err)
 	}
 	want := map[uint64][]byte{0: BundleData(0, 300<<10), 1: BundleData(1, 17), 1 << 40: BundleData(2, 64<<10)}
@@ -459,12 +459,12 @@ func testBundles(t *testing.T, o Opener) {
 	check := func(when string) {
 		t.Helper()
 		for i, b := range want {
-			if got, err := s.Bundle(i); err != nil || !bytes.Equal(got, b) {
+			if got, err := s.Bundle(nil, i); err != nil || !bytes.Equal(got, b) {
 				t.Errorf("%s: Bundle(%d) = %d bytes, %v; want %d bytes", when, i, len(got), err, len(b))
 			}
 		}
 		for _, i := range []uint64{2, 1<<40 - 1, 1<<40 + 1, 1<<64 - 1} {
-			if _, err := s.Bundle(i); !errors.Is(err, storage.ErrNotFound) {
+			if _, err := s.Bundle(nil, i); !errors.Is(err, storage.ErrNotFound) {
 				t.Errorf("%s: Bundle(%d) of an absent bundle: %v, want ErrNotFound", when, i, err)
 			}
 		}
@@ -500,7 +500,7 @@ func testPutBundleDuringCommits(t *testing.T, o Opener) {
 					errs <- err
 					return
 				}
-				if _, err := s.Bundle(i); err != nil {
+				if _, err := s.Bundle(nil, i); err != nil {
 					errs <- err
 					return
 				}
@@ -521,7 +521,7 @@ func testPutBundleDuringCommits(t *testing.T, o Opener) {
 		t.Error(err)
 	}
 	for i := range uint64(writers * perWriter) {
-		if got, err := s.Bundle(i); err != nil || !bytes.Equal(got, BundleData(i, 32<<10)) {
+		if got, err := s.Bundle(nil, i); err != nil || !bytes.Equal(got, BundleData(i, 32<<10)) {
 			t.Errorf("Bundle(%d) = %d bytes, %v", i, len(got), err)
 		}
 	}
