@@ -15,7 +15,6 @@
 package merkle
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -188,6 +187,7 @@ func ConsistencyProofVisiting(from, to uint64, visit TreeVisitor) ([][]byte, err
 // folds the ephemeral node if the proof has one.
 func fetchProof(nodes proof.Nodes, visit TreeVisitor) ([][]byte, error) {
 	hashes := make([][]byte, len(nodes.IDs))
+	buf := make([]byte, len(nodes.IDs)*HashSize) // the copies, in one allocation
 	done := make([]bool, len(nodes.IDs))
 	for i, id := range nodes.IDs {
 		if done[i] {
@@ -203,7 +203,9 @@ func fetchProof(nodes proof.Nodes, visit TreeVisitor) ([][]byte, error) {
 				if err != nil {
 					return err
 				}
-				hashes[j], done[j] = bytes.Clone(h), true // a copy: tt may be borrowed, and Rehash modifies hashes in place
+				// A copy: tt may be borrowed, and Rehash modifies hashes
+				// in place.
+				hashes[j], done[j] = append(buf[j*HashSize:j*HashSize:(j+1)*HashSize], h...), true
 			}
 			return nil
 		})
