@@ -30,8 +30,12 @@ import (
 //     read makes again.
 //   - A partial bundle, which a monitor following the log reads while the
 //     rightmost tile grows, is kept in a small memory cache by width; so
-//     are the served forms of the full bundles read last, which the
-//     monitors and witnesses following the log all read in turn.
+//     is a full bundle's served form made on its first read, which the
+//     monitors and witnesses following the log then read in turn.
+//   - Other reads of a full bundle, of its kept form or of the bundle as
+//     it is, go to the store (its block cache holds the bundles read
+//     last) into a pooled buffer for the one response, released once it
+//     is written (ServedBundle.Release).
 //
 // Concurrent first reads of one bundle compress it once (singleflight).
 // A client that does not accept gzip gets the bundle as it is, assembled
@@ -59,13 +63,15 @@ type ServedBundle struct {
 	buf *[]byte
 }
 
-// Release gives back the memory that holds Data, which must not be used
-// after it. A server done writing a ServedBundle calls it, at most once;
-// one never released only leaves its memory to the collector.
-func (sb ServedBundle) Release() {
+// Release gives back the memory that holds Data and clears sb: neither
+// sb's Data nor a copy's may be used after it, and it is to be called on
+// one copy only. A server done writing a ServedBundle calls it; one never
+// released only leaves its memory to the collector.
+func (sb *ServedBundle) Release() {
 	if sb.buf != nil {
 		putBuf(sb.buf)
 	}
+	*sb = ServedBundle{}
 }
 
 // bundleBufs holds buffers (*[]byte) into which the full bundles served

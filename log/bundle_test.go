@@ -235,6 +235,7 @@ func TestServeEntryBundleReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cached := partial.Data
 	partial.Release() // cached by width: must not be reused
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -246,7 +247,7 @@ func TestServeEntryBundleReleased(t *testing.T) {
 	}
 	wg.Wait()
 	again, err := e.log.ServeEntryBundle(ctx, bundles, 40, true)
-	if err != nil || &again.Data[0] != &partial.Data[0] {
+	if err != nil || &again.Data[0] != &cached[0] {
 		t.Fatalf("the partial bundle was not served from its cached form: %v", err)
 	}
 	checkBundle(t, again, entries[bundles*256:])

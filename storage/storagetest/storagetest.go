@@ -462,6 +462,13 @@ func testBundles(t *testing.T, o Opener) {
 			if got, err := s.Bundle(nil, i); err != nil || !bytes.Equal(got, b) {
 				t.Errorf("%s: Bundle(%d) = %d bytes, %v; want %d bytes", when, i, len(got), err, len(b))
 			}
+			// Appended to a buffer: after what it holds, in its spare
+			// capacity when there is room.
+			buf := append(make([]byte, 0, len(b)+8), "prefix"...)
+			got, err := s.Bundle(buf, i)
+			if err != nil || !bytes.Equal(got, append([]byte("prefix"), b...)) || &got[0] != &buf[:1][0] {
+				t.Errorf("%s: Bundle(%d) appended to a buffer: %d bytes, %v", when, i, len(got), err)
+			}
 		}
 		for _, i := range []uint64{2, 1<<40 - 1, 1<<40 + 1, 1<<64 - 1} {
 			if _, err := s.Bundle(nil, i); !errors.Is(err, storage.ErrNotFound) {
