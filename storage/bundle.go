@@ -11,15 +11,14 @@ import (
 // Bundle appends the stored form of full entry bundle index, as PutBundle
 // stored it, to dst, or returns an error wrapping ErrNotFound.
 func (s *Store) Bundle(dst []byte, index uint64) ([]byte, error) {
-	v, closer, err := s.db.Get(bundleKey(index))
-	if errors.Is(err, pebble.ErrNotFound) {
+	v, err := s.appendValue(dst, bundleKey(index))
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("entry bundle %d: %w", index, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
 	}
-	defer closer.Close()
-	return append(dst, v...), nil
+	return v, nil
 }
 
 // PutBundle stores data as the stored form of full entry bundle index

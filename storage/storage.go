@@ -332,7 +332,11 @@ func (s *Store) Close() error {
 }
 
 // get returns a copy of the value of key, or ErrNotFound.
-func (s *Store) get(key []byte) ([]byte, error) {
+func (s *Store) get(key []byte) ([]byte, error) { return s.appendValue(nil, key) }
+
+// appendValue appends key's value to dst (to a copy, if dst is nil), or
+// returns ErrNotFound.
+func (s *Store) appendValue(dst, key []byte) ([]byte, error) {
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -341,7 +345,10 @@ func (s *Store) get(key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("reading key %q: %w", key[:1], err)
 	}
 	defer closer.Close()
-	return bytes.Clone(v), nil
+	if dst == nil {
+		return bytes.Clone(v), nil
+	}
+	return append(dst, v...), nil
 }
 
 // Origin returns the origin recorded in the store, or "" for a new store.
