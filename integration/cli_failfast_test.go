@@ -23,7 +23,7 @@ func TestCLIFailsFastWithoutLog(t *testing.T) {
 	local.ok("keygen", "--type", "log", "--name", testOrigin, "--out", "log")
 	local.ok("keygen", "--type", "submitter", "--name", "ci", "--out", "ci")
 	writeFile(t, dir, "entry", "an entry")
-	addr := freeAddr(t)
+	addr := freeAddr(t, "127.0.0.1")
 	c := cli{t: t, dir: dir, global: []string{"--log", addr, "--log-key", "@log.pub", "--timeout", "20s"}}
 	want := "provlog: no log at " + addr + " (connection refused): is provlogd running?\n"
 	for _, args := range [][]string{
@@ -49,7 +49,7 @@ func TestCLIFailsFastWithoutLog(t *testing.T) {
 // up after --timeout saying what it waited for.
 func TestCLIWaitForLog(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := freeAddr(t, "127.0.0.1")
 	c := cli{t: t, dir: dir, global: []string{"--log", addr}}
 	r := c.want(3, "wait", "--timeout", "300ms")
 	if want := "provlog: gave up after 300ms waiting for the log: no log key file provlog-data/log.pub yet (provlogd writes it when it first starts)\n"; r.stderr != want {

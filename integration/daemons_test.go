@@ -33,7 +33,7 @@ import (
 func TestProvlogdPortOpenMeansKeysWritten(t *testing.T) {
 	for i := range 3 {
 		data := filepath.Join(t.TempDir(), "data")
-		grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+		grpcAddr, httpAddr := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
 		cmd := exec.Command(provlogdBin, "--data", data, "--grpc-listen", grpcAddr, "--http-listen", httpAddr)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

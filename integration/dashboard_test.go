@@ -57,7 +57,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logHTTP, witnessAddr := freeAddr(t), freeAddr(t)
+	logHTTP, witnessAddr := freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1")
 	logs := filepath.Join(dir, "logs.conf")
 	writeText(t, logs, "log localhost/provlog "+vkey+" http://"+logHTTP+"/\nlog example.com/forked "+fvkey+"\n")
 	w := startWitness(t, buildWitness(t), "--listen", witnessAddr, "--config", logs, "--data", filepath.Join(dir, "w"),

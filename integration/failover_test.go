@@ -138,17 +138,6 @@ func foURL(db string, hostports ...string) string {
 	return u
 }
 
-// foFreeAddr returns host:port with a port free on host at the moment.
-func foFreeAddr(t *testing.T, host string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // start starts replica name with its gRPC server on grpcAddr (also its
 // advertised address) and HTTP on httpAddr, inside netns if not "", on
 // the database dsn (the cluster's if ""). It returns once provlogd has
@@ -1077,7 +1066,7 @@ func TestFailoverNetworkPartition(t *testing.T) {
 		t.Fatalf("%s leads, want r0", first.name)
 	}
 	for i := 1; i < foReplicas; i++ {
-		c.start(fmt.Sprintf("r%d", i), foFreeAddr(t, ns.svcHost), foFreeAddr(t, ns.svcHost), "", "")
+		c.start(fmt.Sprintf("r%d", i), freeAddr(t, ns.svcHost), freeAddr(t, ns.svcHost), "", "")
 	}
 	w := foStartWitness(t, c, c.reps[1])
 	load := c.foStartLoad(4)
@@ -1240,7 +1229,7 @@ func foStartStandby(ctx context.Context, t *testing.T, primary *pgtest.Cluster) 
 		"-D", s.data, "-R", "-X", "stream", "-c", "fast"); err != nil {
 		t.Fatal(err)
 	}
-	addr := foFreeAddr(t, "127.0.0.1")
+	addr := freeAddr(t, "127.0.0.1")
 	_, port, _ := net.SplitHostPort(addr)
 	s.port, _ = strconv.Atoi(port)
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
@@ -1335,7 +1324,7 @@ func TestFailoverStandbyPromotion(t *testing.T) {
 	url := foURL("failover", fmt.Sprintf("127.0.0.1:%d", primary.Port()), fmt.Sprintf("127.0.0.1:%d", standby.port))
 	c := foNewCluster(t, url, url)
 	for i := range foReplicas {
-		c.start(fmt.Sprintf("r%d", i), foFreeAddr(t, "127.0.0.1"), foFreeAddr(t, "127.0.0.1"), "", "")
+		c.start(fmt.Sprintf("r%d", i), freeAddr(t, "127.0.0.1"), freeAddr(t, "127.0.0.1"), "", "")
 	}
 	lease, _, err := c.waitLeader(ctx, nil, 0, startTimeout)
 	if err != nil {

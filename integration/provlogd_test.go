@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -334,4 +335,41 @@ func firstLine(b []byte) string {
 		s = s[:200] + "..."
 	}
 	return s
+}
+
+// handedOut holds the ports freeAddr has returned in this test binary.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freeAddr returns an address on host with a port free at the moment, so
+// that a process can be started (or restarted) there. It never returns a
+// port it returned before in this test binary: the kernel may hand a
+// closed port straight back, and two addresses asked for one after the
+// other then collided (CI: a replica's gRPC and HTTP listeners given the
+// same port).
+func freeAddr(t *testing.T, host string) string {
+	t.Helper()
+	for {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		addr := l.Addr().String()
+		l.Close()
+		handedOut.Lock()
+		fresh := !handedOut.ports[port]
+		if fresh {
+			if handedOut.ports == nil {
+				handedOut.ports = map[int]bool{}
+			}
+			handedOut.ports[port] = true
+		}
+		handedOut.Unlock()
+		if fresh {
+			return addr
+		}
+	}
 }

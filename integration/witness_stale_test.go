@@ -37,7 +37,7 @@ func TestWitnessPollsAndIsPushed(t *testing.T) {
 	}
 	keyFile := filepath.Join(dir, "log.key")
 	writeFile(t, dir, "log.key", skey+"\n")
-	logHTTP := freeAddr(t)
+	logHTTP := freeAddr(t, "127.0.0.1")
 	logs := filepath.Join(dir, "logs.conf")
 	writeFile(t, dir, "logs.conf", fmt.Sprintf("log %s %s http://%s/\n", origin, vkey, logHTTP))
 	w := startWitness(t, buildWitness(t), "--config", logs, "--data", filepath.Join(dir, "w"),

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,18 +17,6 @@ import (
 	fwitness "github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
 )
-
-// freeAddr returns a loopback address with a port free at the moment, so a
-// restarted witness can come back where the policy says it is.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // witnessedSetup is one log key, three witnesses and a 2-of-3 policy.
 type witnessedSetup struct {
@@ -62,7 +49,7 @@ func newWitnessedSetup(t *testing.T) *witnessedSetup {
 	}
 	var policy strings.Builder
 	for i := range 3 {
-		addr := freeAddr(t)
+		addr := freeAddr(t, "127.0.0.1")
 		s.addrs = append(s.addrs, addr)
 		p := s.startWitness(t, i)
 		s.vkeys = append(s.vkeys, p.vkey)
