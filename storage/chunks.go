@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -11,17 +12,17 @@ import (
 // Entries are stored in entry-bundle form (tlog-tiles: each entry as a
 // big-endian uint16 length and its bytes), never one key per entry:
 //
-//   - a full bundle is one value, 'E' || bundle index, written by the round
-//     that completes it, never changed;
+//   - a full bundle is written whole to its bundle file by the round that
+//     completes it, never changed, and located by 'E' || bundle index
+//     (see bundlefile.go; under schema 2 the 'E' value is the bundle);
 //   - the rightmost, partial bundle is in chunks, 'P' || first, runs of
 //     consecutive entries as rounds wrote them; the round that completes
-//     the bundle deletes its chunks in the batch that writes it whole.
+//     the bundle deletes its chunks in the batch that locates it.
 //
 // So a full bundle is served from one read (where 256 entry keys took
-// 256), a round of 4096 entries writes 16 entry keys rather than 4096,
-// and the blob files that hold full bundles hold nothing that is ever
-// deleted: chunks are not separated from the LSM (see
-// entriesOnlySeparated), and compactions drop them with their deletion.
+// 256), a round of 4096 entries writes 16 bundle locations rather than
+// 4096 entry keys, and chunks are not separated from the LSM (see
+// entriesOnlySeparated): compactions drop them with their deletion.
 //
 // The completing round builds the bundle from the Store's copy of the
 // rightmost bundle's records (tail), kept as rounds commit, so the
@@ -43,6 +44,9 @@ type tail struct {
 	ok         bool
 	start, end uint64
 	records    []byte
+	// off is where the bundle the tail starts goes in its bundle file
+	// (see bundlefile.go): the end of the last bundle committed to it.
+	off int64
 }
 
 // AppendRecord appends entry e to dst as an entry-bundle record: its
@@ -91,49 +95,65 @@ func chunkKey(first uint64) []byte {
 }
 
 // batchEntries adds the round's entries to b, given the tail the round
-// continues, and returns the tail after it.
-func batchEntries(b *pebble.Batch, t tail, start uint64, entries [][]byte) (tail, error) {
+// continues, and returns the tail after it: a bundle the round completes
+// is written to its bundle file (not yet synced) and its location to b,
+// with the deletion of its chunks; the others' entries go to b as chunks.
+// scratch is a buffer to reuse for the bundles written.
+func batchEntries(b *pebble.Batch, files *bundleFiles, scratch *[]byte, t tail, start uint64, entries [][]byte) (tail, error) {
+	off := t.off // where the next bundle completed goes
 	for i := 0; i < len(entries); {
 		first := start + uint64(i)
 		bundle := first / BundleSize
 		n := min(uint64(len(entries)-i), (bundle+1)*BundleSize-first)
 		seg := entries[i : i+int(n)]
 		i += int(n)
+		if (first+n)%BundleSize == 0 {
+			v := (*scratch)[:0]
+			if first%BundleSize != 0 { // the tail's records before this segment
+				v = append(v, t.records...)
+			}
+			for _, e := range seg {
+				v = AppendRecord(v, e)
+			}
+			*scratch = v
+			if bundle%segmentBundles == 0 {
+				off = 0
+			}
+			loc := bundleLoc{off: off, n: uint32(len(v)), crc: crc32.Checksum(v, castagnoli)}
+			if err := files.write(bundle/segmentBundles, off, v); err != nil {
+				return tail{}, fmt.Errorf("%w: entry bundle %d: %w", ErrFatal, bundle, err)
+			}
+			off += int64(len(v))
+			if err := b.Set(bundleEntriesKey(bundle), loc.encode(), nil); err != nil {
+				return tail{}, fmt.Errorf("batching the location of entry bundle %d: %w", bundle, err)
+			}
+			if first%BundleSize != 0 { // the bundle's chunks, now in it
+				if err := b.DeleteRange(chunkKey(bundle*BundleSize), chunkKey(first), nil); err != nil {
+					return tail{}, fmt.Errorf("batching the chunks of bundle %d: %w", bundle, err)
+				}
+			}
+			t = tail{ok: true, start: first + n, end: first + n, off: off}
+			continue
+		}
 		size := 0
 		for _, e := range seg {
 			size += 2 + len(e)
 		}
-		full := (first+n)%BundleSize == 0
 		key := chunkKey(first)
-		var prefix []byte // for a completed bundle, the tail's records before this segment
-		if full {
-			key = bundleEntriesKey(bundle)
-			if first%BundleSize != 0 {
-				prefix = t.records
-			}
-		}
-		op := b.SetDeferred(len(key), len(prefix)+size)
+		op := b.SetDeferred(len(key), size)
 		copy(op.Key, key)
-		v := append(op.Value[:0], prefix...)
+		v := op.Value[:0]
 		for _, e := range seg {
 			v = AppendRecord(v, e)
 		}
 		if err := op.Finish(); err != nil {
 			return tail{}, fmt.Errorf("batching entries [%d, %d): %w", first, first+n, err)
 		}
-		switch {
-		case full:
-			if first%BundleSize != 0 { // the bundle's chunks, now in it
-				if err := b.DeleteRange(chunkKey(bundle*BundleSize), chunkKey(first), nil); err != nil {
-					return tail{}, fmt.Errorf("batching the chunks of bundle %d: %w", bundle, err)
-				}
-			}
-			t = tail{ok: true, start: first + n, end: first + n}
-		case first%BundleSize == 0:
-			t = tail{ok: true, start: first, end: first + n, records: append([]byte(nil), v...)}
-		default: // continues the tail, appended in place: the tail before
+		if first%BundleSize == 0 {
+			t = tail{ok: true, start: first, end: first + n, records: append([]byte(nil), v...), off: off}
+		} else { // continues the tail, appended in place: the tail before
 			// this round still reads as it was, should the commit fail
-			t = tail{ok: true, start: t.start, end: first + n, records: append(t.records, v...)}
+			t = tail{ok: true, start: t.start, end: first + n, records: append(t.records, v...), off: t.off}
 		}
 	}
 	return t, nil
@@ -143,6 +163,18 @@ func batchEntries(b *pebble.Batch, t tail, start uint64, entries [][]byte) (tail
 func (s *Store) loadTail(size uint64) (tail, error) {
 	start := size - size%BundleSize
 	t := tail{ok: true, start: start, end: size}
+	if bundle := start / BundleSize; bundle%segmentBundles != 0 {
+		// The bundle goes after the one before it, if that is in the same
+		// file; a store of schema 2 starts a file at its first bundle
+		// completed under schema 3.
+		v, err := s.get(bundleEntriesKey(bundle - 1))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return tail{}, fmt.Errorf("reading the location of entry bundle %d: %w", bundle-1, err)
+		}
+		if l, ok := decodeLoc(v); ok {
+			t.off = l.off + int64(l.n)
+		}
+	}
 	if size == start {
 		return t, nil
 	}
@@ -163,8 +195,17 @@ func (s *Store) visitBundle(index uint64, fn func(first uint64, records []byte) 
 	v, closer, err := s.db.Get(bundleEntriesKey(index))
 	switch {
 	case err == nil:
-		defer closer.Close()
-		return fn(index*BundleSize, v)
+		l, ok := decodeLoc(v)
+		if !ok { // in Pebble (schema 2)
+			defer closer.Close()
+			return fn(index*BundleSize, v)
+		}
+		closer.Close()
+		records, err := s.files.read(nil, index, l)
+		if err != nil {
+			return err
+		}
+		return fn(index*BundleSize, records)
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("reading entry bundle %d: %w", index, err)
 	}
@@ -238,6 +279,20 @@ func (s *Store) AppendBundle(dst []byte, index, width uint64) ([]byte, error) {
 	if width == 0 || width > BundleSize || index > (1<<64-1)/BundleSize-1 {
 		return nil, fmt.Errorf("entry bundle %d of width %d: %w", index, width, ErrNotFound)
 	}
+	if width == BundleSize {
+		// A full bundle in its file is read straight into dst.
+		v, closer, err := s.db.Get(bundleEntriesKey(index))
+		if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+			return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
+		}
+		if err == nil {
+			l, ok := decodeLoc(v)
+			closer.Close()
+			if ok {
+				return s.appendFileBundle(dst, index, l)
+			}
+		}
+	}
 	start := index * BundleSize
 	end := start + width
 	want := start
@@ -260,6 +315,20 @@ func (s *Store) AppendBundle(dst []byte, index, width uint64) ([]byte, error) {
 	}
 	if want != end {
 		return nil, fmt.Errorf("entry %d missing: %w", want, ErrCorrupt)
+	}
+	return dst, nil
+}
+
+// appendFileBundle appends full bundle index, at l in its file, to dst,
+// checking that it holds BundleSize records.
+func (s *Store) appendFileBundle(dst []byte, index uint64, l bundleLoc) ([]byte, error) {
+	n := len(dst)
+	dst, err := s.files.read(dst, index, l)
+	if err != nil {
+		return nil, err
+	}
+	if got, off, err := spanRecords(dst[n:], BundleSize); err != nil || got != BundleSize || off != int(l.n) {
+		return nil, fmt.Errorf("entry bundle %d: %d records in %d of its %d bytes (%v): %w", index, got, off, l.n, err, ErrCorrupt)
 	}
 	return dst, nil
 }

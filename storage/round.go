@@ -140,11 +140,13 @@ func (s *Store) Commit(r *Round) error {
 		}
 	}
 	size := 64
-	if end := r.Start + uint64(len(r.Entries)); r.Start%BundleSize != 0 && end/BundleSize > r.Start/BundleSize {
-		size += len(t.records) // the round completes the tail's bundle
-	}
-	for _, e := range r.Entries {
-		size += 2*(1+8+hashSize) + 2 + len(e) + 8 + 16
+	end := r.Start + uint64(len(r.Entries))
+	inFiles := end - end%BundleSize // entries below go to bundle files, not the batch
+	for i, e := range r.Entries {
+		size += 2*(1+8+hashSize) + 8 + 16 + locSize
+		if r.Start+uint64(i) >= inFiles {
+			size += 2 + len(e)
+		}
 	}
 	for _, tl := range r.Tiles {
 		size += 16 + len(tl.Hashes) + len(tl.Inner)
@@ -154,8 +156,11 @@ func (s *Store) Commit(r *Round) error {
 	}
 	b := s.db.NewBatchWithSize(size)
 	defer b.Close()
-	next, err := batchEntries(b, t, r.Start, r.Entries)
+	next, err := batchEntries(b, s.files, &s.scratch, t, r.Start, r.Entries)
 	if err != nil {
+		if errors.Is(err, ErrFatal) {
+			s.failed.Store(true)
+		}
 		return err
 	}
 	for i, h := range r.LeafHashes {
@@ -203,6 +208,13 @@ func (s *Store) Commit(r *Round) error {
 	// failed costs a lookup, a committed hash missing from it would break
 	// dedup.
 	s.filter.add(r.LeafHashes)
+	// The bundles the round completed are durable before the batch that
+	// locates them is (see bundlefile.go).
+	if err := s.files.sync(); err != nil {
+		s.failed.Store(true)
+		s.tail = tail{}
+		return fmt.Errorf("%w: committing round [%d, %d): %w", ErrFatal, r.Start, r.State.Size, err)
+	}
 	if err := s.commitSync(b); err != nil {
 		s.tail = tail{} // reloaded by the next Commit, if any
 		return fmt.Errorf("committing round [%d, %d): %w", r.Start, r.State.Size, err)

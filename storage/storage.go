@@ -6,9 +6,10 @@
 // Every key starts with a one-byte table prefix. Integers are big-endian so
 // that keys sort in index order.
 //
-//	'v'                         → schema version, uint32 (currently 2; a
+//	'v'                         → schema version, uint32 (currently 3; a
 //	                              store of schema 1 is migrated at Open,
-//	                              see migrate.go)
+//	                              see migrate.go, and one of schema 2 is
+//	                              read as it is, see bundlefile.go)
 //	'o'                         → the log's origin (checkpoint origin line)
 //	's'                         → tree state: size uint64 || compact range
 //	                              hashes (32 bytes each, as compact.Range.Hashes)
@@ -18,9 +19,12 @@
 //	                              with the witnesses' cosignatures (or alone,
 //	                              published fail-open); absent while the log
 //	                              runs unwitnessed
-//	'E' || bundle uint64        → full entry bundle: its 256 entries in the
-//	                              bundle's encoding (uint16be length ||
-//	                              entry, each), as served (see chunks.go)
+//	'E' || bundle uint64        → full entry bundle: where its 256 entries,
+//	                              in the bundle's encoding (uint16be length
+//	                              || entry, each), are in its bundle file
+//	                              (a bundleLoc, 16 bytes); under schema 2
+//	                              the encoded entries themselves (see
+//	                              chunks.go and bundlefile.go)
 //	'P' || first uint64         → a chunk of the rightmost, partial bundle:
 //	                              entries [first, first+n) as one round
 //	                              wrote them, in the same encoding; deleted
@@ -46,10 +50,12 @@
 //
 // # Durability
 //
-// All the writes of one sequencing round — its entries (a completed
-// bundle whole, with the deletion of its chunks), leaf-hash index
+// All the writes of one sequencing round — its entries (the location of
+// a completed bundle, with the deletion of its chunks), leaf-hash index
 // keys, search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
-// go in one Pebble batch committed with Sync. Entry bundles ('b') are the
+// go in one Pebble batch committed with Sync, after the bundles the round
+// completed are written to their bundle file and synced (bundlefile.go).
+// Entry bundles ('b') are the
 // one exception: derived from synced entries, they are written unsynced,
 // each on its own, and reach the disk with the next synced write. Pebble applies a batch
 // atomically, so after a crash the store holds either all of a round or none
@@ -59,12 +65,14 @@
 //
 // # Performance
 //
-// Full bundles and kept bundle forms are separated into Pebble blob files
-// (value separation, for the 'E' and 'b' tables only, and the schema-1
-// 'e' while it is migrated), so compactions move references rather than
-// entries; nothing in those tables is ever deleted, so blob files hold no
-// garbage. A full bundle is served from one value, and a round writes one
-// entry key per bundle it touches rather than one per entry.
+// Full bundles are written once, to bundle files, outside Pebble's WAL,
+// memtables and compactions, and read with one ReadAt. Kept bundle forms
+// (and a schema-2 store's full bundles) are separated into Pebble blob
+// files (value separation, for the 'E' and 'b' tables only, and the
+// schema-1 'e' while it is migrated), so compactions move references
+// rather than entries; nothing in those tables is ever deleted, so blob
+// files hold no garbage. A round writes one entry key per bundle it
+// touches rather than one per entry.
 //
 // Pebble's write-ahead log is not preallocated and its memtables are
 // 16 MiB, so that the store allocates on disk what it holds, and the WAL
@@ -94,7 +102,7 @@ import (
 )
 
 const (
-	schemaVersion = 2
+	schemaVersion = 3
 	hashSize      = 32
 	// fullTileSize is a full tile's hashes; innerSize its inner levels
 	// (merkle.InnerSize), stored after them.
@@ -150,6 +158,10 @@ type Store struct {
 	// commitMu serializes Commits, and guards tail.
 	commitMu sync.Mutex
 	tail     tail
+	// files holds the full bundles (see bundlefile.go); scratch, guarded
+	// by commitMu, is the buffer the committer builds them in.
+	files   *bundleFiles
+	scratch []byte
 }
 
 // Open opens or creates the store in dir.
@@ -217,12 +229,24 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble at %s: %w", dir, err)
 	}
-	s := &Store{db: db, logger: o.Logger, filterDone: make(chan struct{})}
+	files, err := openBundleFiles(fs, dir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, logger: o.Logger, filterDone: make(chan struct{}), files: files}
 	if err := s.checkVersion(); err != nil {
+		files.close()
+		db.Close()
+		return nil, err
+	}
+	if err := s.checkBundleFile(); err != nil {
+		files.close()
 		db.Close()
 		return nil, err
 	}
 	if err := s.startFilter(); err != nil {
+		files.close()
 		db.Close()
 		return nil, err
 	}
@@ -299,8 +323,12 @@ func (s *Store) loadFilter(ctx context.Context, it *pebble.Iterator) (n uint64, 
 	return n, it.Error()
 }
 
-// checkVersion writes the schema version into a new store, migrates a
-// schema-1 store (see migrate.go), and refuses a store of another version.
+// checkVersion writes the schema version into a new store, upgrades a
+// store of schema 1 or 2, and refuses a store of another version. Schema 2
+// needs nothing rewritten (its full bundles are read where they are, see
+// bundlefile.go); schema 1 has its entries migrated (see migrate.go). The
+// version is raised first, so that an older provlog, which could not read
+// the bundles in files, refuses the store.
 func (s *Store) checkVersion() error {
 	v, err := s.get(keyVersion)
 	if errors.Is(err, ErrNotFound) {
@@ -313,7 +341,7 @@ func (s *Store) checkVersion() error {
 		return fmt.Errorf("store schema version %x, want %d: %w", v, schemaVersion, ErrCorrupt)
 	}
 	switch binary.BigEndian.Uint32(v) {
-	case 1:
+	case 1, 2:
 		if err := s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync); err != nil {
 			return fmt.Errorf("writing schema version %d: %w", schemaVersion, err)
 		}
@@ -321,14 +349,42 @@ func (s *Store) checkVersion() error {
 	case schemaVersion:
 		return s.migrateV1()
 	}
-	return fmt.Errorf("store schema version %d, want %d (or 1, migrated): %w", binary.BigEndian.Uint32(v), schemaVersion, ErrCorrupt)
+	return fmt.Errorf("store schema version %d, want %d (or 1 or 2, upgraded): %w", binary.BigEndian.Uint32(v), schemaVersion, ErrCorrupt)
+}
+
+// checkBundleFile refuses a store whose last full bundle is located past
+// the end of its bundle file (a file truncated, replaced or lost since),
+// so that an operator learns it at Open rather than from a reader.
+func (s *Store) checkBundleFile() error {
+	st, err := s.ReadState()
+	if err != nil || st.Size < BundleSize {
+		return err
+	}
+	last := st.Size/BundleSize - 1
+	v, err := s.get(bundleEntriesKey(last))
+	if err != nil {
+		return fmt.Errorf("reading the location of entry bundle %d: %w", last, err)
+	}
+	l, ok := decodeLoc(v)
+	if !ok {
+		return nil
+	}
+	name := s.files.name(last / segmentBundles)
+	fi, err := s.files.fs.Stat(name)
+	if err != nil {
+		return fmt.Errorf("entry bundle %d: bundle file: %w (%w)", last, err, ErrCorrupt)
+	}
+	if end := l.off + int64(l.n); fi.Size() < end {
+		return fmt.Errorf("entry bundle %d ends at byte %d of bundle file %s, which holds %d: %w", last, end, name, fi.Size(), ErrCorrupt)
+	}
+	return nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
 	s.stopFilter()
 	<-s.filterDone
-	return s.db.Close()
+	return errors.Join(s.db.Close(), s.files.close())
 }
 
 // get returns a copy of the value of key, or ErrNotFound.

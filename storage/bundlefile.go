@@ -1,0 +1,251 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Full entry bundles in files (schema 3).
+//
+// A full bundle never changes, and it is most of what the log stores and
+// most of what its readers fetch. Schema 2 kept it in Pebble: its records
+// went through the WAL, then into a blob file at the next flush, and each
+// read went through the block cache (a cgo allocation, cleared, and a
+// checksum of the 256 KiB value) before being copied out. Schema 3 writes
+// it once, to an append-only bundle file beside the database, and keeps in
+// Pebble ('E' || bundle) only where it is: a bundleLoc of locSize bytes.
+//
+//   - Files: dir/bundles/NNNNNNNNNNNN.bundles, one per segmentBundles
+//     bundles (256Ki entries), each bundle's records (as served) one after
+//     the other, in bundle order.
+//   - Durability: the round that completes bundles writes them at the end
+//     of the file (WriteAt at the offset after the last committed bundle),
+//     syncs the file's data (and the directory, for a file it created),
+//     and only then commits its Pebble batch, which holds their locations,
+//     with Sync. A location in Pebble is therefore always of synced bytes;
+//     bytes past the last committed location (a round that crashed or
+//     failed between the two syncs) belong to no bundle, and the next
+//     round that completes a bundle writes over them.
+//   - A failed file write or sync fails the store (ErrFatal), as a failed
+//     WAL write does: after a failed fsync the page cache may hold bytes
+//     the disk does not.
+//   - Reads are a Pebble point read of the location and one ReadAt, whose
+//     bytes are checked against the location's CRC-32C.
+//
+// A schema-2 store is opened as it is: its full bundles stay in Pebble
+// ('E' values of records, at least 2 bytes for each of 256 entries, so
+// never locSize bytes), and the bundles completed after the upgrade go to
+// files.
+
+// segmentBundles is how many full bundles one bundle file holds.
+const segmentBundles = 1024
+
+// locSize is the size of an encoded bundleLoc: offset uint64 || length
+// uint32 || CRC-32C (Castagnoli) uint32, big-endian.
+const locSize = 16
+
+// bundleLoc is where a full bundle's records are in its bundle file.
+type bundleLoc struct {
+	off int64
+	n   uint32
+	crc uint32
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func (l bundleLoc) encode() []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, locSize), uint64(l.off))
+	b = binary.BigEndian.AppendUint32(b, l.n)
+	return binary.BigEndian.AppendUint32(b, l.crc)
+}
+
+// decodeLoc decodes an 'E' value that is a location; ok is false for a
+// bundle stored in Pebble as records (schema 2).
+func decodeLoc(v []byte) (l bundleLoc, ok bool) {
+	if len(v) != locSize {
+		return bundleLoc{}, false
+	}
+	return bundleLoc{
+		off: int64(binary.BigEndian.Uint64(v)),
+		n:   binary.BigEndian.Uint32(v[8:]),
+		crc: binary.BigEndian.Uint32(v[12:]),
+	}, true
+}
+
+// bundleFiles is a store's bundle files; its methods are safe for
+// concurrent use, but only the committer (under Store.commitMu) writes.
+type bundleFiles struct {
+	fs  vfs.FS
+	dir string
+
+	mu      sync.Mutex
+	readers map[uint64]vfs.File // read-only handles, by segment
+	writer  vfs.File            // the segment being written, read-write
+	wseg    uint64
+	// dirty is set while writer holds bytes not yet synced; created while
+	// a file was created and the directory not yet synced.
+	dirty, created bool
+}
+
+// openBundleFiles opens (creating) the bundle directory in the store's
+// directory dbDir, durably.
+func openBundleFiles(fs vfs.FS, dbDir string) (*bundleFiles, error) {
+	dir := fs.PathJoin(dbDir, "bundles")
+	_, err := fs.Stat(dir)
+	switch {
+	case oserrorNotExist(err):
+		if err := fs.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating the bundle directory %s: %w", dir, err)
+		}
+		if err := syncDir(fs, dbDir); err != nil {
+			return nil, fmt.Errorf("creating the bundle directory %s: %w", dir, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("opening the bundle directory %s: %w", dir, err)
+	}
+	return &bundleFiles{fs: fs, dir: dir, readers: map[uint64]vfs.File{}}, nil
+}
+
+func oserrorNotExist(err error) bool { return err != nil && errors.Is(err, os.ErrNotExist) }
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+func (f *bundleFiles) name(seg uint64) string {
+	return f.fs.PathJoin(f.dir, fmt.Sprintf("%012d.bundles", seg))
+}
+
+// write writes data at off in the file of segment seg, creating it if
+// need be. Any error fails the store.
+func (f *bundleFiles) write(seg uint64, off int64, data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writer == nil || f.wseg != seg {
+		if f.dirty {
+			// Rounds sync before they commit, so a writer moves on only
+			// once synced; this keeps the invariant should one not.
+			if err := f.writer.SyncData(); err != nil {
+				return fmt.Errorf("syncing bundle file %s: %w", f.name(f.wseg), err)
+			}
+			f.dirty = false
+		}
+		if f.writer != nil {
+			f.writer.Close()
+			f.writer = nil
+		}
+		name := f.name(seg)
+		_, statErr := f.fs.Stat(name)
+		if statErr != nil && !oserrorNotExist(statErr) {
+			return fmt.Errorf("opening bundle file %s: %w", name, statErr)
+		}
+		w, err := f.fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return fmt.Errorf("opening bundle file %s: %w", name, err)
+		}
+		f.writer, f.wseg = w, seg
+		if statErr != nil { // created: its name is durable once the directory is synced
+			f.created = true
+		}
+	}
+	f.dirty = true
+	if _, err := f.writer.WriteAt(data, off); err != nil {
+		return fmt.Errorf("writing %d bytes at %d to bundle file %s: %w", len(data), off, f.name(seg), err)
+	}
+	return nil
+}
+
+// sync makes what write wrote durable: the file's data, then the
+// directory if a file was created.
+func (f *bundleFiles) sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dirty {
+		if err := f.writer.SyncData(); err != nil {
+			return fmt.Errorf("syncing bundle file %s: %w", f.name(f.wseg), err)
+		}
+		f.dirty = false
+	}
+	if f.created {
+		if err := syncDir(f.fs, f.dir); err != nil {
+			return fmt.Errorf("syncing the bundle directory %s: %w", f.dir, err)
+		}
+		f.created = false
+	}
+	return nil
+}
+
+// read appends full bundle index's records, at l, to dst, checked
+// against l's CRC.
+func (f *bundleFiles) read(dst []byte, index uint64, l bundleLoc) ([]byte, error) {
+	seg := index / segmentBundles
+	r, err := f.reader(seg)
+	if err != nil {
+		return nil, err
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, int(l.n))[:n+int(l.n)] // not cleared: ReadAt fills it
+	got, err := r.ReadAt(dst[n:], l.off)
+	if err != nil && !(errors.Is(err, io.EOF) && got == int(l.n)) {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("entry bundle %d: bundle file %s ends %d bytes into the bundle's %d at offset %d: %w",
+				index, f.name(seg), got, l.n, l.off, ErrCorrupt)
+		}
+		return nil, fmt.Errorf("reading entry bundle %d from bundle file %s: %w", index, f.name(seg), err)
+	}
+	if c := crc32.Checksum(dst[n:], castagnoli); c != l.crc {
+		return nil, fmt.Errorf("entry bundle %d: the %d bytes at offset %d of bundle file %s have CRC-32C %08x, want %08x: %w",
+			index, l.n, l.off, f.name(seg), c, l.crc, ErrCorrupt)
+	}
+	return dst, nil
+}
+
+// reader returns a read-only handle on segment seg's file, opened once.
+func (f *bundleFiles) reader(seg uint64) (vfs.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.readers[seg]; ok {
+		return r, nil
+	}
+	r, err := f.fs.Open(f.name(seg))
+	if oserrorNotExist(err) {
+		return nil, fmt.Errorf("bundle file %s is missing: %w", f.name(seg), ErrCorrupt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening bundle file %s: %w", f.name(seg), err)
+	}
+	f.readers[seg] = r
+	return r, nil
+}
+
+// close closes every handle.
+func (f *bundleFiles) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for seg, r := range f.readers {
+		errs = append(errs, r.Close())
+		delete(f.readers, seg)
+	}
+	if f.writer != nil {
+		errs = append(errs, f.writer.Close())
+		f.writer = nil
+	}
+	return errors.Join(errs...)
+}
