@@ -82,34 +82,43 @@ func decodeLoc(v []byte) (l bundleLoc, ok bool) {
 
 // bundleFiles is a store's bundle files; its methods are safe for
 // concurrent use, but only the committer (under Store.commitMu) writes.
+//
+// Readers and the writer have separate locks, so that a read never waits
+// for a round's fsync. Each segment's file is opened for reading once and
+// kept open until Close: one descriptor per segmentBundles bundles (256Ki
+// entries), so 3,815 for a billion entries, within the limits a daemon of
+// this size is given (systemd's default soft limit is 1,024, raised to
+// 524,288 by LimitNOFILE=infinity and by most container runtimes).
 type bundleFiles struct {
 	fs  vfs.FS
 	dir string
 
-	mu      sync.Mutex
+	rmu     sync.RWMutex
 	readers map[uint64]vfs.File // read-only handles, by segment
-	writer  vfs.File            // the segment being written, read-write
-	wseg    uint64
+	closed  bool
+
+	wmu    sync.Mutex
+	writer vfs.File // the segment being written, read-write
+	wseg   uint64
 	// dirty is set while writer holds bytes not yet synced; created while
-	// a file was created and the directory not yet synced.
+	// the directory is not known to be synced since writer was opened.
 	dirty, created bool
 }
 
 // openBundleFiles opens (creating) the bundle directory in the store's
-// directory dbDir, durably.
+// directory dbDir. It syncs the directory and its parent every time,
+// whether or not it created them: a process killed after creating either,
+// or a segment file, before syncing its directory, may have left a name
+// that a power loss would still lose.
 func openBundleFiles(fs vfs.FS, dbDir string) (*bundleFiles, error) {
 	dir := fs.PathJoin(dbDir, "bundles")
-	_, err := fs.Stat(dir)
-	switch {
-	case oserrorNotExist(err):
-		if err := fs.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("creating the bundle directory %s: %w", dir, err)
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the bundle directory %s: %w", dir, err)
+	}
+	for _, d := range []string{dbDir, dir} {
+		if err := syncDir(fs, d); err != nil {
+			return nil, fmt.Errorf("syncing the directory %s: %w", d, err)
 		}
-		if err := syncDir(fs, dbDir); err != nil {
-			return nil, fmt.Errorf("creating the bundle directory %s: %w", dir, err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("opening the bundle directory %s: %w", dir, err)
 	}
 	return &bundleFiles{fs: fs, dir: dir, readers: map[uint64]vfs.File{}}, nil
 }
@@ -135,8 +144,8 @@ func (f *bundleFiles) name(seg uint64) string {
 // write writes data at off in the file of segment seg, creating it if
 // need be. Any error fails the store.
 func (f *bundleFiles) write(seg uint64, off int64, data []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	if f.writer == nil || f.wseg != seg {
 		if f.dirty {
 			// Rounds sync before they commit, so a writer moves on only
@@ -151,18 +160,14 @@ func (f *bundleFiles) write(seg uint64, off int64, data []byte) error {
 			f.writer = nil
 		}
 		name := f.name(seg)
-		_, statErr := f.fs.Stat(name)
-		if statErr != nil && !oserrorNotExist(statErr) {
-			return fmt.Errorf("opening bundle file %s: %w", name, statErr)
-		}
 		w, err := f.fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return fmt.Errorf("opening bundle file %s: %w", name, err)
 		}
-		f.writer, f.wseg = w, seg
-		if statErr != nil { // created: its name is durable once the directory is synced
-			f.created = true
-		}
+		// The file may have been created now, or by a process killed
+		// before it synced the directory: either way its name is durable
+		// once the directory is synced, which the next sync does.
+		f.writer, f.wseg, f.created = w, seg, true
 	}
 	f.dirty = true
 	if _, err := f.writer.WriteAt(data, off); err != nil {
@@ -172,10 +177,10 @@ func (f *bundleFiles) write(seg uint64, off int64, data []byte) error {
 }
 
 // sync makes what write wrote durable: the file's data, then the
-// directory if a file was created.
+// directory if the file was opened since the last sync.
 func (f *bundleFiles) sync() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	if f.dirty {
 		if err := f.writer.SyncData(); err != nil {
 			return fmt.Errorf("syncing bundle file %s: %w", f.name(f.wseg), err)
@@ -216,10 +221,26 @@ func (f *bundleFiles) read(dst []byte, index uint64, l bundleLoc) ([]byte, error
 	return dst, nil
 }
 
+// errFilesClosed is returned by reads after close.
+var errFilesClosed = errors.New("storage: bundle files closed")
+
 // reader returns a read-only handle on segment seg's file, opened once.
 func (f *bundleFiles) reader(seg uint64) (vfs.File, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.rmu.RLock()
+	r, ok := f.readers[seg]
+	closed := f.closed
+	f.rmu.RUnlock()
+	switch {
+	case closed:
+		return nil, errFilesClosed
+	case ok:
+		return r, nil
+	}
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	if f.closed {
+		return nil, errFilesClosed
+	}
 	if r, ok := f.readers[seg]; ok {
 		return r, nil
 	}
@@ -234,18 +255,21 @@ func (f *bundleFiles) reader(seg uint64) (vfs.File, error) {
 	return r, nil
 }
 
-// close closes every handle.
+// close closes every handle; reads after it fail.
 func (f *bundleFiles) close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var errs []error
+	f.rmu.Lock()
+	f.closed = true
 	for seg, r := range f.readers {
 		errs = append(errs, r.Close())
 		delete(f.readers, seg)
 	}
+	f.rmu.Unlock()
+	f.wmu.Lock()
 	if f.writer != nil {
 		errs = append(errs, f.writer.Close())
 		f.writer = nil
 	}
+	f.wmu.Unlock()
 	return errors.Join(errs...)
 }

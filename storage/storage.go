@@ -229,24 +229,25 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble at %s: %w", dir, err)
 	}
-	files, err := openBundleFiles(fs, dir)
-	if err != nil {
+	s := &Store{db: db, logger: o.Logger, filterDone: make(chan struct{})}
+	// The version first: a store of an unknown schema gets no bundle
+	// directory. Schema 1's migration writes its bundles into Pebble, as
+	// schema 2 did, so it needs no files.
+	if err := s.checkVersion(); err != nil {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, logger: o.Logger, filterDone: make(chan struct{}), files: files}
-	if err := s.checkVersion(); err != nil {
-		files.close()
+	if s.files, err = openBundleFiles(fs, dir); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if err := s.checkBundleFile(); err != nil {
-		files.close()
+		s.files.close()
 		db.Close()
 		return nil, err
 	}
 	if err := s.startFilter(); err != nil {
-		files.close()
+		s.files.close()
 		db.Close()
 		return nil, err
 	}
@@ -362,6 +363,9 @@ func (s *Store) checkBundleFile() error {
 	}
 	last := st.Size/BundleSize - 1
 	v, err := s.get(bundleEntriesKey(last))
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("entry bundle %d of a tree of size %d is missing: %w", last, st.Size, ErrCorrupt)
+	}
 	if err != nil {
 		return fmt.Errorf("reading the location of entry bundle %d: %w", last, err)
 	}
@@ -371,8 +375,11 @@ func (s *Store) checkBundleFile() error {
 	}
 	name := s.files.name(last / segmentBundles)
 	fi, err := s.files.fs.Stat(name)
+	if oserrorNotExist(err) {
+		return fmt.Errorf("entry bundle %d: bundle file %s is missing: %w", last, name, ErrCorrupt)
+	}
 	if err != nil {
-		return fmt.Errorf("entry bundle %d: bundle file: %w (%w)", last, err, ErrCorrupt)
+		return fmt.Errorf("entry bundle %d: bundle file: %w", last, err)
 	}
 	if end := l.off + int64(l.n); fi.Size() < end {
 		return fmt.Errorf("entry bundle %d ends at byte %d of bundle file %s, which holds %d: %w", last, end, name, fi.Size(), ErrCorrupt)
