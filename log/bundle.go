@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"sync"
 
@@ -32,10 +34,12 @@ import (
 //     rightmost tile grows, is kept in a small memory cache by width; so
 //     is a full bundle's served form made on its first read, which the
 //     monitors and witnesses following the log then read in turn.
-//   - Other reads of a full bundle, of its kept form or of the bundle as
-//     it is, go to the store (its block cache holds the bundles read
-//     last) into a pooled buffer for the one response, released once it
-//     is written (ServedBundle.Release).
+//   - Other reads of a full bundle go to the store, for the one response,
+//     released once it is written (ServedBundle.Release): a bundle served
+//     as it is, from a store that keeps it in a bundle file, as a section
+//     of that file, which the HTTP server sends with sendfile(2) as a
+//     static file server would; a kept gzip form, or a bundle of a store
+//     without files, read into a pooled buffer.
 //
 // Concurrent first reads of one bundle compress it once (singleflight).
 // A client that does not accept gzip gets the bundle as it is, assembled
@@ -51,25 +55,53 @@ const (
 // memory: up to 16 MiB with 1 KiB entries.
 const bundleCacheSize = 64
 
-// ServedBundle is an entry bundle in the form it is best served in.
+// ServedBundle is an entry bundle in the form it is best served in: in
+// memory (Data), or a section of a file (Body) that the server sends
+// without reading it.
 type ServedBundle struct {
 	// Data is the bundle (uint16be length || entry records), compressed
-	// with gzip if Gzip is set.
+	// with gzip if Gzip is set; nil if the bundle is in a file.
 	Data []byte
-	// Gzip is set when Data is gzip-compressed, to be served with
+	// Gzip is set when the bundle is gzip-compressed, to be served with
 	// Content-Encoding: gzip.
 	Gzip bool
 	// buf, if set, is the pooled buffer that holds Data (see Release).
 	buf *[]byte
+	// file, if set, holds the bundle: its n bytes from the file's offset.
+	file *os.File
+	n    int64
 }
 
-// Release gives back the memory that holds Data and clears sb: neither
-// sb's Data nor a copy's may be used after it, and it is to be called on
-// one copy only. A server done writing a ServedBundle calls it; one never
-// released only leaves its memory to the collector.
+// Len is the bundle's length in bytes, as served.
+func (sb *ServedBundle) Len() int64 {
+	if sb.file != nil {
+		return sb.n
+	}
+	return int64(len(sb.Data))
+}
+
+// Body returns a reader of the bundle as served, to be read once. For a
+// bundle in a file it is an io.LimitedReader of an *os.File, which
+// net/http's response writer (through io.Copy) sends with sendfile(2).
+func (sb *ServedBundle) Body() io.Reader {
+	if sb.file != nil {
+		return &io.LimitedReader{R: sb.file, N: sb.n}
+	}
+	return bytes.NewReader(sb.Data)
+}
+
+// Release gives back the memory or closes the file that holds the bundle
+// and clears sb: neither sb's Data or Body nor a copy's may be used after
+// it, and it is to be called on one copy only. A server done writing a
+// ServedBundle calls it; one of Data never released only leaves its
+// memory to the collector, one of a file keeps a descriptor open until
+// the collector finds it.
 func (sb *ServedBundle) Release() {
 	if sb.buf != nil {
 		putBuf(sb.buf)
+	}
+	if sb.file != nil {
+		sb.file.Close()
 	}
 	*sb = ServedBundle{}
 }
@@ -150,7 +182,7 @@ func (l *Log) ServeEntryBundle(ctx context.Context, index uint64, width uint8, a
 		return l.servePartialBundle(key)
 	}
 	sb, err := l.serveFullBundle(ctx, index)
-	if err == nil && sb.buf == nil {
+	if err == nil && sb.buf == nil && sb.file == nil { // not made for this response alone
 		l.bundles.recent.Add(key, sb)
 	}
 	return sb, err
@@ -282,13 +314,31 @@ func (l *Log) EntryBundle(ctx context.Context, index uint64, width uint8) ([]byt
 	return l.readBundle(nil, index, w)
 }
 
-// readFullBundle returns full bundle index as the store holds it, read
-// into the pooled buffer bp (see ServedBundle.Release) if it is not nil,
-// else into a new one; the tree must have it.
+// bundleOpener is a store whose full bundles can be sent from their
+// files (storage.Store.OpenBundle).
+type bundleOpener interface {
+	OpenBundle(index uint64) (*os.File, int64, error)
+}
+
+// readFullBundle returns full bundle index as the store holds it, for one
+// response: as a section of its file, if the store has one (bp is then
+// given back), else read into the pooled buffer bp (see
+// ServedBundle.Release) if it is not nil, else into a new one; the tree
+// must have it.
 func (l *Log) readFullBundle(index uint64, bp *[]byte) (ServedBundle, error) {
 	if bp == nil {
 		b, err := l.readBundle(nil, index, merkle.TileWidth)
 		return ServedBundle{Data: b}, err
+	}
+	if o, ok := l.store.(bundleOpener); ok {
+		f, n, err := o.OpenBundle(index)
+		if err == nil {
+			putBuf(bp)
+			return ServedBundle{file: f, n: n}, nil
+		}
+		if !errors.Is(err, storage.ErrNotInFile) {
+			return ServedBundle{}, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
+		}
 	}
 	b, err := l.readBundle((*bp)[:0], index, merkle.TileWidth)
 	if err != nil {

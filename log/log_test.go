@@ -28,7 +28,8 @@ var quiet = slog.New(slog.DiscardHandler)
 // reopening.
 type testEnv struct {
 	t        *testing.T
-	fs       vfs.FS
+	fs       vfs.FS // nil for the OS filesystem, in dir
+	dir      string
 	signer   note.Signer
 	verifier note.Verifier
 	vkey     string // the verifier key, as DATA/log.pub holds it
@@ -39,11 +40,26 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newEnvOn(t, vfs.NewMem())
+}
+
+// newDiskEnv is newEnv with the store in a directory of the OS
+// filesystem, whose bundle files the log sends from (OpenBundle).
+func newDiskEnv(t *testing.T) *testEnv {
+	t.Helper()
+	return newEnvOn(t, nil)
+}
+
+func newEnvOn(t *testing.T, fs vfs.FS) *testEnv {
+	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, testOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, fs: vfs.NewMem(), vkey: vkey}
+	e := &testEnv{t: t, fs: fs, vkey: vkey}
+	if fs == nil {
+		e.dir = t.TempDir()
+	}
 	if e.signer, err = note.NewSigner(skey); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +74,11 @@ func newEnv(t *testing.T) *testEnv {
 // open opens the store and the log with cfg (Origin and Signer filled in).
 func (e *testEnv) open(cfg Config) {
 	e.t.Helper()
-	st, err := storage.Open("db", storage.Options{FS: e.fs, Logger: quiet})
+	dir := "db"
+	if e.fs == nil { // the OS filesystem (newDiskEnv)
+		dir = e.dir
+	}
+	st, err := storage.Open(dir, storage.Options{FS: e.fs, Logger: quiet})
 	if err != nil {
 		e.t.Fatal(err)
 	}

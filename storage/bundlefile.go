@@ -92,6 +92,10 @@ func decodeLoc(v []byte) (l bundleLoc, ok bool) {
 type bundleFiles struct {
 	fs  vfs.FS
 	dir string
+	// osFS is set when fs is the OS filesystem, whose files OpenBundle
+	// opens as *os.File; checked holds the bundles it has checked.
+	osFS    bool
+	checked bitset
 
 	rmu     sync.RWMutex
 	readers map[uint64]vfs.File // read-only handles, by segment
@@ -110,7 +114,7 @@ type bundleFiles struct {
 // whether or not it created them: a process killed after creating either,
 // or a segment file, before syncing its directory, may have left a name
 // that a power loss would still lose.
-func openBundleFiles(fs vfs.FS, dbDir string) (*bundleFiles, error) {
+func openBundleFiles(fs vfs.FS, osFS bool, dbDir string) (*bundleFiles, error) {
 	dir := fs.PathJoin(dbDir, "bundles")
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the bundle directory %s: %w", dir, err)
@@ -120,7 +124,7 @@ func openBundleFiles(fs vfs.FS, dbDir string) (*bundleFiles, error) {
 			return nil, fmt.Errorf("syncing the directory %s: %w", d, err)
 		}
 	}
-	return &bundleFiles{fs: fs, dir: dir, readers: map[uint64]vfs.File{}}, nil
+	return &bundleFiles{fs: fs, osFS: osFS, dir: dir, readers: map[uint64]vfs.File{}}, nil
 }
 
 func oserrorNotExist(err error) bool { return err != nil && errors.Is(err, os.ErrNotExist) }
@@ -272,4 +276,77 @@ func (f *bundleFiles) close() error {
 	}
 	f.wmu.Unlock()
 	return errors.Join(errs...)
+}
+
+// ErrNotInFile is returned (wrapped) by OpenBundle for a full bundle that
+// is not in a bundle file of the OS filesystem: one kept in Pebble by
+// schema 2, or any bundle of a store on another filesystem (Options.FS).
+var ErrNotInFile = errors.New("entry bundle not in a bundle file")
+
+// OpenBundle returns full entry bundle index as a section of its bundle
+// file, for a server to send it from the file (net/http sends an
+// io.LimitedReader of an *os.File with sendfile(2), without copying it
+// through the process): f is a handle of its own, positioned at the
+// bundle's first byte, which the caller closes; n is the bundle's length.
+// The tree must have the bundle (the caller asks only below the tree
+// size); one not in a file is ErrNotInFile, to be read with AppendBundle.
+//
+// The bytes are checked against the bundle's CRC-32C, and that it holds
+// BundleSize records, on the first OpenBundle of each bundle in the
+// process: sendfile cannot check what it sends, and a bundle once checked
+// is served unchecked from then on, as a static file server serves its
+// files. A reader checks each bundle against the tree in any case (its
+// entries' hashes against the level-0 tile).
+func (s *Store) OpenBundle(index uint64) (f *os.File, n int64, err error) {
+	if !s.files.osFS {
+		return nil, 0, fmt.Errorf("entry bundle %d: %w", index, ErrNotInFile)
+	}
+	v, err := s.get(bundleEntriesKey(index))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the location of entry bundle %d: %w", index, err)
+	}
+	l, ok := decodeLoc(v)
+	if !ok {
+		return nil, 0, fmt.Errorf("entry bundle %d: %w", index, ErrNotInFile)
+	}
+	if !s.files.checked.has(index) {
+		if _, err := s.appendFileBundle(nil, index, l); err != nil {
+			return nil, 0, err
+		}
+		s.files.checked.add(index)
+	}
+	name := s.files.name(index / segmentBundles)
+	f, err = os.Open(name)
+	if err != nil {
+		if oserrorNotExist(err) {
+			err = fmt.Errorf("%w: %w", err, ErrCorrupt)
+		}
+		return nil, 0, fmt.Errorf("opening bundle file %s for entry bundle %d: %w", name, index, err)
+	}
+	if _, err := f.Seek(l.off, io.SeekStart); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("entry bundle %d at offset %d of bundle file %s: %w", index, l.off, name, err)
+	}
+	return f, int64(l.n), nil
+}
+
+// bitset is a set of bundle indexes, safe for concurrent use.
+type bitset struct {
+	mu   sync.RWMutex
+	bits []uint64
+}
+
+func (b *bitset) has(i uint64) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return i/64 < uint64(len(b.bits)) && b.bits[i/64]&(1<<(i%64)) != 0
+}
+
+func (b *bitset) add(i uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w := i/64 + 1; w > uint64(len(b.bits)) {
+		b.bits = append(b.bits, make([]uint64, w-uint64(len(b.bits)))...)
+	}
+	b.bits[i/64] |= 1 << (i % 64)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // smallEntry is entry i of the bundle-file tests: small, so that a test
@@ -270,6 +272,23 @@ func TestSchema2Upgrade(t *testing.T) {
 	if l := location(t, s, 3); l.off != 0 {
 		t.Errorf("the first bundle in a file is at %d, want 0", l.off)
 	}
+	if f, _, err := s.OpenBundle(1); !errors.Is(err, ErrNotInFile) {
+		if err == nil {
+			f.Close()
+		}
+		t.Errorf("OpenBundle of a bundle kept in Pebble: %v, want ErrNotInFile", err)
+	}
+	for _, k := range []uint64{3, 4, 4} {
+		f, n, err := s.OpenBundle(k)
+		if err != nil {
+			t.Fatalf("OpenBundle(%d): %v", k, err)
+		}
+		got, err := io.ReadAll(io.LimitReader(f, n))
+		f.Close()
+		if err != nil || !bytes.Equal(got, bundleOf(k)) {
+			t.Errorf("OpenBundle(%d): %d bytes (of %d), %v", k, len(got), n, err)
+		}
+	}
 	if l := location(t, s, 4); l.off != int64(len(bundleOf(3))) {
 		t.Errorf("the second bundle in a file is at %d, want %d", l.off, len(bundleOf(3)))
 	}
@@ -366,4 +385,20 @@ func TestBundleFileConcurrentReads(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestOpenBundleOtherFS: a store on another filesystem than the OS's has
+// no *os.File to give: its bundles are ErrNotInFile, read with
+// AppendBundle.
+func TestOpenBundleOtherFS(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	commitEntries(t, s, 0, smallEntries(0, BundleSize))
+	if _, _, err := s.OpenBundle(0); !errors.Is(err, ErrNotInFile) {
+		t.Errorf("OpenBundle on a memory filesystem: %v, want ErrNotInFile", err)
+	}
+	checkEntries(t, s, BundleSize)
 }

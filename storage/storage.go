@@ -237,7 +237,7 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if s.files, err = openBundleFiles(fs, dir); err != nil {
+	if s.files, err = openBundleFiles(fs, o.FS == nil, dir); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -143,8 +143,11 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 	if sb.Gzip {
 		w.Header().Set("Content-Encoding", "gzip")
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(sb.Data)))
-	w.Write(sb.Data)
+	w.Header().Set("Content-Length", strconv.FormatInt(sb.Len(), 10))
+	// A bundle in a file goes out with sendfile(2): io.Copy hands it to
+	// the response writer's ReadFrom (wrappers of the writer implement
+	// io.ReaderFrom to keep it so, as daemon's statusWriter does).
+	io.Copy(w, sb.Body())
 }
 
 // setTileHeaders sets the headers of a tile or bundle of the given width
