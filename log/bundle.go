@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
@@ -67,9 +68,11 @@ type ServedBundle struct {
 	Gzip bool
 	// buf, if set, is the pooled buffer that holds Data (see Release).
 	buf *[]byte
-	// file, if set, holds the bundle: its n bytes from the file's offset.
-	file *os.File
-	n    int64
+	// file, if set, holds the bundle: its n bytes from the file's offset;
+	// sends counts it among the log's file sends until Release.
+	file  *os.File
+	n     int64
+	sends *atomic.Int64
 }
 
 // Len is the bundle's length in bytes, as served.
@@ -102,6 +105,7 @@ func (sb *ServedBundle) Release() {
 	}
 	if sb.file != nil {
 		sb.file.Close()
+		sb.sends.Add(-1)
 	}
 	*sb = ServedBundle{}
 }
@@ -320,9 +324,16 @@ type bundleOpener interface {
 	OpenBundle(index uint64) (*os.File, int64, error)
 }
 
+// maxFileSends bounds the responses sending a bundle from its file at
+// once, each holding a file descriptor (and, for a bundle no longer in
+// the page cache, a thread blocked in sendfile on the disk) until it is
+// written, outside the server's read slots; past it, bundles are read
+// into pooled buffers under the slots, as before files.
+const maxFileSends = 256
+
 // readFullBundle returns full bundle index as the store holds it, for one
-// response: as a section of its file, if the store has one (bp is then
-// given back), else read into the pooled buffer bp (see
+// response: as a section of its file, if the store can give one (bp is
+// then given back), else read into the pooled buffer bp (see
 // ServedBundle.Release) if it is not nil, else into a new one; the tree
 // must have it.
 func (l *Log) readFullBundle(index uint64, bp *[]byte) (ServedBundle, error) {
@@ -330,15 +341,21 @@ func (l *Log) readFullBundle(index uint64, bp *[]byte) (ServedBundle, error) {
 		b, err := l.readBundle(nil, index, merkle.TileWidth)
 		return ServedBundle{Data: b}, err
 	}
-	if o, ok := l.store.(bundleOpener); ok {
+	if o, ok := l.store.(bundleOpener); ok && l.fileSends.Add(1) <= maxFileSends {
 		f, n, err := o.OpenBundle(index)
 		if err == nil {
 			putBuf(bp)
-			return ServedBundle{file: f, n: n}, nil
+			return ServedBundle{file: f, n: n, sends: &l.fileSends}, nil
 		}
-		if !errors.Is(err, storage.ErrNotInFile) {
+		l.fileSends.Add(-1)
+		// Not sendable (not yet checked, not in a file), or the file
+		// could not be opened (out of descriptors): the read below, on
+		// the store's own handle, serves it, or reports what is wrong.
+		if errors.Is(err, storage.ErrCorrupt) {
 			return ServedBundle{}, l.readErr(fmt.Sprintf("entry bundle %d", index), err)
 		}
+	} else if ok {
+		l.fileSends.Add(-1)
 	}
 	b, err := l.readBundle((*bp)[:0], index, merkle.TileWidth)
 	if err != nil {

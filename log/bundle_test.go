@@ -334,3 +334,62 @@ func TestServeEntryBundleFromFile(t *testing.T) {
 	checkBundle(t, sb, entries[:256])
 	sb.Release()
 }
+
+// TestServeEntryBundleFileSends: responses sending bundles from their
+// files at once each have a descriptor of their own (read in turns, they
+// all read their bundle whole); at most maxFileSends are held at once,
+// the next ones being read into memory, until one is released.
+func TestServeEntryBundleFileSends(t *testing.T) {
+	e := newDiskEnv(t)
+	entries := addEntries(t, e, 256, randomEntry)
+	ctx := context.Background()
+	if _, err := e.log.EntryBundle(ctx, 0, 0); err != nil { // checked: sendable from now on
+		t.Fatal(err)
+	}
+	var held []ServedBundle
+	defer func() {
+		for i := range held {
+			held[i].Release()
+		}
+	}()
+	for range maxFileSends {
+		sb, err := e.log.ServeEntryBundle(ctx, 0, 0, false)
+		if err != nil || sb.file == nil {
+			t.Fatalf("response %d: file %v, %v", len(held), sb.file != nil, err)
+		}
+		held = append(held, sb)
+	}
+	bodies := make([]io.Reader, len(held))
+	got := make([][]byte, len(held))
+	for i := range held {
+		bodies[i] = held[i].Body()
+	}
+	for chunk := 0; chunk < 256*(2+1024); chunk += 4096 { // in turns: a shared handle would interleave
+		for i, r := range bodies {
+			b := make([]byte, 4096)
+			n, _ := io.ReadFull(r, b)
+			got[i] = append(got[i], b[:n]...)
+		}
+	}
+	raw, _ := e.log.EntryBundle(ctx, 0, 0)
+	for i := range got {
+		if !bytes.Equal(got[i], raw) {
+			t.Fatalf("response %d read %d bytes, not the bundle's %d", i, len(got[i]), len(raw))
+		}
+	}
+	over, err := e.log.ServeEntryBundle(ctx, 0, 0, false)
+	if err != nil || over.file != nil {
+		t.Fatalf("response past maxFileSends: file %v, %v; want it read into memory", over.file != nil, err)
+	}
+	checkBundle(t, over, entries)
+	over.Release()
+	held[0].Release()
+	again, err := e.log.ServeEntryBundle(ctx, 0, 0, false)
+	if err != nil || again.file == nil {
+		t.Fatalf("response after a release: file %v, %v; want its file", again.file != nil, err)
+	}
+	held[0] = again
+	if n := e.log.fileSends.Load(); n != maxFileSends {
+		t.Errorf("%d file sends counted, want %d", n, maxFileSends)
+	}
+}

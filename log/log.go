@@ -221,8 +221,10 @@ type Log struct {
 
 	// trees caches full tiles with their inner levels, for proofs.
 	trees *lru.Cache[merkle.TileID, *merkle.TileTree]
-	// bundles holds the served forms of entry bundles (bundle.go).
-	bundles *bundles
+	// bundles holds the served forms of entry bundles (bundle.go);
+	// fileSends counts the responses sending one from its file.
+	bundles   *bundles
+	fileSends atomic.Int64
 
 	done chan struct{} // closed when the sequencer has exited
 

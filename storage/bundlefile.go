@@ -38,7 +38,9 @@ import (
 //     WAL write does: after a failed fsync the page cache may hold bytes
 //     the disk does not.
 //   - Reads are a Pebble point read of the location and one ReadAt, whose
-//     bytes are checked against the location's CRC-32C.
+//     bytes are checked against the location's CRC-32C; once a bundle has
+//     been read and checked in the process, OpenBundle gives its file
+//     section to be sent without reading it (sendfile), unchecked.
 //
 // A schema-2 store is opened as it is: its full bundles stay in Pebble
 // ('E' values of records, at least 2 bytes for each of 256 entries, so
@@ -259,7 +261,8 @@ func (f *bundleFiles) reader(seg uint64) (vfs.File, error) {
 	return r, nil
 }
 
-// close closes every handle; reads after it fail.
+// close closes every handle; the readers' handles cannot be reopened
+// after it.
 func (f *bundleFiles) close() error {
 	var errs []error
 	f.rmu.Lock()
@@ -279,9 +282,10 @@ func (f *bundleFiles) close() error {
 }
 
 // ErrNotInFile is returned (wrapped) by OpenBundle for a full bundle that
-// is not in a bundle file of the OS filesystem: one kept in Pebble by
-// schema 2, or any bundle of a store on another filesystem (Options.FS).
-var ErrNotInFile = errors.New("entry bundle not in a bundle file")
+// is to be read with AppendBundle instead: one kept in Pebble by schema 2,
+// any bundle of a store on another filesystem than the OS's
+// (Options.FS), and a bundle not yet checked in this process.
+var ErrNotInFile = errors.New("entry bundle not sendable from its bundle file")
 
 // OpenBundle returns full entry bundle index as a section of its bundle
 // file, for a server to send it from the file (net/http sends an
@@ -289,31 +293,29 @@ var ErrNotInFile = errors.New("entry bundle not in a bundle file")
 // through the process): f is a handle of its own, positioned at the
 // bundle's first byte, which the caller closes; n is the bundle's length.
 // The tree must have the bundle (the caller asks only below the tree
-// size); one not in a file is ErrNotInFile, to be read with AppendBundle.
+// size); ErrNotInFile says to read it with AppendBundle instead.
 //
-// The bytes are checked against the bundle's CRC-32C, and that it holds
-// BundleSize records, on the first OpenBundle of each bundle in the
-// process: sendfile cannot check what it sends, and a bundle once checked
-// is served unchecked from then on, as a static file server serves its
-// files. A reader checks each bundle against the tree in any case (its
-// entries' hashes against the level-0 tile).
+// sendfile cannot check what it sends, so a bundle is sent from its file
+// only once AppendBundle has read it in this process and found its bytes
+// to match its CRC-32C and to hold BundleSize records: its first serving
+// is a read, the later ones are sent unchecked, as a static file server
+// sends its files. Readers check each bundle against the tree in any
+// case (its entries' hashes against the level-0 tile); a file cut short
+// since the check sends fewer bytes than n, which the caller can see.
 func (s *Store) OpenBundle(index uint64) (f *os.File, n int64, err error) {
 	if !s.files.osFS {
-		return nil, 0, fmt.Errorf("entry bundle %d: %w", index, ErrNotInFile)
+		return nil, 0, fmt.Errorf("entry bundle %d, on another filesystem: %w", index, ErrNotInFile)
+	}
+	if !s.files.checked.has(index) {
+		return nil, 0, fmt.Errorf("entry bundle %d, not read yet: %w", index, ErrNotInFile)
 	}
 	v, err := s.get(bundleEntriesKey(index))
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the location of entry bundle %d: %w", index, err)
 	}
 	l, ok := decodeLoc(v)
-	if !ok {
-		return nil, 0, fmt.Errorf("entry bundle %d: %w", index, ErrNotInFile)
-	}
-	if !s.files.checked.has(index) {
-		if _, err := s.appendFileBundle(nil, index, l); err != nil {
-			return nil, 0, err
-		}
-		s.files.checked.add(index)
+	if !ok { // not reached: a bundle in Pebble is never marked checked
+		return nil, 0, fmt.Errorf("entry bundle %d, in Pebble: %w", index, ErrNotInFile)
 	}
 	name := s.files.name(index / segmentBundles)
 	f, err = os.Open(name)
@@ -343,6 +345,9 @@ func (b *bitset) has(i uint64) bool {
 }
 
 func (b *bitset) add(i uint64) {
+	if b.has(i) { // most adds are of bundles read before: no write lock
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if w := i/64 + 1; w > uint64(len(b.bits)) {

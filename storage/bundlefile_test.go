@@ -331,8 +331,10 @@ func TestBundleFileFailedRound(t *testing.T) {
 }
 
 // TestBundleFileConcurrentReads reads committed full bundles while rounds
-// complete more (run with -race): every read returns the bundle, whether
-// or not a round is writing or syncing the file at the time.
+// complete more, across into a second file (run with -race): every read
+// returns the bundle, whether or not a round is writing or syncing the
+// file at the time. (That reads do not wait for a round's fsync, the
+// reason for the readers' own lock, is a latency, not tested here.)
 func TestBundleFileConcurrentReads(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
@@ -370,15 +372,16 @@ func TestBundleFileConcurrentReads(t *testing.T) {
 			}
 		}()
 	}
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop() // before the store's Close, should a commit fail the test
 	var size uint64
-	for size < 40*BundleSize {
-		n := uint64(BundleSize/2 + 77)
+	for size < (segmentBundles+8)*BundleSize { // into the second file
+		n := uint64(8*BundleSize + 77)
 		commitEntries(t, s, size, smallEntries(size, n))
 		size += n
 		full.Store(size / BundleSize)
 	}
-	close(done)
-	wg.Wait()
+	stop()
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -401,4 +404,66 @@ func TestOpenBundleOtherFS(t *testing.T) {
 		t.Errorf("OpenBundle on a memory filesystem: %v, want ErrNotInFile", err)
 	}
 	checkEntries(t, s, BundleSize)
+}
+
+// TestOpenBundleChecked: a bundle is sent from its file only once a read
+// in this process has checked it (ErrNotInFile before, to be read
+// instead); a damaged one fails the read and stays unsendable.
+func TestOpenBundleChecked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	commitEntries(t, s, 0, smallEntries(0, 2*BundleSize))
+	for k := range uint64(2) {
+		if _, _, err := s.OpenBundle(k); !errors.Is(err, ErrNotInFile) {
+			t.Fatalf("OpenBundle(%d) before any read: %v, want ErrNotInFile", k, err)
+		}
+	}
+	name := s.files.name(0)
+	b, _ := os.ReadFile(name)
+	b[len(bundleOf(0))+7] ^= 1
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendBundle(nil, 1, BundleSize); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("AppendBundle of the damaged bundle: %v, want ErrCorrupt", err)
+	}
+	if _, _, err := s.OpenBundle(1); !errors.Is(err, ErrNotInFile) {
+		t.Errorf("OpenBundle of the damaged bundle after its failed read: %v, want ErrNotInFile", err)
+	}
+	if _, err := s.AppendBundle(nil, 0, BundleSize); err != nil {
+		t.Fatal(err)
+	}
+	f, n, err := s.OpenBundle(0)
+	if err != nil {
+		t.Fatalf("OpenBundle after a read: %v", err)
+	}
+	defer f.Close()
+	if got, err := io.ReadAll(io.LimitReader(f, n)); err != nil || !bytes.Equal(got, bundleOf(0)) {
+		t.Errorf("OpenBundle(0): %d bytes, %v", len(got), err)
+	}
+}
+
+// TestBundleFileMissingLast: a store whose last full bundle has no
+// location is refused at Open as corrupt.
+func TestBundleFileMissingLast(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitEntries(t, s, 0, smallEntries(0, 2*BundleSize+3))
+	if err := s.db.Delete(bundleEntriesKey(1), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(dir, Options{}); !errors.Is(err, ErrCorrupt) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("Open with the last bundle's location gone: %v, want ErrCorrupt", err)
+	}
 }

@@ -330,5 +330,8 @@ func (s *Store) appendFileBundle(dst []byte, index uint64, l bundleLoc) ([]byte,
 	if got, off, err := spanRecords(dst[n:], BundleSize); err != nil || got != BundleSize || off != int(l.n) {
 		return nil, fmt.Errorf("entry bundle %d: %d records in %d of its %d bytes (%v): %w", index, got, off, l.n, err, ErrCorrupt)
 	}
+	if s.files.osFS {
+		s.files.checked.add(index) // OpenBundle may send it from now on
+	}
 	return dst, nil
 }

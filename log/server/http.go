@@ -144,10 +144,20 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "gzip")
 	}
 	w.Header().Set("Content-Length", strconv.FormatInt(sb.Len(), 10))
+	if r.Method == http.MethodHead {
+		return // net/http would read a file's section only to drop it
+	}
 	// A bundle in a file goes out with sendfile(2): io.Copy hands it to
 	// the response writer's ReadFrom (wrappers of the writer implement
 	// io.ReaderFrom to keep it so, as daemon's statusWriter does).
-	io.Copy(w, sb.Body())
+	n, err := io.Copy(w, sb.Body())
+	if err == nil && n < sb.Len() {
+		// The body ended early without a write error: the bundle's file
+		// was cut short since its bytes were checked. net/http closes
+		// the connection, so the client sees a short body, not a bundle.
+		slog.ErrorContext(r.Context(), "entry bundle sent short: its bundle file is shorter than the bundle; the store may be damaged",
+			"index", index, "sent", n, "length", sb.Len())
+	}
 }
 
 // setTileHeaders sets the headers of a tile or bundle of the given width

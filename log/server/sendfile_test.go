@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -47,7 +51,8 @@ func (w *readFromRecorder) ReadFrom(r io.Reader) (int64, error) {
 // (daemon.HTTPMetrics' statusWriter), and the client gets the bundle's
 // bytes and length.
 func TestEntryBundleSendfile(t *testing.T) {
-	st, err := storage.Open(t.TempDir(), storage.Options{CacheBytes: 1 << 20})
+	dir := t.TempDir()
+	st, err := storage.Open(dir, storage.Options{CacheBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +98,52 @@ func TestEntryBundleSendfile(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	// The first read judges the bundle and serves it from memory (and
 	// caches it for the readers that accept gzip: a bytes.Reader, written
 	// with Write); the later ones send it from its file.
 	if len(got) != 2 || got[0] != "file" || got[1] != "file" {
 		t.Errorf("the response writer's ReadFrom was given %v, want the file twice", got)
+	}
+	got = nil
+	mu.Unlock()
+
+	// HEAD: the headers, no body, and the file not read.
+	req, _ := http.NewRequest("HEAD", srv.URL+"/tile/entries/000", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(want)) || len(got) != 0 {
+		t.Errorf("HEAD: %s, Content-Length %d (want %d), ReadFrom given %v", resp.Status, resp.ContentLength, len(want), got)
+	}
+	mu.Unlock()
+
+	// The bundle file cut short after the bundle was checked: the client
+	// gets a short body and an error, not a bundle, and the server logs
+	// it as an error.
+	logs := &lockedBuffer{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	if err := os.Truncate(filepath.Join(dir, "bundles", "000000000000.bundles"), int64(len(want)/2)); err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest("GET", srv.URL+"/tile/entries/000", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || len(body) >= len(want) {
+		t.Errorf("GET of a bundle whose file was cut short: %d bytes of %d, %v; want an error", len(body), len(want), err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "entry bundle sent short"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error logged for the short bundle; logs: %q", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
