@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/provlog/provlog/log"
 	"github.com/provlog/provlog/log/server/ui"
@@ -147,10 +148,21 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return // net/http would read a file's section only to drop it
 	}
-	// A bundle in a file goes out with sendfile(2): io.Copy hands it to
-	// the response writer's ReadFrom (wrappers of the writer implement
-	// io.ReaderFrom to keep it so, as daemon's statusWriter does).
-	n, err := io.Copy(w, sb.Body())
+	var n int64
+	if r.TLS == nil {
+		// A bundle in a file goes out with sendfile(2): io.Copy hands it
+		// to the response writer's ReadFrom (wrappers of the writer
+		// implement io.ReaderFrom to keep it so, as daemon's statusWriter
+		// does).
+		n, err = io.Copy(w, sb.Body())
+	} else {
+		// Over TLS (HTTP/1.1 or 2) nothing can send a file without
+		// reading it: a pooled buffer, rather than io.Copy's 32 KiB
+		// allocated per response.
+		bp := copyBufs.Get().(*[]byte)
+		n, err = io.CopyBuffer(struct{ io.Writer }{w}, sb.Body(), *bp)
+		copyBufs.Put(bp)
+	}
 	if err == nil && n < sb.Len() {
 		// The body ended early without a write error: the bundle's file
 		// was cut short since its bytes were checked. net/http closes
@@ -159,6 +171,10 @@ func (h *httpServer) entryBundle(w http.ResponseWriter, r *http.Request) {
 			"index", index, "sent", n, "length", sb.Len())
 	}
 }
+
+// copyBufs holds the buffers through which bundles in files are copied
+// to TLS connections.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // setTileHeaders sets the headers of a tile or bundle of the given width
 // (0 for full).
