@@ -98,7 +98,7 @@ func (sb *ServedBundle) Body() io.Reader {
 // it, and it is to be called on one copy only. A server done writing a
 // ServedBundle calls it; one of Data never released only leaves its
 // memory to the collector, one of a file keeps a descriptor open until
-// the collector finds it.
+// the collector finds it, and one of the log's maxFileSends for good.
 func (sb *ServedBundle) Release() {
 	if sb.buf != nil {
 		putBuf(sb.buf)
