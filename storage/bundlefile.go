@@ -88,9 +88,9 @@ func decodeLoc(v []byte) (l bundleLoc, ok bool) {
 // Readers and the writer have separate locks, so that a read never waits
 // for a round's fsync. Each segment's file is opened for reading once and
 // kept open until Close: one descriptor per segmentBundles bundles (256Ki
-// entries), so 3,815 for a billion entries, within the limits a daemon of
-// this size is given (systemd's default soft limit is 1,024, raised to
-// 524,288 by LimitNOFILE=infinity and by most container runtimes).
+// entries), so 3,815 for a billion entries, well within the limit a Go
+// process runs with (Go raises the soft RLIMIT_NOFILE to the hard limit
+// at start; systemd's default hard limit is 524,288).
 type bundleFiles struct {
 	fs  vfs.FS
 	dir string
