@@ -182,7 +182,8 @@ func TestMigrationResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := db.NewBatch()
-	b.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), nil)
+	// A migration from schema 1 runs under version 3 (see checkVersion).
+	b.Set(keyVersion, binary.BigEndian.AppendUint32(nil, 3), nil)
 	b.Set(keyState, encodeState(State{Size: size}), nil)
 	b.Set(keyCheckpoint, []byte("cp"), nil)
 	const migrated = migrateBatchBundles * BundleSize

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -13,22 +12,17 @@ import (
 // sets found[i] and, if found, indices[i]. Both slices must have len(hashes).
 func (s *Store) LookupLeaves(hashes [][]byte, indices []uint64, found []bool) error {
 	ready := s.filterReady.Load()
+	var buf []byte
 	for i, h := range hashes {
-		if ready && !s.filter.mayContain(h) {
+		if len(h) != hashSize || ready && !s.filter.mayContain(h) {
 			found[i] = false
 			continue
 		}
-		v, err := s.get(leafKey(h))
-		switch {
-		case errors.Is(err, ErrNotFound):
-			found[i] = false
-		case err != nil:
+		idx, ok, err := s.leaves.lookup(h, &buf)
+		if err != nil {
 			return err
-		case len(v) != 8:
-			return fmt.Errorf("leaf index value of %d bytes: %w", len(v), ErrCorrupt)
-		default:
-			found[i], indices[i] = true, binary.BigEndian.Uint64(v)
 		}
+		found[i], indices[i] = ok, idx
 	}
 	return nil
 }

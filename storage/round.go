@@ -115,8 +115,10 @@ func decodeState(v []byte) (State, error) {
 // Commit writes a round in one Pebble batch and syncs it. When Commit
 // returns nil the round is durable. When it returns an error the round may
 // or may not be durable (a failed sync may follow a successful write): the
-// caller must stop writing and reopen, trusting only ReadState. After an
-// ErrFatal error every later Commit fails too.
+// caller must stop writing and reopen, trusting only ReadState. An error
+// from writing or syncing the round is ErrFatal, and every later Commit
+// fails too; a malformed round is refused before anything is written,
+// and the store takes the next one.
 func (s *Store) Commit(r *Round) error {
 	if s.failed.Load() {
 		return fmt.Errorf("%w: an earlier commit failed; reopen the store", ErrFatal)
@@ -143,7 +145,7 @@ func (s *Store) Commit(r *Round) error {
 	end := r.Start + uint64(len(r.Entries))
 	inFiles := end - end%BundleSize // entries below go to bundle files, not the batch
 	for i, e := range r.Entries {
-		size += 2*(1+8+hashSize) + 8 + 16 + locSize
+		size += hashSize + 16 + locSize
 		if r.Start+uint64(i) >= inFiles {
 			size += 2 + len(e)
 		}
@@ -163,16 +165,18 @@ func (s *Store) Commit(r *Round) error {
 		}
 		return err
 	}
-	for i, h := range r.LeafHashes {
-		if len(h) != hashSize {
-			return fmt.Errorf("leaf hash %d of %d bytes", r.Start+uint64(i), len(h))
+	// The round's leaf hashes, as one journal key (see leafindex.go).
+	if len(r.LeafHashes) > 0 {
+		op := b.SetDeferred(9, hashSize*len(r.LeafHashes))
+		copy(op.Key, journalKey(r.Start))
+		for i, h := range r.LeafHashes {
+			if len(h) != hashSize {
+				return fmt.Errorf("leaf hash %d of %d bytes", r.Start+uint64(i), len(h))
+			}
+			copy(op.Value[i*hashSize:], h)
 		}
-		op := b.SetDeferred(1+hashSize, 8)
-		op.Key[0] = 'h'
-		copy(op.Key[1:], h)
-		binary.BigEndian.PutUint64(op.Value, r.Start+uint64(i))
 		if err := op.Finish(); err != nil {
-			return fmt.Errorf("batching leaf hash %d: %w", r.Start+uint64(i), err)
+			return fmt.Errorf("batching the round's leaf hashes: %w", err)
 		}
 	}
 	for _, k := range r.Index {
@@ -204,22 +208,37 @@ func (s *Store) Commit(r *Round) error {
 	if err := b.Set(keyCheckpoint, r.State.Checkpoint, nil); err != nil {
 		return fmt.Errorf("batching checkpoint: %w", err)
 	}
-	// Into the filter before the commit: a hash in the filter whose commit
-	// failed costs a lookup, a committed hash missing from it would break
-	// dedup.
-	s.filter.add(r.LeafHashes)
+	// The round's hashes go into the filter and the leaf-hash index's
+	// memory while the round syncs, on the CPU its syncs leave idle. A
+	// lookup may then find an entry of the round before Commit returns
+	// (the log, which sequenced it, answers for it already); a committed
+	// hash is never missing from either. The index now holds the round,
+	// so any error from here on fails the store: it must be reopened, and
+	// its index rebuilt from what is durable.
+	indexed := make(chan struct{})
+	go func() {
+		defer close(indexed)
+		s.filter.add(r.LeafHashes)
+		s.leaves.add(r.Start, r.LeafHashes)
+	}()
 	// The bundles the round completed are durable before the batch that
 	// locates them is (see bundlefile.go).
-	if err := s.files.sync(); err != nil {
-		s.failed.Store(true)
-		s.tail = tail{}
-		return fmt.Errorf("%w: committing round [%d, %d): %w", ErrFatal, r.Start, r.State.Size, err)
+	err = s.files.sync()
+	if err == nil {
+		err = s.commitSync(b)
 	}
-	if err := s.commitSync(b); err != nil {
-		s.tail = tail{} // reloaded by the next Commit, if any
+	<-indexed
+	if err != nil {
+		s.failed.Store(true)
+		s.leaves.committed(false)
+		s.tail = tail{}
+		if !errors.Is(err, ErrFatal) {
+			err = fmt.Errorf("%w: %w", ErrFatal, err)
+		}
 		return fmt.Errorf("committing round [%d, %d): %w", r.Start, r.State.Size, err)
 	}
 	s.tail = next
+	s.leaves.committed(true)
 	return nil
 }
 

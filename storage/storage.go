@@ -6,10 +6,12 @@
 // Every key starts with a one-byte table prefix. Integers are big-endian so
 // that keys sort in index order.
 //
-//	'v'                         → schema version, uint32 (currently 3; a
+//	'v'                         → schema version, uint32 (currently 4; a
 //	                              store of schema 1 is migrated at Open,
-//	                              see migrate.go, and one of schema 2 is
-//	                              read as it is, see bundlefile.go)
+//	                              see migrate.go, one of schema 2 is read
+//	                              as it is, see bundlefile.go, and one of
+//	                              schema 3 has its leaf-hash index moved
+//	                              into a run, see leafindex.go)
 //	'o'                         → the log's origin (checkpoint origin line)
 //	's'                         → tree state: size uint64 || compact range
 //	                              hashes (32 bytes each, as compact.Range.Hashes)
@@ -36,7 +38,17 @@
 //	                              Derived data, written unsynced and never
 //	                              changed: a crash may lose it, and its
 //	                              caller makes it again
-//	'h' || leaf hash [32]byte   → index uint64 (the dedup and leaf-hash index)
+//	'H' || start uint64         → the leaf hashes of entries [start,
+//	                              start+n), 32 bytes each: one round's,
+//	                              the leaf-hash index's journal until a
+//	                              run in dir/leaves holds them, then
+//	                              deleted (leafindex.go)
+//	'L'                         → the leaf-hash index's manifest: its runs,
+//	                              first uint64 || end uint64 || level
+//	                              uint64 each
+//	'h' || leaf hash [32]byte   → index uint64: the leaf-hash index of
+//	                              schema 3 and before, moved into a run
+//	                              at Open
 //	't' || level u8 || N uint64 → tlog-tiles hash tile: its hashes so far,
 //	                              32 bytes each; the rightmost tile of a level
 //	                              is rewritten as it grows, full tiles never
@@ -51,8 +63,8 @@
 // # Durability
 //
 // All the writes of one sequencing round — its entries (the location of
-// a completed bundle, with the deletion of its chunks), leaf-hash index
-// keys, search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
+// a completed bundle, with the deletion of its chunks), its leaf hashes
+// (one journal key), search-index keys, changed tiles, the new tree state and the checkpoint signed over it —
 // go in one Pebble batch committed with Sync, after the bundles the round
 // completed are written to their bundle file and synced (bundlefile.go).
 // Entry bundles ('b') are the
@@ -79,10 +91,15 @@
 // beside the log is at most about 64 MiB, in single-entry rounds as in
 // large ones (see wal.go and TestDiskPerEntry).
 //
-// An in-memory Bloom filter over every leaf hash (1.5 to 3 bytes per
-// entry, as its capacity doubles: about 22 MiB at 10M entries), filled in the background after Open, answers the dedup lookup of
-// a new entry without reading Pebble; until it is filled, and for a hash it
-// may hold, the leaf-hash index is read, so lookups are always exact.
+// The leaf-hash index is not in Pebble's memtable: a round writes its
+// hashes as one journal key, and a goroutine of the store keeps them in
+// sorted run files merged four at a time (leafindex.go), so that its
+// random keys cost neither skiplist inserts on the commit path nor
+// compactions. An in-memory Bloom filter over every leaf hash (1.5 to 3
+// bytes per entry, as its capacity doubles: about 22 MiB at 10M entries),
+// filled in the background after Open, answers the dedup lookup of a new
+// entry without reading the index; until it is filled, and for a hash it
+// may hold, the index is read, so lookups are always exact.
 package storage
 
 import (
@@ -102,7 +119,7 @@ import (
 )
 
 const (
-	schemaVersion = 3
+	schemaVersion = 4
 	hashSize      = 32
 	// fullTileSize is a full tile's hashes; innerSize its inner levels
 	// (merkle.InnerSize), stored after them.
@@ -149,9 +166,13 @@ type Store struct {
 	// LookupLeaves reads the leaf-hash index for every hash.
 	filter      *leafFilter
 	filterReady atomic.Bool
-	stopFilter  context.CancelFunc
 	filterDone  chan struct{}
-	logger      *slog.Logger
+	// leaves is the leaf-hash index (leafindex.go); its worker runs until
+	// stopIndex, then closes indexDone.
+	leaves    *leafIndex
+	stopIndex context.CancelFunc
+	indexDone chan struct{}
+	logger    *slog.Logger
 	// failed is set once a commit hit a fatal Pebble error: Pebble's commit
 	// pipeline is then unusable, and every later Commit fails.
 	failed atomic.Bool
@@ -233,7 +254,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// The version first: a store of an unknown schema gets no bundle
 	// directory. Schema 1's migration writes its bundles into Pebble, as
 	// schema 2 did, so it needs no files.
-	if err := s.checkVersion(); err != nil {
+	if err := s.checkVersion(fs, dir); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -246,7 +267,7 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.startFilter(); err != nil {
+	if err := s.startIndex(fs, dir); err != nil {
 		s.files.close()
 		db.Close()
 		return nil, err
@@ -254,74 +275,44 @@ func Open(dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// startFilter creates the leaf-hash filter and fills it in the background
-// from the leaf-hash index, so that opening a large log stays fast. The
-// iterator is created here, before any commit: every hash committed before
-// it is in its view, and every later Commit adds its own hashes.
-func (s *Store) startFilter() error {
-	var size uint64
-	if v, err := s.get(keyState); err == nil {
-		st, err := decodeState(v)
-		if err != nil {
-			return err
-		}
-		size = st.Size
-	} else if !errors.Is(err, ErrNotFound) {
+// startIndex opens the leaf-hash index, creates its filter with the
+// hashes in memory, and starts the index's worker, which fills the filter
+// from the runs in the background, so that opening a large log stays
+// fast; every later Commit adds its own hashes.
+func (s *Store) startIndex(fs vfs.FS, dir string) error {
+	st, err := s.ReadState()
+	if err != nil {
 		return err
 	}
-	s.filter = newLeafFilter(size + size/2)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'h'}, UpperBound: []byte{'h' + 1}})
-	if err != nil {
-		return fmt.Errorf("reading leaf-hash index: %w", err)
+	if s.leaves, err = openLeafIndex(fs, dir, s.db, st.Size, s.logger); err != nil {
+		return err
 	}
+	s.leaves.commit, s.leaves.failed = s.commitSync, s.failed.Load
+	s.filter = newLeafFilter(st.Size + st.Size/2)
+	pending := make([][]byte, 0, len(s.leaves.active))
+	for h := range s.leaves.active {
+		pending = append(pending, bytes.Clone(h[:]))
+	}
+	s.filter.add(pending)
 	ctx, cancel := context.WithCancel(context.Background())
-	s.stopFilter = cancel
+	s.stopIndex = cancel
+	s.indexDone = make(chan struct{})
 	go func() {
-		defer close(s.filterDone)
+		defer close(s.indexDone)
 		start := time.Now()
-		n, err := s.loadFilter(ctx, it)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.logger.Error("loading the leaf-hash filter failed; dedup lookups read the index", "err", err)
+		s.leaves.run(ctx, s.filter, func(err error) {
+			defer close(s.filterDone)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.Error("loading the leaf-hash filter failed; dedup lookups read the index", "err", err)
+				}
+				return
 			}
-			return
-		}
-		s.filterReady.Store(true)
-		s.logger.Debug("leaf-hash filter loaded", "hashes", n, "bytes", s.filter.bytes(), "took", time.Since(start))
+			s.filterReady.Store(true)
+			s.logger.Debug("leaf-hash filter loaded", "bytes", s.filter.bytes(), "took", time.Since(start))
+		})
 	}()
 	return nil
-}
-
-// loadFilter adds every leaf hash of it to the filter and closes it.
-func (s *Store) loadFilter(ctx context.Context, it *pebble.Iterator) (n uint64, err error) {
-	defer func() {
-		if cerr := it.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
-	const chunk = 4096
-	buf := make([]byte, chunk*hashSize)
-	batch := make([][]byte, 0, chunk)
-	flush := func() {
-		s.filter.add(batch)
-		n += uint64(len(batch))
-		batch = batch[:0]
-	}
-	for valid := it.First(); valid; valid = it.Next() {
-		if len(batch) == cap(batch) {
-			flush()
-			if err := ctx.Err(); err != nil {
-				return n, err
-			}
-		}
-		if k := it.Key(); len(k) == 1+hashSize {
-			h := buf[len(batch)*hashSize : (len(batch)+1)*hashSize]
-			copy(h, k[1:])
-			batch = append(batch, h)
-		}
-	}
-	flush()
-	return n, it.Error()
 }
 
 // checkVersion writes the schema version into a new store, upgrades a
@@ -330,7 +321,7 @@ func (s *Store) loadFilter(ctx context.Context, it *pebble.Iterator) (n uint64, 
 // bundlefile.go); schema 1 has its entries migrated (see migrate.go). The
 // version is raised first, so that an older provlog, which could not read
 // the bundles in files, refuses the store.
-func (s *Store) checkVersion() error {
+func (s *Store) checkVersion(fs vfs.FS, dir string) error {
 	v, err := s.get(keyVersion)
 	if errors.Is(err, ErrNotFound) {
 		return s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync)
@@ -343,14 +334,22 @@ func (s *Store) checkVersion() error {
 	}
 	switch binary.BigEndian.Uint32(v) {
 	case 1, 2:
-		if err := s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync); err != nil {
-			return fmt.Errorf("writing schema version %d: %w", schemaVersion, err)
+		// Raised to 3 first, so that an older provlog, which could not
+		// read the bundles in files, refuses the store; migrateLeafHashes
+		// raises it to 4.
+		if err := s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, 3), pebble.Sync); err != nil {
+			return fmt.Errorf("writing schema version 3: %w", err)
 		}
 		fallthrough
+	case 3:
+		if err := s.migrateV1(); err != nil {
+			return err
+		}
+		return s.migrateLeafHashes(fs, dir)
 	case schemaVersion:
-		return s.migrateV1()
+		return nil
 	}
-	return fmt.Errorf("store schema version %d, want %d (or 1 or 2, upgraded): %w", binary.BigEndian.Uint32(v), schemaVersion, ErrCorrupt)
+	return fmt.Errorf("store schema version %d, want %d (or 1, 2 or 3, upgraded): %w", binary.BigEndian.Uint32(v), schemaVersion, ErrCorrupt)
 }
 
 // checkBundleFile refuses a store whose last full bundle is located past
@@ -389,9 +388,9 @@ func (s *Store) checkBundleFile() error {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.stopFilter()
-	<-s.filterDone
-	return errors.Join(s.db.Close(), s.files.close())
+	s.stopIndex()
+	<-s.indexDone
+	return errors.Join(s.leaves.close(), s.db.Close(), s.files.close())
 }
 
 // get returns a copy of the value of key, or ErrNotFound.
@@ -453,8 +452,6 @@ func entriesOnlySeparated(start []byte) (pebble.SpanPolicy, []byte, error) {
 	}
 	return pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}, end, nil
 }
-
-func leafKey(hash []byte) []byte { return append([]byte{'h'}, hash...) }
 
 func tileKey(level, index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{'t', byte(level)}, index)

@@ -1,0 +1,427 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+)
+
+// settle waits until the leaf-hash index's worker has nothing left to do:
+// fewer than a run's worth of entries in memory, none frozen, and no
+// leafMergeRuns runs of one level at the end.
+func settle(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		x := s.leaves
+		x.mu.RLock()
+		idle := x.frozen == nil && x.end-x.activeStart < leafFlushEntries
+		x.mu.RUnlock()
+		x.runsMu.RLock()
+		if n := len(x.runs); n >= leafMergeRuns {
+			lv := x.runs[n-1].level()
+			same := true
+			for _, r := range x.runs[n-leafMergeRuns:] {
+				same = same && r.level() == lv
+			}
+			idle = idle && !same
+		}
+		x.runsMu.RUnlock()
+		if idle {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the leaf-hash index's worker did not settle in 20 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// checkLeaves looks every hash of want (hash → index) up, and absent ones.
+func checkLeaves(t *testing.T, s *Store, want map[string]uint64) {
+	t.Helper()
+	var hashes [][]byte
+	for h := range want {
+		hashes = append(hashes, []byte(h))
+	}
+	for i := range 50 {
+		hashes = append(hashes, hash(fmt.Appendf(nil, "absent %d", i)))
+	}
+	idx, found := make([]uint64, len(hashes)), make([]bool, len(hashes))
+	if err := s.LookupLeaves(hashes, idx, found); err != nil {
+		t.Fatalf("LookupLeaves: %v", err)
+	}
+	for i, h := range hashes {
+		w, ok := want[string(h)]
+		if found[i] != ok || ok && idx[i] != w {
+			t.Fatalf("leaf %x: found %v at %d, want %v at %d (filter ready %v)", h[:4], found[i], idx[i], ok, w, s.filterReady.Load())
+		}
+	}
+}
+
+// leafRound is a round of the entries [start, start+n) of round, its
+// leaf hashes recorded in want; dup, if not nil, is added as one more
+// entry's hash (a hash the log's dedup missed), at its new index.
+func leafRound(start uint64, n int, dup []byte, want map[string]uint64) *Round {
+	r := round(start, n)
+	if dup != nil {
+		r.Entries = append(r.Entries, []byte("dup"))
+		r.LeafHashes = append(r.LeafHashes, dup)
+		r.State.Size++
+	}
+	for i, h := range r.LeafHashes {
+		want[string(h)] = start + uint64(i)
+	}
+	return r
+}
+
+// listRuns returns the files in the index directory and the manifest's
+// ranges.
+func listRuns(t *testing.T, fs vfs.FS, s *Store) (files []string, ranges [][3]uint64) {
+	t.Helper()
+	files, err := fs.List(fs.PathJoin("db", "leaves"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(files)
+	if ranges, err = s.leaves.readManifest(); err != nil {
+		t.Fatal(err)
+	}
+	return files, ranges
+}
+
+// TestLeafIndexRuns commits rounds until the index has flushed and merged
+// runs over several levels, and checks that every lookup is exact (a hash
+// the log stored twice at its last index), that the manifest and the
+// files agree, that the journal holds only the entries past the runs, and
+// that all of it holds across a reopen.
+func TestLeafIndexRuns(t *testing.T) {
+	defer SetLeafFlushEntries(16)()
+	fs := vfs.NewMem()
+	s := openMem(t, fs)
+	want := map[string]uint64{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var size uint64
+	for i := range 200 {
+		var dup []byte
+		if i%50 == 49 {
+			dup = hash(fmt.Appendf(nil, "entry %d", rng.Uint64N(size)))
+		}
+		r := leafRound(size, 1+rng.IntN(12), dup, want)
+		if err := s.Commit(r); err != nil {
+			t.Fatal(err)
+		}
+		size = r.State.Size
+		if i%37 == 0 {
+			checkLeaves(t, s, want)
+		}
+		if i%2 == 0 {
+			settle(t, s) // runs of about a flush's worth, as under load
+		}
+	}
+	settle(t, s)
+	checkLeaves(t, s, want)
+	files, ranges := listRuns(t, fs, s)
+	levels := map[uint64]int{}
+	var w uint64
+	for i, rg := range ranges {
+		if rg[0] != w {
+			t.Fatalf("manifest %v: run %d starts at %d, want %d", ranges, i, rg[0], w)
+		}
+		w = rg[1]
+		if want := fmt.Sprintf("%012d-%012d.run", rg[0], rg[1]); i >= len(files) || files[i] != want {
+			t.Fatalf("files %v for manifest %v", files, ranges)
+		}
+		if i > 0 && rg[2] > ranges[i-1][2] {
+			t.Errorf("manifest %v: run %d of level %d after one of level %d", ranges, i, rg[2], ranges[i-1][2])
+		}
+		levels[rg[2]]++
+	}
+	if len(files) != len(ranges) {
+		t.Fatalf("files %v for manifest %v", files, ranges)
+	}
+	if levels[2] == 0 && levels[3] == 0 {
+		t.Errorf("runs by level %v after %d entries in runs of %d: want merges of merges", levels, size, leafFlushEntries)
+	}
+	t.Logf("%d entries: runs by level %v, %d entries in memory", size, levels, size-w)
+	for l, n := range levels {
+		if n >= leafMergeRuns {
+			t.Errorf("runs by level %v: %d of level %d, not merged", levels, n, l)
+		}
+	}
+	if size-w >= leafFlushEntries {
+		t.Errorf("runs cover [0, %d) of %d entries: %d in memory, a run's worth is %d", w, size, size-w, leafFlushEntries)
+	}
+	// The journal holds exactly the entries past the runs.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'H'}, UpperBound: []byte{'H' + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := w
+	for valid := it.First(); valid; valid = it.Next() {
+		if got := binary.BigEndian.Uint64(it.Key()[1:]); got != next {
+			t.Fatalf("journal key at %d, want %d", got, next)
+		}
+		next += uint64(len(it.Value()) / hashSize)
+	}
+	it.Close()
+	if next != size {
+		t.Fatalf("journal ends at %d, want %d", next, size)
+	}
+	if _, err := s.firstKey([]byte{'h'}, []byte{'h' + 1}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("schema-3 leaf-hash keys written: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openMem(t, fs)
+	defer s.Close()
+	checkLeaves(t, s, want) // before the filter is filled, or after
+	<-s.filterDone
+	if !s.filterReady.Load() {
+		t.Fatal("filter not ready after its load")
+	}
+	checkLeaves(t, s, want)
+}
+
+// TestLeafIndexCrash takes crash clones (synced data and a random share
+// of the rest) after every round while the worker flushes and merges
+// behind the commits: each clone opens with every committed leaf found at
+// its index and no file the manifest does not list.
+func TestLeafIndexCrash(t *testing.T) {
+	defer SetLeafFlushEntries(8)()
+	fs := vfs.NewCrashableMem()
+	s := openMem(t, fs)
+	defer s.Close()
+	want := map[string]uint64{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var size uint64
+	for i := range 120 {
+		r := leafRound(size, 1+rng.IntN(10), nil, want)
+		if err := s.Commit(r); err != nil {
+			t.Fatal(err)
+		}
+		size = r.State.Size
+		if i%3 != 0 {
+			continue
+		}
+		clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rng})
+		c := openMem(t, clone)
+		if st, err := c.ReadState(); err != nil || st.Size != size {
+			t.Fatalf("round %d: clone of size %d, %v; want %d", i, st.Size, err, size)
+		}
+		checkLeaves(t, c, want)
+		settle(t, c) // the clone's worker may be writing a run of its own
+		files, ranges := listRuns(t, clone, c)
+		if len(files) != len(ranges) {
+			t.Fatalf("round %d: clone holds run files %v for manifest %v", i, files, ranges)
+		}
+		c.Close()
+	}
+}
+
+// TestLeafIndexCorrupt damages run files: a changed record fails the
+// lookups that read its block (and the filter's load) with ErrCorrupt; a
+// cut or missing run fails Open.
+func TestLeafIndexCorrupt(t *testing.T) {
+	defer SetLeafFlushEntries(64)()
+	build := func() (vfs.FS, map[string]uint64, string) {
+		fs := vfs.NewMem()
+		s := openMem(t, fs)
+		want := map[string]uint64{}
+		var size uint64
+		for size < 200 {
+			r := leafRound(size, 10, nil, want)
+			if err := s.Commit(r); err != nil {
+				t.Fatal(err)
+			}
+			size = r.State.Size
+		}
+		settle(t, s)
+		files, _ := listRuns(t, fs, s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if len(files) == 0 {
+			t.Fatal("no run written")
+		}
+		return fs, want, fs.PathJoin("db", "leaves", files[0])
+	}
+	rewrite := func(fs vfs.FS, name string, fn func([]byte) []byte) {
+		f, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		b := make([]byte, fi.Size())
+		f.ReadAt(b, 0)
+		f.Close()
+		b = fn(b)
+		g, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Write(b)
+		g.Close()
+	}
+
+	fs, want, name := build()
+	rewrite(fs, name, func(b []byte) []byte { b[5] ^= 1; return b }) // the first record's hash
+	s := openMem(t, fs)
+	<-s.filterDone
+	if s.filterReady.Load() {
+		t.Error("the filter loaded from a damaged run")
+	}
+	var hashes [][]byte
+	for h := range want {
+		hashes = append(hashes, []byte(h))
+	}
+	err := s.LookupLeaves(hashes, make([]uint64, len(hashes)), make([]bool, len(hashes)))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Errorf("lookups through a damaged block: %v, want ErrCorrupt", err)
+	}
+	s.Close()
+
+	for _, c := range []struct {
+		name   string
+		damage func(fs vfs.FS, name string)
+	}{
+		{"cut", func(fs vfs.FS, name string) { rewrite(fs, name, func(b []byte) []byte { return b[:len(b)-1] }) }},
+		{"trailer", func(fs vfs.FS, name string) {
+			rewrite(fs, name, func(b []byte) []byte { b[len(b)-33] ^= 1; return b })
+		}},
+		{"missing", func(fs vfs.FS, name string) { fs.Remove(name) }},
+	} {
+		fs, _, name := build()
+		c.damage(fs, name)
+		if s, err := Open("db", Options{FS: fs, Logger: quiet}); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Errorf("%s run: Open: %v, want ErrCorrupt", c.name, err)
+		}
+	}
+}
+
+// TestLeafIndexWriteFails fails every write to run files for a while: the
+// commits go on (the index is not on their path), lookups stay exact from
+// memory and the journal, and once the faults stop the next round's kick
+// writes the runs.
+func TestLeafIndexWriteFails(t *testing.T) {
+	defer SetLeafFlushEntries(32)()
+	var armed atomic.Bool
+	var injected atomic.Int32
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if armed.Load() && strings.HasSuffix(op.Path, ".run") && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			injected.Add(1)
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	s := openMem(t, fs)
+	defer s.Close()
+	want := map[string]uint64{}
+	var size uint64
+	armed.Store(true)
+	for size < 300 {
+		r := leafRound(size, 10, nil, want)
+		if err := s.Commit(r); err != nil {
+			t.Fatalf("Commit while run writes fail: %v", err)
+		}
+		size = r.State.Size
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for injected.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if injected.Load() == 0 {
+		t.Fatal("no run write was tried")
+	}
+	checkLeaves(t, s, want)
+	if _, ranges := listRuns(t, fs, s); len(ranges) != 0 {
+		t.Fatalf("manifest %v after failed writes", ranges)
+	}
+	armed.Store(false)
+	r := leafRound(size, 10, nil, want)
+	if err := s.Commit(r); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, s)
+	checkLeaves(t, s, want)
+	if _, ranges := listRuns(t, fs, s); len(ranges) == 0 {
+		t.Fatal("no run written once the faults stopped")
+	}
+}
+
+// TestLeafIndexMigration opens a schema-3 store (leaf hashes as 'h' keys,
+// one of them a hash stored twice, kept once at its last index, as
+// schema 3 kept it) with a run file left by a migration that was killed:
+// Open removes that file, moves the keys into one run, deletes them and
+// raises the version to 4; lookups are exact before and after a new round.
+func TestLeafIndexMigration(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{quiet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 200
+	want := map[string]uint64{}
+	b := db.NewBatch()
+	b.Set(keyVersion, binary.BigEndian.AppendUint32(nil, 3), nil)
+	b.Set(keyState, encodeState(State{Size: size}), nil)
+	b.Set(keyCheckpoint, []byte("cp"), nil)
+	var chunk []byte
+	for i := range uint64(size) {
+		chunk = AppendRecord(chunk, fmt.Appendf(nil, "entry %d", i))
+	}
+	b.Set(chunkKey(0), chunk, nil)
+	for i := range uint64(size) {
+		h := hash(fmt.Appendf(nil, "entry %d", i))
+		if i == size-1 {
+			h = hash([]byte("entry 7")) // stored twice: its last index
+		}
+		want[string(h)] = i
+		b.Set(append([]byte{'h'}, h...), binary.BigEndian.AppendUint64(nil, i), nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fs.MkdirAll("db/leaves", 0o755)
+	f, _ := fs.Create("db/leaves/000000000000-000000000200.run", vfs.WriteCategoryUnspecified)
+	f.Write([]byte("half a run"))
+	f.Close()
+
+	s := openMem(t, fs)
+	defer s.Close()
+	checkLeaves(t, s, want)
+	if v, err := s.get(keyVersion); err != nil || binary.BigEndian.Uint32(v) != 4 {
+		t.Errorf("version after migration %x, %v; want 4", v, err)
+	}
+	if _, err := s.firstKey([]byte{'h'}, []byte{'h' + 1}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("schema-3 keys left after migration: %v", err)
+	}
+	files, ranges := listRuns(t, fs, s)
+	if !slices.Equal(files, []string{"000000000000-000000000200.run"}) || len(ranges) != 1 || ranges[0] != [3]uint64{0, size, 0} {
+		t.Errorf("after migration: files %v, manifest %v", files, ranges)
+	}
+	if s.leaves.runs[0].count != size-1 {
+		t.Errorf("migrated run of %d records, want %d", s.leaves.runs[0].count, size-1)
+	}
+	r := leafRound(size, 5, nil, want)
+	if err := s.Commit(r); err != nil {
+		t.Fatal(err)
+	}
+	<-s.filterDone
+	checkLeaves(t, s, want)
+}
