@@ -62,7 +62,6 @@ import (
 	"github.com/provlog/provlog/merkle"
 	"github.com/provlog/provlog/storage"
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -234,7 +233,7 @@ type Log struct {
 	witnessDone chan struct{}
 }
 
-var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = compact.RangeFactory{Hash: merkle.HashChildren}
 
 // Open resumes the log held by store (or starts an empty one) and starts its
 // sequencer. Close stops it. Open's cost does not depend on the log's size.

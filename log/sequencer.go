@@ -275,7 +275,11 @@ func (l *Log) prepare(batch []*request) *pendingRound {
 		l.fail(batch, fmt.Errorf("%w: %w", ErrUnavailable, *p))
 		return nil
 	}
-	var all []Admitted
+	n := 0
+	for _, r := range batch {
+		n += len(r.entries)
+	}
+	all := make([]Admitted, 0, n)
 	for _, r := range batch {
 		all = append(all, r.entries...)
 	}
@@ -290,7 +294,8 @@ func (l *Log) prepare(batch []*request) *pendingRound {
 		return nil
 	}
 	size := l.rng.End()
-	pr := &pendingRound{round: &storage.Round{Start: size}, hashes: map[string]struct{}{}, started: started}
+	pr := &pendingRound{round: &storage.Round{Start: size, Entries: make([][]byte, 0, n), LeafHashes: make([][]byte, 0, n)},
+		hashes: make(map[string]struct{}, n), started: started}
 	k := 0 // the first entry of r in all, hashes, indices and found
 	for bi, r := range batch {
 		n := len(r.entries)

@@ -15,8 +15,11 @@
 package merkle
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -38,8 +41,35 @@ var ErrMissingTile = errors.New("tile missing or too short")
 
 var hasher = rfc6962.DefaultHasher
 
+// digests are SHA-256 states reused by LeafHash: rfc6962.Hasher makes a new
+// one for each hash, most of the garbage a log's appends made.
+var digests = sync.Pool{New: func() any { return sha256.New() }}
+
 // LeafHash returns the RFC 6962 leaf hash SHA-256(0x00 || entry).
-func LeafHash(entry []byte) []byte { return hasher.HashLeaf(entry) }
+func LeafHash(entry []byte) []byte {
+	d := digests.Get().(hash.Hash)
+	d.Reset()
+	d.Write([]byte{rfc6962.RFC6962LeafHashPrefix})
+	d.Write(entry)
+	h := d.Sum(make([]byte, 0, HashSize))
+	digests.Put(d)
+	return h
+}
+
+// HashChildren returns the RFC 6962 hash of an inner node,
+// SHA-256(0x01 || l || r), as rfc6962.Hasher.HashChildren does but without
+// a SHA-256 state on the heap: it is a compact.HashFn.
+func HashChildren(l, r []byte) []byte {
+	var b [1 + 2*HashSize]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	if len(l) != HashSize || len(r) != HashSize { // not reached from a tree
+		return hasher.HashChildren(l, r)
+	}
+	copy(b[1:], l)
+	copy(b[1+HashSize:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
 
 // TileID names a tile by level and index.
 type TileID struct {
@@ -91,7 +121,7 @@ func NewTileTree(hashes []byte) *TileTree {
 		level := make([]byte, 0, n*HashSize)
 		for i := range n {
 			l, r := below[2*i*HashSize:(2*i+1)*HashSize], below[(2*i+1)*HashSize:(2*i+2)*HashSize]
-			level = append(level, hasher.HashChildren(l, r)...)
+			level = append(level, HashChildren(l, r)...)
 		}
 		t.Levels[k] = level
 	}
@@ -213,5 +243,5 @@ func fetchProof(nodes proof.Nodes, visit TreeVisitor) ([][]byte, error) {
 			return nil, fmt.Errorf("reading tile %d/%d for node %d/%d: %w", tile.Level, tile.Index, id.Level, id.Index, err)
 		}
 	}
-	return nodes.Rehash(hashes, hasher.HashChildren)
+	return nodes.Rehash(hashes, HashChildren)
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -282,4 +285,32 @@ func TestTileTreeFromInner(t *testing.T) {
 			t.Errorf("TileTreeFromInner(%d, %d bytes) = %v, want ErrMissingTile", bad[0], bad[1], err)
 		}
 	}
+}
+
+// TestHashesMatchRFC6962 checks LeafHash and HashChildren, which reuse
+// SHA-256 states, against transparency-dev's rfc6962 hasher, from several
+// goroutines at once (the pooled states are shared).
+func TestHashesMatchRFC6962(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := range 2000 {
+				e := make([]byte, []int{0, 1, 63, 64, 1024, 70000}[i%6])
+				for j := range e {
+					e[j] = byte(rng.Uint32())
+				}
+				if got, want := LeafHash(e), rfc6962.DefaultHasher.HashLeaf(e); !bytes.Equal(got, want) {
+					t.Errorf("LeafHash of %d bytes = %x, want %x", len(e), got, want)
+					return
+				}
+				l, r := LeafHash(e), LeafHash(append(e, 1))
+				if got, want := HashChildren(l, r), rfc6962.DefaultHasher.HashChildren(l, r); !bytes.Equal(got, want) {
+					t.Errorf("HashChildren = %x, want %x", got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
