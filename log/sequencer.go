@@ -431,12 +431,14 @@ func (l *Log) sign(pr *pendingRound) error {
 	if err != nil {
 		return err
 	}
-	for id, h := range tiles {
-		t := storage.Tile{Level: id.Level, Index: id.Index, Hashes: h}
-		if len(h) == merkle.TileWidth*merkle.HashSize {
+	for id, ft := range tiles {
+		t := storage.Tile{Level: id.Level, Index: id.Index, Hashes: ft.Hashes, Inner: ft.Inner}
+		if t.Inner == nil && len(ft.Hashes) == merkle.TileWidth*merkle.HashSize {
 			// Stored with its inner levels: a proof through a tile no
-			// longer cached then costs a read, not 254 hashes.
-			t.Inner = merkle.NewTileTree(h).Inner()
+			// longer cached then costs a read, not 254 hashes. The
+			// range computed them, unless the tile was begun before the
+			// log was opened.
+			t.Inner = merkle.NewTileTree(ft.Hashes).Inner()
 		}
 		pr.round.Tiles = append(pr.round.Tiles, t)
 	}

@@ -21,6 +21,10 @@ type tree struct {
 	ts     *TileSet
 	tiles  map[TileID][]byte // what a store would hold
 	stored []tlog.Hash       // sumdb/tlog's stored hashes, the reference
+	// inner counts the full tiles flushed with their inner levels;
+	// resumed is set once the tree continues from a NewTileSet.
+	inner   int
+	resumed bool
 }
 
 func newTree(t *testing.T) *tree {
@@ -53,8 +57,18 @@ func (tr *tree) grow(t *testing.T, n uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, h := range dirty {
-		tr.tiles[id] = h
+	for id, ft := range dirty {
+		tr.tiles[id] = ft.Hashes
+		if ft.Inner != nil {
+			// The inner levels from the range's nodes are the tile's,
+			// as hashing it again gives them.
+			if want := NewTileTree(ft.Hashes).Inner(); !bytes.Equal(ft.Inner, want) {
+				t.Fatalf("tile %v: inner levels from the range differ from the tile's", id)
+			}
+			tr.inner++
+		} else if len(ft.Hashes) == TileWidth*HashSize && !tr.resumed {
+			t.Fatalf("full tile %v flushed without its inner levels", id)
+		}
 	}
 }
 
@@ -188,7 +202,7 @@ func TestTileSetResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.ts, tr.rng = ts, rng
+		tr.ts, tr.rng, tr.resumed = ts, rng, true
 		tr.grow(t, 600)
 		tr.checkTiles(t)
 	}

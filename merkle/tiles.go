@@ -22,6 +22,19 @@ type TileSet struct {
 type tile struct {
 	index  uint64
 	hashes []byte // len is a multiple of HashSize, at most TileWidth hashes
+	// inner are the tile's inner levels 1 to TileHeight-1 as the range
+	// visited them, kept while visited: false for a tile resumed part way
+	// (NewTileSet), whose earlier inner nodes were never visited.
+	inner   [TileHeight - 1][]byte
+	visited bool
+}
+
+// Tile is a tile changed since the last Flush: its hashes so far and, for
+// a full tile whose every node was visited, its inner levels as
+// TileTree.Inner gives them (nil otherwise), taken from the nodes the
+// range computed rather than hashed again.
+type Tile struct {
+	Hashes, Inner []byte
 }
 
 // NewTileSet returns a TileSet for a tree of the given size whose partial
@@ -54,14 +67,29 @@ func NewTileSet(size uint64, read TileReader) (*TileSet, error) {
 // compact.VisitFn. Nodes must arrive in the order a compact range appending
 // leaves produces them; any other order is recorded as an error for Flush.
 func (ts *TileSet) Visit(id compact.NodeID, hash []byte) {
-	if id.Level%TileHeight != 0 || ts.err != nil {
+	if ts.err != nil {
 		return
 	}
 	level := uint64(id.Level / TileHeight)
+	if k := id.Level % TileHeight; k != 0 {
+		// An inner node, at level k of tile id.Index >> (8-k) of its
+		// tile level.
+		t := ts.right[level]
+		shift := TileHeight - uint(k)
+		if t == nil || !t.visited || t.index != id.Index>>shift {
+			return
+		}
+		if slot := id.Index & (1<<shift - 1); uint64(len(t.inner[k-1])) != slot*HashSize {
+			t.visited = false // not reached: Flush hashes the tile again
+			return
+		}
+		t.inner[k-1] = append(t.inner[k-1], hash...)
+		return
+	}
 	index, slot := id.Index/TileWidth, id.Index%TileWidth
 	t := ts.right[level]
 	if t == nil || t.index != index {
-		t = &tile{index: index, hashes: make([]byte, 0, TileWidth*HashSize)}
+		t = &tile{index: index, hashes: make([]byte, 0, TileWidth*HashSize), visited: true}
 		ts.right[level] = t
 	}
 	if uint64(len(t.hashes)) != slot*HashSize {
@@ -75,13 +103,23 @@ func (ts *TileSet) Visit(id compact.NodeID, hash []byte) {
 
 // Flush returns a copy of every tile changed since the last Flush, keyed by
 // tile, and forgets them. It returns the first ordering error Visit saw.
-func (ts *TileSet) Flush() (map[TileID][]byte, error) {
+func (ts *TileSet) Flush() (map[TileID]Tile, error) {
 	if ts.err != nil {
 		return nil, ts.err
 	}
-	out := make(map[TileID][]byte, len(ts.dirty))
+	out := make(map[TileID]Tile, len(ts.dirty))
 	for id, t := range ts.dirty {
-		out[id] = append([]byte(nil), t.hashes...)
+		ft := Tile{Hashes: append([]byte(nil), t.hashes...)}
+		if len(t.hashes) == TileWidth*HashSize && t.visited {
+			inner := make([]byte, 0, InnerSize)
+			for _, l := range t.inner {
+				inner = append(inner, l...)
+			}
+			if len(inner) == InnerSize {
+				ft.Inner = inner
+			}
+		}
+		out[id] = ft
 	}
 	clear(ts.dirty)
 	return out, nil
