@@ -179,6 +179,10 @@ type childOutcome struct {
 // every published checkpoint is within the durable tree; and reopening on
 // the plain filesystem recovers a tree that re-verifies and takes appends.
 func TestAppendFaults(t *testing.T) {
+	// Runs of the leaf-hash index every 32 entries, in the children and in
+	// the parent's reopens, so that faults also land in its flushes,
+	// merges and manifest commits.
+	defer storage.SetLeafFlushEntries(32)()
 	if spec := os.Getenv(faultChildEnv); spec != "" {
 		runFaultChild(spec, os.Getenv(faultKeyEnv))
 		return

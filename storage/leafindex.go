@@ -166,8 +166,12 @@ type leafIndex struct {
 	// runs, so an entry is never in neither.
 	runsMu sync.RWMutex
 	runs   []*leafRun
+	closed bool // set by close, under runsMu
+	// publishMu serializes the manifest's rewrites (publish).
+	publishMu sync.Mutex
 
-	kick chan struct{}
+	// kick wakes the flusher, mergeKick the merger.
+	kick, mergeKick chan struct{}
 }
 
 // openLeafIndex opens the index of a store whose tree has size entries:
@@ -176,7 +180,8 @@ type leafIndex struct {
 func openLeafIndex(fs vfs.FS, dbDir string, db *pebble.DB, size uint64, logger *slog.Logger) (*leafIndex, error) {
 	x := &leafIndex{
 		fs: fs, dir: fs.PathJoin(dbDir, "leaves"), db: db, logger: logger,
-		active: map[[hashSize]byte]uint64{}, kick: make(chan struct{}, 1), durableSig: make(chan struct{}, 1),
+		active: map[[hashSize]byte]uint64{}, kick: make(chan struct{}, 1), mergeKick: make(chan struct{}, 1),
+		durableSig: make(chan struct{}, 1),
 	}
 	if err := fs.MkdirAll(x.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the leaf-hash index directory %s: %w", x.dir, err)
@@ -321,11 +326,19 @@ func (x *leafIndex) addLocked(hashes []byte) {
 	}
 }
 
+// size returns the number of entries the index holds: the store's size
+// once the round committing, if any, is.
+func (x *leafIndex) size() uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.end
+}
+
 // add adds a committed round's leaf hashes, starting at entry start, and
 // wakes the worker when the maps hold a run's worth.
 func (x *leafIndex) add(start uint64, hashes [][]byte) {
 	x.mu.Lock()
-	if start != x.end { // not reached: Commit checks the round's start
+	if start != x.end { // not reached: Commit checks the round's start (size)
 		x.mu.Unlock()
 		panic(fmt.Sprintf("storage: leaf hashes from %d added to an index ending at %d", start, x.end))
 	}
@@ -391,6 +404,9 @@ func (x *leafIndex) lookup(hash []byte, buf *[]byte) (uint64, bool, error) {
 	}
 	x.runsMu.RLock()
 	defer x.runsMu.RUnlock()
+	if x.closed {
+		return 0, false, errIndexClosed
+	}
 	for j := len(x.runs) - 1; j >= 0; j-- {
 		if i, ok, err := x.runs[j].lookup(k, buf); ok || err != nil {
 			return i, ok, err
@@ -659,30 +675,54 @@ func (rr *runReader) next() (bool, error) {
 }
 
 // run is the index's worker: it fills the filter from the runs (then
-// calls filled with the outcome), then flushes and merges until ctx is done. A failed flush
-// or merge is logged and tried again later; what it would have written
-// stays in memory and the journal, so lookups stay exact.
+// calls filled with the outcome), then flushes, while a goroutine of its
+// own merges, until ctx is done or the store fails. Merges wait for the
+// fill, which reads the runs they remove; flushes do not wait for merges,
+// so a long merge does not hold entries in memory. A failed flush or
+// merge is logged and tried again later; what it would have written stays
+// in memory and the journal, so lookups stay exact.
 func (x *leafIndex) run(ctx context.Context, filter *leafFilter, filled func(error)) {
 	filled(x.fill(ctx, filter))
-	const retry = 5 * time.Second
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		x.loop(ctx, "merging leaf-hash index runs", x.mergeKick, func() (bool, error) { return false, x.merge(ctx) })
+	})
+	x.loop(ctx, "writing a leaf-hash index run", x.kick, func() (bool, error) {
+		did, err := x.flush(ctx)
+		if did {
+			select {
+			case x.mergeKick <- struct{}{}:
+			default:
+			}
+		}
+		return did, err
+	})
+}
+
+// leafRetry is how long the worker waits after a failed flush or merge.
+const leafRetry = 5 * time.Second
+
+// loop calls step until it does nothing more, then waits for kick (or
+// leafRetry after an error), until ctx is done or the store fails.
+func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{}, step func() (bool, error)) {
 	for {
 		var err error
 		for did := true; did && err == nil; {
-			// The maps may hold more than one run's worth: flush until
-			// they do not, merging as runs accumulate.
-			if did, err = x.flush(ctx); err == nil {
-				err = x.merge(ctx)
+			if x.failed() {
+				return // the store is reopened to write again
 			}
+			did, err = step()
 		}
 		var wait <-chan time.Time
-		if err != nil && ctx.Err() == nil {
-			x.logger.Error("writing the leaf-hash index failed; its entries stay in memory and the journal, and it is tried again", "err", err, "retry", retry)
-			wait = time.After(retry)
+		if err != nil && ctx.Err() == nil && !x.failed() {
+			x.logger.Error(what+" failed; its entries stay in memory and the journal, and it is tried again", "err", err, "retry", leafRetry)
+			wait = time.After(leafRetry)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-x.kick:
+		case <-kick:
 		case <-wait:
 		}
 	}
@@ -765,34 +805,44 @@ func (x *leafIndex) flush(ctx context.Context) (bool, error) {
 		w.abort(x.fs)
 		return false, err
 	}
-	if _, err := x.publish(ctx, first, end, 0, func(b *pebble.Batch) error {
+	if _, err := x.publish(ctx, w.name, first, end, 0, func(b *pebble.Batch) error {
 		return b.DeleteRange(journalKey(first), journalKey(end), nil)
 	}); err != nil {
-		x.fs.Remove(w.name)
 		return false, err
 	}
 	x.mu.Lock()
 	x.frozen, x.frozenStart = nil, x.activeStart
 	x.mu.Unlock()
-	clear(frozen) // no lookup holds it now
-	x.mu.Lock()
-	x.spare = frozen
-	x.mu.Unlock()
+	if uint64(len(frozen)) <= 2*leafFlushEntries { // a map never shrinks: keep only one of about a run's size
+		clear(frozen) // no lookup holds it now
+		x.mu.Lock()
+		x.spare = frozen
+		x.mu.Unlock()
+	}
 	x.logger.Debug("leaf-hash index run written", "first", first, "end", end)
 	return true, nil
 }
 
-// publish makes a run just written, of [first, end), part of the index:
-// it syncs the directory, commits the manifest in which it replaces the
-// runs that [first, end) covers (with extra's writes, in the same batch),
-// and opens it. It returns the runs it replaced, for the caller to
-// remove.
-func (x *leafIndex) publish(ctx context.Context, first, end, level uint64, extra func(*pebble.Batch) error) ([]*leafRun, error) {
+// publish makes the run just written to name, of [first, end), part of
+// the index: it syncs the directory, commits the manifest in which it
+// replaces the runs that [first, end) covers (with extra's writes, in the
+// same batch), and opens it. It returns the runs it replaced, for the
+// caller to remove.
+//
+// A failure before the commit removes the file. A failed commit leaves
+// it: Pebble may have written the batch to its WAL before the sync
+// failed, and then the manifest naming it, and the deletion of its
+// journal keys, are there at the next Open; a file the manifest does not
+// name is removed then.
+func (x *leafIndex) publish(ctx context.Context, name string, first, end, level uint64, extra func(*pebble.Batch) error) (_ []*leafRun, err error) {
+	committing := false
+	defer func() {
+		if err != nil && !committing {
+			x.fs.Remove(name)
+		}
+	}()
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	if x.failed() {
-		return nil, fmt.Errorf("%w: the store failed; its leaf-hash index stays in the journal", ErrFatal)
 	}
 	if err := syncDir(x.fs, x.dir); err != nil {
 		return nil, fmt.Errorf("syncing the leaf-hash index directory %s: %w", x.dir, err)
@@ -800,6 +850,13 @@ func (x *leafIndex) publish(ctx context.Context, first, end, level uint64, extra
 	r, err := x.openRun(first, end, level)
 	if err != nil {
 		return nil, err
+	}
+	// One publish at a time: flushes and merges both rewrite the manifest.
+	x.publishMu.Lock()
+	defer x.publishMu.Unlock()
+	if x.failed() {
+		r.f.Close()
+		return nil, fmt.Errorf("%w: the store failed; its leaf-hash index stays in the journal", ErrFatal)
 	}
 	x.runsMu.RLock()
 	var next, replaced []*leafRun
@@ -820,6 +877,7 @@ func (x *leafIndex) publish(ctx context.Context, first, end, level uint64, extra
 		err = extra(b)
 	}
 	if err == nil {
+		committing = true
 		err = x.commit(b)
 	}
 	if err != nil {
@@ -863,23 +921,18 @@ func (x *leafIndex) mergeRuns(ctx context.Context, in []*leafRun) error {
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			w.abort(x.fs)
-		}
-	}()
 	if err := mergeInto(ctx, w, in); err != nil {
+		w.abort(x.fs)
 		return err
 	}
 	if err := w.finish(); err != nil {
+		w.abort(x.fs)
 		return err
 	}
-	replaced, err := x.publish(ctx, first, end, in[0].lvl+1, nil)
+	replaced, err := x.publish(ctx, w.name, first, end, in[0].lvl+1, nil)
 	if err != nil {
 		return err
 	}
-	ok = true
 	for _, r := range replaced {
 		r.f.Close()
 		if err := x.fs.Remove(r.name); err != nil {
@@ -931,10 +984,14 @@ func mergeInto(ctx context.Context, w *runWriter, runs []*leafRun) error {
 	return nil
 }
 
-// close closes the runs' files.
+// errIndexClosed is returned by lookups after Close.
+var errIndexClosed = errors.New("storage: leaf-hash index closed")
+
+// close closes the runs' files; lookups fail after it.
 func (x *leafIndex) close() error {
 	x.runsMu.Lock()
 	defer x.runsMu.Unlock()
+	x.closed = true
 	var errs []error
 	for _, r := range x.runs {
 		errs = append(errs, r.f.Close())

@@ -134,6 +134,9 @@ func (s *Store) Commit(r *Round) error {
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	if have := s.leaves.size(); r.Start != have {
+		return fmt.Errorf("malformed round: it starts at entry %d, the store holds %d", r.Start, have)
+	}
 	t := s.tail
 	if !t.ok || t.end != r.Start {
 		var err error

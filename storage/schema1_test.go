@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,22 @@ func TestMigrateSchema1Store(t *testing.T) {
 		}
 		if kept, err := s.Bundle(nil, 1); err != nil || len(kept) == 0 {
 			t.Errorf("bundle 1's kept form after migration: %d bytes, %v", len(kept), err)
+		}
+		// The leaf-hash index, moved out of Pebble (schema 4), finds every
+		// entry at its index.
+		hashes := make([][]byte, size)
+		for i := range hashes {
+			h := sha256.Sum256(append([]byte{0}, schema1Entry(i)...))
+			hashes[i] = h[:]
+		}
+		idx, found := make([]uint64, size), make([]bool, size)
+		if err := s.LookupLeaves(hashes, idx, found); err != nil {
+			t.Fatal(err)
+		}
+		for i := range hashes {
+			if !found[i] || idx[i] != uint64(i) {
+				t.Fatalf("leaf %d after migration: found %v at %d", i, found[i], idx[i])
+			}
 		}
 	}
 	s, err := storage.Open(dir, storage.Options{Logger: slog.New(slog.DiscardHandler)})

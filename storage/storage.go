@@ -147,10 +147,11 @@ type Options struct {
 	// FS is the filesystem Pebble uses. If nil, it is the OS filesystem
 	// (vfs.Default). Tests inject faults through it.
 	FS vfs.FS
-	// CacheBytes is Pebble's block cache size. If zero, 192 MiB, which
-	// keeps the leaf-hash index's filter and index blocks and the hot
-	// tiles resident at 10M entries with peak RSS under 512 MiB (see
-	// BENCHMARKS.md).
+	// CacheBytes is Pebble's block cache size. If zero, 192 MiB, chosen
+	// when the leaf-hash index was in Pebble (schema 3) to keep its
+	// filter and index blocks and the hot tiles resident at 10M entries
+	// with peak RSS under 512 MiB (see BENCHMARKS.md); it now holds the
+	// tiles, bundle locations and search index.
 	CacheBytes int64
 	// Logger receives Pebble's own log lines. If nil, slog.Default().
 	Logger *slog.Logger
@@ -211,24 +212,27 @@ func Open(dir string, o Options) (*Store, error) {
 		// slower (8 MiB: 0.84× in BenchmarkAdd), larger ones keep more
 		// WAL.
 		MemTableSize: 16 << 20,
-		// Compactions are mostly of the leaf-hash index, whose random keys
-		// overlap every file below them: a small base level and eight L0
-		// files merged at a time rewrite it less often, and a second
-		// compaction may run when Pebble falls behind. Growing one log to
-		// 10M entries took 86-90 s with a 256 MiB base level, 4 L0 files
-		// and one compaction, 72 s with these (go run ./cmd/provlog-bench
-		// -mode scale).
+		// Chosen when compactions were mostly of the leaf-hash index
+		// (schema 3), whose random keys overlap every file below them: a
+		// small base level and eight L0 files merged at a time rewrote it
+		// less often, and a second compaction could run when Pebble fell
+		// behind. Growing one log to 10M entries took 86-90 s with a
+		// 256 MiB base level, 4 L0 files and one compaction, 72 s with
+		// these (go run ./cmd/provlog-bench -mode scale). Since schema 4
+		// the index is outside Pebble (leafindex.go) and the remaining
+		// keys are mostly sequential; these were kept, not measured again.
 		LBaseMaxBytes:              64 << 20,
 		L0CompactionThreshold:      8,
 		L0StopWritesThreshold:      24,
 		CompactionConcurrencyRange: func() (int, int) { return 1, 2 },
 	}
-	// Leaf-hash lookups (dedup) are mostly misses: a Bloom filter answers
-	// them without reading blocks.
+	// Point reads that miss (a schema-3 store's leaf-hash lookups, as it
+	// was; now mostly the search index) are answered by a Bloom filter
+	// without reading blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	// Entries and entry bundles go to blob files as they are flushed and
 	// compactions then move only their references, not the values: the
-	// LSM proper holds the small keys (leaf hashes, tiles, search index),
+	// LSM proper holds the small keys (tiles, locations, search index),
 	// so compactions stay cheap and its filter and index blocks few as the
 	// log grows. Full bundles and kept forms are never overwritten or
 	// deleted, so blob files hold no garbage to rewrite; the other
@@ -389,7 +393,17 @@ func (s *Store) checkBundleFile() error {
 // Close closes the database.
 func (s *Store) Close() error {
 	s.stopIndex()
-	<-s.indexDone
+	if s.failed.Load() {
+		// A write of the index's worker may be stuck in Pebble's commit
+		// pipeline, which a fatal error leaves unusable.
+		select {
+		case <-s.indexDone:
+		case <-time.After(5 * time.Second):
+			s.logger.Error("closing a failed store without waiting for its leaf-hash index's worker")
+		}
+	} else {
+		<-s.indexDone
+	}
 	return errors.Join(s.leaves.close(), s.db.Close(), s.files.close())
 }
 
