@@ -25,8 +25,9 @@ type tile struct {
 	// inner are the tile's inner levels 1 to TileHeight-1 as the range
 	// visited them, kept while visited: false for a tile resumed part way
 	// (NewTileSet), whose earlier inner nodes were never visited.
-	inner   [TileHeight - 1][]byte
-	visited bool
+	inner    [TileHeight - 1][]byte
+	innerBuf []byte // backs inner
+	visited  bool
 }
 
 // Tile is a tile changed since the last Flush: its hashes so far and, for
@@ -90,6 +91,15 @@ func (ts *TileSet) Visit(id compact.NodeID, hash []byte) {
 	t := ts.right[level]
 	if t == nil || t.index != index {
 		t = &tile{index: index, hashes: make([]byte, 0, TileWidth*HashSize), visited: true}
+		// The inner levels in one array, in TileTree.Inner's order, each
+		// level a slice of it with room for exactly its hashes.
+		t.innerBuf = make([]byte, InnerSize)
+		off := 0
+		for k := range t.inner {
+			n := (TileWidth >> (k + 1)) * HashSize
+			t.inner[k] = t.innerBuf[off : off : off+n]
+			off += n
+		}
 		ts.right[level] = t
 	}
 	if uint64(len(t.hashes)) != slot*HashSize {
@@ -111,12 +121,14 @@ func (ts *TileSet) Flush() (map[TileID]Tile, error) {
 	for id, t := range ts.dirty {
 		ft := Tile{Hashes: append([]byte(nil), t.hashes...)}
 		if len(t.hashes) == TileWidth*HashSize && t.visited {
-			inner := make([]byte, 0, InnerSize)
-			for _, l := range t.inner {
-				inner = append(inner, l...)
+			complete := true
+			for k, l := range t.inner {
+				complete = complete && len(l) == (TileWidth>>(k+1))*HashSize
 			}
-			if len(inner) == InnerSize {
-				ft.Inner = inner
+			if complete {
+				// A full tile never changes: its levels, in place, are
+				// Inner's bytes.
+				ft.Inner = t.innerBuf
 			}
 		}
 		out[id] = ft
