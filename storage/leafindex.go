@@ -22,10 +22,10 @@ import (
 //
 // Dedup looks every new entry's leaf hash up: hash → index. Under schema
 // 3 and before, each entry wrote a 'h' || hash key in its round's batch.
-// Those keys are random, so inserting them was a third of the committer's
-// Pebble commit (the memtable's skiplist) and most of Pebble's flushes and
-// compactions; without them batched appends ran 1.2–1.5× faster
-// (BENCHMARKS.md). Schema 4 keeps the index in three parts:
+// Those keys are random, so inserting them was 17% of the CPU of batched
+// appends (the memtable's skiplist, on the committer's path) and most of
+// Pebble's flushes and compactions; without them batched appends ran
+// 1.3× faster (BENCHMARKS.md). Schema 4 keeps the index in three parts:
 //
 //   - The journal: a round writes its leaf hashes, in order, as one key
 //     ('H' || start → 32 bytes per entry) in its synced batch: one
@@ -37,13 +37,16 @@ import (
 //   - Runs: immutable files in dir/leaves, each the sorted (hash, index)
 //     records of a contiguous range of entries. A goroutine of the store
 //     writes the entries in memory as a run once there are
-//     leafFlushEntries of them, and merges runs leafMergeRuns at a time
-//     as they accumulate, so that a lookup reads at most a few.
+//     leafFlushEntries of them, and another merges runs leafMergeRuns at
+//     a time as they accumulate, so that a lookup reads at most a few.
+//     A failed write is logged and tried again; meanwhile the entries
+//     stay in memory and in the journal.
 //
 // Durability and crash safety: a run is written, synced and its directory
 // synced before the batch that lists it (the manifest, 'L') is committed
 // with Sync; that batch also deletes the journal keys of the entries the
-// new run holds. So the runs of the manifest and the journal always cover
+// new run holds, which are durable by then (Commit puts a round's hashes
+// in memory while the round syncs; a run waits for them). So the runs of the manifest and the journal always cover
 // [0, size) exactly once, and a run file the manifest does not list (a
 // flush or merge that crashed, or the inputs of a merge) is deleted at
 // Open. Lookups are exact: the Bloom filter in front (leaffilter.go) only
