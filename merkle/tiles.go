@@ -9,8 +9,9 @@ import (
 // TileSet tracks the rightmost tile of each level while leaves are appended
 // to a compact range, and records which tiles changed. Feed it every node a
 // compact.Range visits (Visit is a compact.VisitFn); it keeps the hashes of
-// tree levels that are multiples of 8. It holds at most one tile per level,
-// so at most 8 tiles of 8 KiB.
+// tree levels that are multiples of 8 as tiles, and those of the levels
+// between as the rightmost tiles' inner levels. It holds at most one tile
+// per level, so at most 8 tiles of 16 KiB.
 //
 // A TileSet is not safe for concurrent use.
 type TileSet struct {
@@ -111,8 +112,10 @@ func (ts *TileSet) Visit(id compact.NodeID, hash []byte) {
 	ts.dirty[TileID{Level: level, Index: index}] = t
 }
 
-// Flush returns a copy of every tile changed since the last Flush, keyed by
-// tile, and forgets them. It returns the first ordering error Visit saw.
+// Flush returns a copy of the hashes of every tile changed since the last
+// Flush, keyed by tile, and forgets them; a full tile's Inner is the
+// set's own array, never written again, which the caller must not modify
+// either. It returns the first ordering error Visit saw.
 func (ts *TileSet) Flush() (map[TileID]Tile, error) {
 	if ts.err != nil {
 		return nil, ts.err

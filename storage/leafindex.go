@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -173,8 +174,10 @@ type leafIndex struct {
 	// publishMu serializes the manifest's rewrites (publish).
 	publishMu sync.Mutex
 
-	// kick wakes the flusher, mergeKick the merger.
+	// kick wakes the flusher, mergeKick the merger; working counts the
+	// steps (a flush, the merges) under way.
 	kick, mergeKick chan struct{}
+	working         atomic.Int32
 }
 
 // openLeafIndex opens the index of a store whose tree has size entries:
@@ -678,17 +681,17 @@ func (rr *runReader) next() (bool, error) {
 }
 
 // run is the index's worker: it fills the filter from the runs (then
-// calls filled with the outcome), then flushes, while a goroutine of its
-// own merges, until ctx is done or the store fails. Merges wait for the
-// fill, which reads the runs they remove; flushes do not wait for merges,
-// so a long merge does not hold entries in memory. A failed flush or
+// calls filled with the outcome) and merges, in a goroutine, while it
+// flushes, until ctx is done or the store fails. Merges wait for the fill,
+// which reads the runs they remove; flushes wait for neither, so that a
+// fill or a long merge does not hold entries in memory. A failed flush or
 // merge is logged and tried again later; what it would have written stays
 // in memory and the journal, so lookups stay exact.
 func (x *leafIndex) run(ctx context.Context, filter *leafFilter, filled func(error)) {
-	filled(x.fill(ctx, filter))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
+		filled(x.fill(ctx, filter))
 		x.loop(ctx, "merging leaf-hash index runs", x.mergeKick, func() (bool, error) { return false, x.merge(ctx) })
 	})
 	x.loop(ctx, "writing a leaf-hash index run", x.kick, func() (bool, error) {
@@ -715,18 +718,28 @@ func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{},
 			if x.failed() {
 				return // the store is reopened to write again
 			}
+			x.working.Add(1)
 			did, err = step()
+			x.working.Add(-1)
 		}
-		var wait <-chan time.Time
-		if err != nil && ctx.Err() == nil && !x.failed() {
+		if x.failed() {
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			// Only the timer: a kick (every round, once the maps hold a
+			// run's worth) would retry a persistent failure at once.
 			x.logger.Error(what+" failed; its entries stay in memory and the journal, and it is tried again", "err", err, "retry", leafRetry)
-			wait = time.After(leafRetry)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(leafRetry):
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-kick:
-		case <-wait:
 		}
 	}
 }
@@ -798,7 +811,11 @@ func (x *leafIndex) flush(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, r := range recs {
+	for i, r := range recs {
+		if i%(1<<16) == 0 && ctx.Err() != nil {
+			w.abort(x.fs)
+			return false, ctx.Err()
+		}
 		if err := w.add(r); err != nil {
 			w.abort(x.fs)
 			return false, err
@@ -888,25 +905,40 @@ func (x *leafIndex) publish(ctx context.Context, name string, first, end, level 
 		return nil, fmt.Errorf("committing the leaf-hash index manifest: %w", err)
 	}
 	x.runsMu.Lock()
+	if x.closed { // a failed store's Close, which did not wait (Store.Close)
+		x.runsMu.Unlock()
+		r.f.Close()
+		return nil, errIndexClosed
+	}
 	x.runs = next
 	x.runsMu.Unlock()
 	return replaced, nil
 }
 
-// merge merges the newest leafMergeRuns runs while they are of one level.
+// mergeable returns the first leafMergeRuns runs of the oldest level that
+// has that many, or nil. A level's runs are consecutive (levels never
+// increase from the oldest run on), and the run before them is of a
+// higher level, so the merged run, one level up, keeps the order; flushes
+// that publish while a merge runs only add runs of level 0 after it.
+func mergeable(runs []*leafRun) []*leafRun {
+	for i := 0; i+leafMergeRuns <= len(runs); {
+		j := i + 1
+		for j < len(runs) && runs[j].level() == runs[i].level() {
+			j++
+		}
+		if j-i >= leafMergeRuns {
+			return slices.Clone(runs[i : i+leafMergeRuns])
+		}
+		i = j
+	}
+	return nil
+}
+
+// merge merges runs while some level has leafMergeRuns of them.
 func (x *leafIndex) merge(ctx context.Context) error {
 	for {
 		x.runsMu.RLock()
-		var in []*leafRun
-		if n := len(x.runs); n >= leafMergeRuns {
-			in = slices.Clone(x.runs[n-leafMergeRuns:])
-			for _, r := range in[1:] {
-				if r.level() != in[0].level() {
-					in = nil
-					break
-				}
-			}
-		}
+		in := mergeable(x.runs)
 		x.runsMu.RUnlock()
 		if in == nil {
 			return nil

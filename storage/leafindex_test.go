@@ -17,8 +17,8 @@ import (
 )
 
 // settle waits until the leaf-hash index's worker has nothing left to do:
-// fewer than a run's worth of entries in memory, none frozen, and no
-// leafMergeRuns runs of one level at the end.
+// no step under way, fewer than a run's worth of entries in memory, none
+// frozen, no leafMergeRuns runs of one level, and no file but the runs'.
 func settle(t *testing.T, s *Store) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -28,14 +28,7 @@ func settle(t *testing.T, s *Store) {
 		idle := x.frozen == nil && x.end-x.activeStart < leafFlushEntries
 		x.mu.RUnlock()
 		x.runsMu.RLock()
-		if n := len(x.runs); n >= leafMergeRuns {
-			lv := x.runs[n-1].level()
-			same := true
-			for _, r := range x.runs[n-leafMergeRuns:] {
-				same = same && r.level() == lv
-			}
-			idle = idle && !same
-		}
+		idle = idle && x.working.Load() == 0 && mergeable(x.runs) == nil
 		names := map[string]bool{}
 		for _, r := range x.runs {
 			names[x.fs.PathBase(r.name)] = true
@@ -521,5 +514,40 @@ func TestLookupAfterClose(t *testing.T) {
 	h := hash([]byte("entry 1"))
 	if _, _, err := s.leaves.lookup(h, new([]byte)); !errors.Is(err, errIndexClosed) {
 		t.Errorf("lookup after Close: %v, want errIndexClosed", err)
+	}
+}
+
+// TestMergeable checks which runs a merge takes: the first leafMergeRuns
+// of the oldest level that has that many, wherever they are (flushes
+// publish level-0 runs behind a merge under way, so a level's runs need
+// not be the newest).
+func TestMergeable(t *testing.T) {
+	runs := func(levels ...uint64) []*leafRun {
+		var rs []*leafRun
+		for i, l := range levels {
+			rs = append(rs, &leafRun{first: uint64(i), end: uint64(i + 1), lvl: l})
+		}
+		return rs
+	}
+	for _, c := range []struct {
+		levels []uint64
+		want   int // index of the first run merged, -1 for none
+	}{
+		{nil, -1},
+		{[]uint64{0, 0, 0}, -1},
+		{[]uint64{0, 0, 0, 0}, 0},
+		{[]uint64{1, 1, 1, 1, 0}, 0}, // a flush behind the merge that made the fourth level-1 run
+		{[]uint64{2, 1, 1, 1, 0, 0, 0, 0}, 4},
+		{[]uint64{2, 1, 1, 1, 1, 1, 0}, 1},
+		{[]uint64{3, 2, 2, 2, 1, 1, 1, 0, 0, 0}, -1},
+	} {
+		rs := runs(c.levels...)
+		got := mergeable(rs)
+		switch {
+		case c.want < 0 && got != nil:
+			t.Errorf("levels %v: merges runs from %d, want none", c.levels, got[0].first)
+		case c.want >= 0 && (len(got) != leafMergeRuns || got[0] != rs[c.want]):
+			t.Errorf("levels %v: merges %d runs from %v, want %d from %d", c.levels, len(got), got, leafMergeRuns, c.want)
+		}
 	}
 }
