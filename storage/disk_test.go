@@ -28,9 +28,9 @@ var (
 // It reports the figures at each quarter of the run, after Close, and the
 // files that hold them; it fails if files allocate more than they hold, or
 // if the allocated bytes per entry after Close exceed 1.5 times the entry
-// plus its hashes. The WAL beside the log is about 64 MiB at most (see
+// plus its hashes. The WAL beside the log is about 32 MiB at most (see
 // wal.go), which single-entry rounds amortize below 1.5× from about
-// 150,000 entries:
+// 90,000 entries (1,465 bytes per entry at 100,000):
 //
 //	go test -timeout 10m -run TestDiskPerEntry -v ./storage/ -disk.entries=200000 -disk.rounds=1,8,256
 func TestDiskPerEntry(t *testing.T) {

@@ -87,8 +87,8 @@
 // touches rather than one per entry.
 //
 // Pebble's write-ahead log is not preallocated and its memtables are
-// 16 MiB, so that the store allocates on disk what it holds, and the WAL
-// beside the log is at most about 64 MiB, in single-entry rounds as in
+// 8 MiB, so that the store allocates on disk what it holds, and the WAL
+// beside the log is at most about 32 MiB, in single-entry rounds as in
 // large ones (see wal.go and TestDiskPerEntry).
 //
 // The leaf-hash index is not in Pebble's memtable: a round writes its
@@ -207,11 +207,14 @@ func Open(dir string, o Options) (*Store, error) {
 		Logger:             pebbleLogger{o.Logger.With("component", "pebble")},
 		// The WAL holds a memtable's worth of writes, and Pebble keeps
 		// three more flushed WAL files to recycle (see wal.go): with
-		// 16 MiB memtables that is at most about 64 MiB, where 64 MiB
-		// ones kept 250 MiB. Smaller memtables made batched appends
-		// slower (8 MiB: 0.84× in BenchmarkAdd), larger ones keep more
-		// WAL.
-		MemTableSize: 16 << 20,
+		// 8 MiB memtables that is at most about 32 MiB, where 64 MiB
+		// ones kept 250 MiB. Under schema 3, 8 MiB made batched appends
+		// slower (0.84× in BenchmarkAdd) and growing a log to 3M entries
+		// slower (37-50 s against 30-38 s with 16 MiB): the memtables
+		// then held the random leaf-hash keys. Since schema 4, 8 MiB and
+		// 16 MiB grow a log to 3M entries in the same 20-21 s, batched
+		// appends are as fast (BENCHMARKS.md), and the WAL is half.
+		MemTableSize: 8 << 20,
 		// Chosen when compactions were mostly of the leaf-hash index
 		// (schema 3), whose random keys overlap every file below them: a
 		// small base level and eight L0 files merged at a time rewrote it

@@ -27,8 +27,8 @@ import (
 //     ones, each as large as the memtable it held. Single-entry rounds rewrite the rightmost
 //     tiles each time (5.5 KB of WAL per 1 KiB entry), so with 64 MiB
 //     memtables four WAL files of 62.4 MiB stood beside 60 MB of log
-//     after 50,000 such rounds. Open uses 16 MiB memtables: the WAL then
-//     takes at most about 64 MiB.
+//     after 50,000 such rounds. Open uses 8 MiB memtables: the WAL then
+//     takes at most about 32 MiB.
 //
 // Recycling stays: a synced append to a recycled file, which already has
 // its blocks and size, does not update the file's metadata, and turning it
