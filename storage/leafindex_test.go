@@ -322,8 +322,8 @@ func TestLeafIndexCorrupt(t *testing.T) {
 
 // TestLeafIndexWriteFails fails every write to run files for a while: the
 // commits go on (the index is not on their path), lookups stay exact from
-// memory and the journal, and once the faults stop the next round's kick
-// writes the runs.
+// memory and the journal, and once the faults stop the retry (leafRetry
+// after the last failure) writes the runs.
 func TestLeafIndexWriteFails(t *testing.T) {
 	defer SetLeafFlushEntries(32)()
 	var armed atomic.Bool
