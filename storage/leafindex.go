@@ -456,20 +456,30 @@ func (r *leafRun) lookup(k [hashSize]byte, buf *[]byte) (uint64, bool, error) {
 
 // block reads block b into *buf, checked against its CRC.
 func (r *leafRun) block(b int, buf *[]byte) ([]byte, error) {
-	off := int64(b) * leafBlockSize
-	n := min(int64(leafBlockSize), int64(r.n())*leafRecordSize-off)
-	if int64(cap(*buf)) < n {
+	if cap(*buf) < leafBlockSize {
 		*buf = make([]byte, leafBlockSize)
 	}
-	v := (*buf)[:n]
+	return r.readBlocks((*buf)[:leafBlockSize], b)
+}
+
+// readBlocks reads the blocks from b on into buf, as many as it holds
+// (fewer at the end of the run), each checked against its CRC; it
+// returns the part of buf read.
+func (r *leafRun) readBlocks(buf []byte, b int) ([]byte, error) {
+	off := int64(b) * leafBlockSize
+	v := buf[:min(int64(len(buf)), int64(r.n())*leafRecordSize-off)]
 	if _, err := r.f.ReadAt(v, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: %w", err, ErrCorrupt)
 		}
 		return nil, fmt.Errorf("reading block %d of leaf-hash run %s: %w", b, r.name, err)
 	}
-	if c := crc32.Checksum(v, castagnoli); c != r.crcs[b] {
-		return nil, fmt.Errorf("block %d of leaf-hash run %s has CRC-32C %08x, want %08x: %w", b, r.name, c, r.crcs[b], ErrCorrupt)
+	for rest, i := v, b; len(rest) > 0; i++ {
+		blk := rest[:min(len(rest), leafBlockSize)]
+		rest = rest[len(blk):]
+		if c := crc32.Checksum(blk, castagnoli); c != r.crcs[i] {
+			return nil, fmt.Errorf("block %d of leaf-hash run %s has CRC-32C %08x, want %08x: %w", i, r.name, c, r.crcs[i], ErrCorrupt)
+		}
 	}
 	return v, nil
 }
@@ -641,25 +651,14 @@ func (r *leafRun) reader() *runReader {
 // chunk returns the next blocks' records, whole records in block order,
 // or nil at the end; the slice is valid until the next call.
 func (rr *runReader) chunk() ([]byte, error) {
-	r := rr.r
-	if rr.block >= len(r.fence) {
+	if rr.block >= len(rr.r.fence) {
 		return nil, nil
 	}
-	off := int64(rr.block) * leafBlockSize
-	v := rr.buf[:min(int64(len(rr.buf)), int64(r.n())*leafRecordSize-off)]
-	if _, err := r.f.ReadAt(v, off); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("%w: %w", err, ErrCorrupt)
-		}
-		return nil, fmt.Errorf("reading leaf-hash run %s: %w", r.name, err)
+	v, err := rr.r.readBlocks(rr.buf, rr.block)
+	if err != nil {
+		return nil, err
 	}
-	for rest := v; len(rest) > 0; rr.block++ {
-		blk := rest[:min(len(rest), leafBlockSize)]
-		rest = rest[len(blk):]
-		if c := crc32.Checksum(blk, castagnoli); c != r.crcs[rr.block] {
-			return nil, fmt.Errorf("block %d of leaf-hash run %s has CRC-32C %08x, want %08x: %w", rr.block, r.name, c, r.crcs[rr.block], ErrCorrupt)
-		}
-	}
+	rr.block += (len(v) + leafBlockSize - 1) / leafBlockSize
 	return v, nil
 }
 
