@@ -24,6 +24,7 @@ type tree struct {
 	// inner counts the full tiles flushed with their inner levels;
 	// resumed is set once the tree continues from a NewTileSet.
 	inner     int
+	innerAt   map[uint64]int // full tiles with inner levels, by tile level
 	resumed   bool
 	resumedAt uint64
 }
@@ -34,7 +35,7 @@ func newTree(t *testing.T) *tree {
 		t.Fatal(err)
 	}
 	f := compact.RangeFactory{Hash: hasher.HashChildren}
-	return &tree{rng: f.NewEmptyRange(0), ts: ts, tiles: map[TileID][]byte{}}
+	return &tree{rng: f.NewEmptyRange(0), ts: ts, tiles: map[TileID][]byte{}, innerAt: map[uint64]int{}}
 }
 
 func entry(i uint64) []byte { return fmt.Appendf(nil, "entry %d", i) }
@@ -62,14 +63,35 @@ func (tr *tree) grow(t *testing.T, n uint64) {
 		tr.tiles[id] = ft.Hashes
 		if ft.Inner != nil {
 			// The inner levels from the range's nodes are the tile's,
-			// as hashing it again gives them.
+			// as hashing it again gives them, and as sumdb/tlog stores
+			// them at tree levels 8·Level+1 to 8·Level+7.
 			if want := NewTileTree(ft.Hashes).Inner(); !bytes.Equal(ft.Inner, want) {
 				t.Fatalf("tile %v: inner levels from the range differ from the tile's", id)
 			}
+			tr.checkInner(t, id, ft.Inner)
 			tr.inner++
+			tr.innerAt[id.Level]++
 		} else if len(ft.Hashes) == TileWidth*HashSize && (!tr.resumed || id.Level == 0 && id.Index*TileWidth >= tr.resumedAt) {
 			// Only a tile begun before a resume is hashed again.
 			t.Fatalf("full tile %v flushed without its inner levels", id)
+		}
+	}
+}
+
+// checkInner compares the inner levels of full tile id with the hashes
+// sumdb/tlog stores for the same nodes.
+func (tr *tree) checkInner(t *testing.T, id TileID, inner []byte) {
+	t.Helper()
+	off := 0
+	for k := 1; k < TileHeight; k++ {
+		n := TileWidth >> k
+		for j := range n {
+			level := int(id.Level)*TileHeight + k
+			want := tr.stored[tlog.StoredHashIndex(level, int64(id.Index)*int64(n)+int64(j))]
+			if got := inner[off : off+HashSize]; !bytes.Equal(got, want[:]) {
+				t.Fatalf("tile %v: inner node %d at tree level %d differs from sumdb/tlog's", id, j, level)
+			}
+			off += HashSize
 		}
 	}
 }
@@ -126,6 +148,11 @@ func TestTilesMatchSumdb(t *testing.T) {
 	for _, step := range []uint64{1, 2, 5, 248, 1, 255, 256, 777, 65000, 300} {
 		tr.grow(t, step)
 		tr.checkTiles(t)
+	}
+	// 66,845 leaves: 261 full tiles at level 0 and one at level 1, each
+	// flushed with inner levels that sumdb/tlog's stored hashes confirm.
+	if tr.innerAt[0] != 261 || tr.innerAt[1] != 1 {
+		t.Errorf("full tiles flushed with inner levels: %v, want 261 at level 0 and 1 at level 1", tr.innerAt)
 	}
 }
 
