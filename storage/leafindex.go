@@ -41,7 +41,11 @@ import (
 //     leafFlushEntries of them, and another merges runs leafMergeRuns at
 //     a time as they accumulate, so that a lookup reads at most a few.
 //     A failed write is logged and tried again; meanwhile the entries
-//     stay in memory and in the journal.
+//     stay in memory and in the journal. Memory is bounded: once the maps
+//     hold leafBacklogRuns runs' worth, Commit waits for the flusher
+//     (leafBacklogWait) and then refuses the round, writing nothing
+//     (ErrIndexBehind), so that a log whose runs cannot be written stops
+//     taking writes rather than running out of memory.
 //
 // Durability and crash safety: a run is written, synced and its directory
 // synced before the batch that lists it (the manifest, 'L') is committed
@@ -84,6 +88,25 @@ const (
 // leafFlushEntries is how many entries in memory make a run: at most about
 // 15 MiB of maps, twice over while a run is written. Tests lower it.
 var leafFlushEntries uint64 = 1 << 17
+
+// leafBacklogRuns is how many runs' worth of entries the maps may hold
+// (about 2M entries, 150–250 MiB) before Commit waits for the flusher:
+// only reached when run writes fail, since a run is written in well under
+// a second and the maps hold at most two runs' worth otherwise.
+// leafBacklogWait is how long it waits (two of the flusher's retries)
+// before it refuses the round. leafRetry is how long the worker waits
+// after a failed flush or merge. Tests lower them.
+var (
+	leafBacklogRuns uint64 = 16
+	leafBacklogWait        = 10 * time.Second
+	leafRetry              = 5 * time.Second
+)
+
+// ErrIndexBehind is returned (wrapped) by Commit when the leaf-hash
+// index's runs cannot be written and the entries waiting for one fill the
+// memory allowed them: nothing of the round is written, and the store
+// takes rounds again once a run is written.
+var ErrIndexBehind = errors.New("leaf-hash index behind")
 
 var keyLeafRuns = []byte{'L'}
 
@@ -175,9 +198,12 @@ type leafIndex struct {
 	publishMu sync.Mutex
 
 	// kick wakes the flusher, mergeKick the merger; working counts the
-	// steps (a flush, the merges) under way.
-	kick, mergeKick chan struct{}
-	working         atomic.Int32
+	// steps (a flush, the merges) under way; flushed is signalled after
+	// each flush tried. flushFault and mergeFault hold the last flush's
+	// and merge's error, nil once one succeeds.
+	kick, mergeKick, flushed chan struct{}
+	working                  atomic.Int32
+	flushFault, mergeFault   atomic.Pointer[error]
 }
 
 // openLeafIndex opens the index of a store whose tree has size entries:
@@ -187,7 +213,7 @@ func openLeafIndex(fs vfs.FS, dbDir string, db *pebble.DB, size uint64, logger *
 	x := &leafIndex{
 		fs: fs, dir: fs.PathJoin(dbDir, "leaves"), db: db, logger: logger,
 		active: map[[hashSize]byte]uint64{}, kick: make(chan struct{}, 1), mergeKick: make(chan struct{}, 1),
-		durableSig: make(chan struct{}, 1),
+		flushed: make(chan struct{}, 1), durableSig: make(chan struct{}, 1),
 	}
 	if err := fs.MkdirAll(x.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the leaf-hash index directory %s: %w", x.dir, err)
@@ -394,6 +420,55 @@ func (x *leafIndex) waitDurable(ctx context.Context, end uint64) error {
 		case <-x.durableSig:
 		}
 	}
+}
+
+// admit returns nil once the maps hold fewer than leafBacklogRuns runs'
+// worth of entries, waiting up to leafBacklogWait for the flusher to write
+// one, and else an error wrapping ErrIndexBehind.
+func (x *leafIndex) admit() error {
+	limit := leafBacklogRuns * leafFlushEntries
+	var timeout <-chan time.Time
+	for {
+		backlog, err := x.backlog()
+		if backlog < limit {
+			return nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(leafBacklogWait)
+			defer t.Stop()
+			timeout = t.C
+			select {
+			case x.kick <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-x.flushed:
+		case <-timeout:
+			if err == nil {
+				err = errors.New("no run written in time")
+			}
+			return fmt.Errorf("%w: %d entries wait in memory for a run (at most %d are kept), the last attempt: %w",
+				ErrIndexBehind, backlog, limit, err)
+		}
+	}
+}
+
+// backlog returns how many entries the maps hold, not yet in a run, and
+// the last error of the flusher or the merger, if the last attempt of
+// either failed.
+func (x *leafIndex) backlog() (uint64, error) {
+	x.mu.RLock()
+	n := x.end - x.frozenStart
+	x.mu.RUnlock()
+	var errs []error
+	if p := x.flushFault.Load(); p != nil {
+		errs = append(errs, fmt.Errorf("writing a run: %w", *p))
+	}
+	if p := x.mergeFault.Load(); p != nil {
+		errs = append(errs, fmt.Errorf("merging runs: %w", *p))
+	}
+	return n, errors.Join(errs...)
 }
 
 // lookup returns the index of hash, the last one should it be there twice.
@@ -691,9 +766,9 @@ func (x *leafIndex) run(ctx context.Context, filter *leafFilter, filled func(err
 	defer wg.Wait()
 	wg.Go(func() {
 		filled(x.fill(ctx, filter))
-		x.loop(ctx, "merging leaf-hash index runs", x.mergeKick, func() (bool, error) { return false, x.merge(ctx) })
+		x.loop(ctx, "merging leaf-hash index runs", x.mergeKick, &x.mergeFault, func() (bool, error) { return false, x.merge(ctx) })
 	})
-	x.loop(ctx, "writing a leaf-hash index run", x.kick, func() (bool, error) {
+	x.loop(ctx, "writing a leaf-hash index run", x.kick, &x.flushFault, func() (bool, error) {
 		did, err := x.flush(ctx)
 		if did {
 			select {
@@ -705,12 +780,10 @@ func (x *leafIndex) run(ctx context.Context, filter *leafFilter, filled func(err
 	})
 }
 
-// leafRetry is how long the worker waits after a failed flush or merge.
-const leafRetry = 5 * time.Second
-
 // loop calls step until it does nothing more, then waits for kick (or
-// leafRetry after an error), until ctx is done or the store fails.
-func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{}, step func() (bool, error)) {
+// leafRetry after an error), until ctx is done or the store fails. It
+// keeps the last step's error in fault (nil after a success).
+func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{}, fault *atomic.Pointer[error], step func() (bool, error)) {
 	for {
 		var err error
 		for did := true; did && err == nil; {
@@ -720,6 +793,15 @@ func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{},
 			x.working.Add(1)
 			did, err = step()
 			x.working.Add(-1)
+			if err != nil && ctx.Err() == nil {
+				fault.Store(&err)
+			} else if err == nil {
+				fault.Store(nil)
+			}
+			select {
+			case x.flushed <- struct{}{}:
+			default:
+			}
 		}
 		if x.failed() {
 			return

@@ -320,6 +320,18 @@ func TestLeafIndexCorrupt(t *testing.T) {
 	}
 }
 
+// runWriteFaults returns an in-memory FS on which every write to a run
+// file fails while armed is set, counting them in injected.
+func runWriteFaults(armed *atomic.Bool, injected *atomic.Int32) vfs.FS {
+	return errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if armed.Load() && strings.HasSuffix(op.Path, ".run") && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			injected.Add(1)
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
+
 // TestLeafIndexWriteFails fails every write to run files for a while: the
 // commits go on (the index is not on their path), lookups stay exact from
 // memory and the journal, and once the faults stop the retry (leafRetry
@@ -328,13 +340,7 @@ func TestLeafIndexWriteFails(t *testing.T) {
 	defer SetLeafFlushEntries(32)()
 	var armed atomic.Bool
 	var injected atomic.Int32
-	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if armed.Load() && strings.HasSuffix(op.Path, ".run") && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
-			injected.Add(1)
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
+	fs := runWriteFaults(&armed, &injected)
 	s := openMem(t, fs)
 	defer s.Close()
 	want := map[string]uint64{}
@@ -367,6 +373,67 @@ func TestLeafIndexWriteFails(t *testing.T) {
 	checkLeaves(t, s, want)
 	if _, ranges := listRuns(t, fs, s); len(ranges) == 0 {
 		t.Fatal("no run written once the faults stopped")
+	}
+}
+
+// TestLeafIndexBacklogBounded checks that memory is bounded while run
+// writes fail: once the maps hold leafBacklogRuns runs' worth of entries,
+// Commit waits for the flusher, then refuses the round with
+// ErrIndexBehind and writes nothing of it (the tree state and lookups are
+// unchanged, the store has not failed), and LeafIndexBacklog reports the
+// entries waiting and the write's error. Once writes succeed again the
+// same round is taken, and the backlog drains into runs.
+func TestLeafIndexBacklogBounded(t *testing.T) {
+	defer SetLeafFlushEntries(32)()
+	defer SetLeafBacklog(4, 300*time.Millisecond, 20*time.Millisecond)()
+	var armed atomic.Bool
+	fs := runWriteFaults(&armed, new(atomic.Int32))
+	s := openMem(t, fs)
+	defer s.Close()
+	want := map[string]uint64{}
+	var size uint64
+	var refused *Round
+	armed.Store(true)
+	for size < 1000 {
+		r := round(size, 10)
+		err := s.Commit(r)
+		if errors.Is(err, ErrIndexBehind) {
+			refused = r
+			break
+		}
+		if err != nil {
+			t.Fatalf("Commit at %d while run writes fail: %v", size, err)
+		}
+		leafRound(size, 10, nil, want)
+		size = r.State.Size
+	}
+	// 4 runs of 32: the round starting at 130 is the first to find 128 or
+	// more entries waiting.
+	if refused == nil || size != 130 {
+		t.Fatalf("refused round %v at size %d, want one at 130", refused != nil, size)
+	}
+	if st, err := s.ReadState(); err != nil || st.Size != 130 {
+		t.Fatalf("tree state after a refused round: size %d, %v; want 130", st.Size, err)
+	}
+	n, err := s.LeafIndexBacklog()
+	if n != 130 || !errors.Is(err, errorfs.ErrInjected) {
+		t.Errorf("LeafIndexBacklog = %d, %v; want 130 and the injected error", n, err)
+	}
+	checkLeaves(t, s, want)
+	idx, found := make([]uint64, 10), make([]bool, 10)
+	if err := s.LookupLeaves(refused.LeafHashes, idx, found); err != nil || slices.Contains(found, true) {
+		t.Fatalf("refused round's leaves found %v (%v)", found, err)
+	}
+
+	armed.Store(false)
+	if err := s.Commit(refused); err != nil {
+		t.Fatalf("Commit of the refused round once runs can be written: %v", err)
+	}
+	leafRound(130, 10, nil, want)
+	settle(t, s)
+	checkLeaves(t, s, want)
+	if n, err := s.LeafIndexBacklog(); n >= 32 || err != nil {
+		t.Errorf("LeafIndexBacklog after the faults = %d, %v; want under 32 and nil", n, err)
 	}
 }
 

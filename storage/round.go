@@ -118,7 +118,8 @@ func decodeState(v []byte) (State, error) {
 // caller must stop writing and reopen, trusting only ReadState. An error
 // from writing or syncing the round is ErrFatal, and every later Commit
 // fails too; a malformed round is refused before anything is written,
-// and the store takes the next one.
+// and the store takes the next one, as is a round that finds the
+// leaf-hash index too far behind (ErrIndexBehind, see leafindex.go).
 func (s *Store) Commit(r *Round) error {
 	if s.failed.Load() {
 		return fmt.Errorf("%w: an earlier commit failed; reopen the store", ErrFatal)
@@ -136,6 +137,9 @@ func (s *Store) Commit(r *Round) error {
 	defer s.commitMu.Unlock()
 	if have := s.leaves.size(); r.Start != have {
 		return fmt.Errorf("malformed round: it starts at entry %d, the store holds %d", r.Start, have)
+	}
+	if err := s.leaves.admit(); err != nil {
+		return fmt.Errorf("refusing round [%d, %d): %w", r.Start, r.State.Size, err)
 	}
 	t := s.tail
 	if !t.ok || t.end != r.Start {

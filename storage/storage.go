@@ -410,6 +410,12 @@ func (s *Store) Close() error {
 	return errors.Join(s.leaves.close(), s.db.Close(), s.files.close())
 }
 
+// LeafIndexBacklog returns how many entries the leaf-hash index holds in
+// memory, not yet written to a run, and the error of the index's last
+// attempt to write or merge runs if that attempt failed (nil otherwise).
+// Rounds are refused (ErrIndexBehind) once the backlog reaches its bound.
+func (s *Store) LeafIndexBacklog() (uint64, error) { return s.leaves.backlog() }
+
 // get returns a copy of the value of key, or ErrNotFound.
 func (s *Store) get(key []byte) ([]byte, error) { return s.appendValue(nil, key) }
 

@@ -271,6 +271,9 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	daemon.RegisterBuildInfo(reg, "provlog")
+	if ps, ok := store.(*storage.Store); ok {
+		registerLeafIndexMetrics(reg, ps)
+	}
 	cfg := plog.Config{
 		Origin:          key.Signer.Name(),
 		Signer:          key.Signer,
@@ -325,6 +328,31 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	// log publishes behind what it has integrated.
 	slog.Info("provlogd stopped", "size", lg.IntegratedSize(), "published", lg.Checkpoint().Size)
 	return err
+}
+
+// registerLeafIndexMetrics exports the backlog of a Pebble store's
+// leaf-hash index: entries in memory not yet in a run (at most about two
+// runs' worth while runs are written; rounds are refused at its bound),
+// and whether the index's last attempt to write or merge runs failed.
+func registerLeafIndexMetrics(reg prometheus.Registerer, s *storage.Store) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "provlog_leaf_index_pending_entries",
+			Help: "Entries whose leaf hashes the dedup index holds in memory, not yet written to a run file.",
+		}, func() float64 {
+			n, _ := s.LeafIndexBacklog()
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "provlog_leaf_index_failing",
+			Help: "1 if the dedup index's last attempt to write or merge run files failed (it retries; rounds are refused once its memory is full).",
+		}, func() float64 {
+			if _, err := s.LeafIndexBacklog(); err != nil {
+				return 1
+			}
+			return 0
+		}),
+	)
 }
 
 // store is what provlogd needs of either backend.
