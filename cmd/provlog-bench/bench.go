@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Config configures a benchmark run. Zero values take the defaults given.
@@ -142,6 +144,30 @@ func (c *Config) setDefaults() error {
 	}
 	if c.EntrySize < 16 || c.EntrySize > 65535 {
 		return fmt.Errorf("entry size %d: want 16..65535", c.EntrySize)
+	}
+	return c.checkRunning()
+}
+
+// checkRunning checks the flags naming a running provlogd (-grpc, -http,
+// -verifier-key) before anything is loaded: all three or none.
+func (c *Config) checkRunning() error {
+	if c.GRPCAddr == "" {
+		if c.HTTPURL != "" || c.VerifierKey != "" {
+			return errors.New("-http and -verifier-key name a running provlogd: give its gRPC address with -grpc as well")
+		}
+		return nil
+	}
+	switch {
+	case c.HTTPURL == "":
+		return errors.New("-grpc names a running provlogd: give its HTTP base URL with -http as well")
+	case c.VerifierKey == "":
+		return errors.New("-grpc names a running provlogd: give its note verifier key (the first line of its log.pub) with -verifier-key")
+	}
+	if _, err := note.NewVerifier(c.VerifierKey); err != nil {
+		return fmt.Errorf("-verifier-key %q: %w (want the first line of the provlogd's log.pub)", c.VerifierKey, err)
+	}
+	if u, err := url.Parse(c.HTTPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-http %q: want an http:// or https:// base URL", c.HTTPURL)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,5 +126,31 @@ func TestDiskUsage(t *testing.T) {
 	}
 	if _, err := diskUsage(filepath.Join(dir, "missing")); err == nil {
 		t.Error("diskUsage of a missing directory: no error")
+	}
+}
+
+// TestRunningProvlogdFlags checks that the flags naming a running
+// provlogd are refused, each naming the flag at fault, unless all three
+// are given and well formed, before anything is loaded.
+func TestRunningProvlogdFlags(t *testing.T) {
+	const vkey = "localhost/provlog+ed249694+AZrOXjH9UXVeHt9ZOtbJ6Q6oD/gS+4km/ZInZ9OZL97j"
+	for _, tc := range []struct {
+		grpc, http, key string
+		want            string // in the error; empty: accepted
+	}{
+		{"", "", "", ""},
+		{"127.0.0.1:9090", "http://127.0.0.1:8080/", vkey, ""},
+		{"", "http://127.0.0.1:8080/", "", "-grpc"},
+		{"", "", vkey, "-grpc"},
+		{"127.0.0.1:9090", "", vkey, "-http"},
+		{"127.0.0.1:9090", "http://127.0.0.1:8080/", "", "-verifier-key"},
+		{"127.0.0.1:9090", "http://127.0.0.1:8080/", "localhost/provlog+ed249694", "-verifier-key"},
+		{"127.0.0.1:9090", "127.0.0.1:8080", vkey, "-http"},
+	} {
+		c := Config{GRPCAddr: tc.grpc, HTTPURL: tc.http, VerifierKey: tc.key}
+		err := c.setDefaults()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("-grpc %q -http %q -verifier-key %q: %v, want an error naming %q", tc.grpc, tc.http, tc.key, err, tc.want)
+		}
 	}
 }

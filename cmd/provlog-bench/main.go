@@ -106,7 +106,7 @@ func parseFlags() (Config, bool) {
 	flag.DurationVar(&c.MixedDuration, "mixed-duration", 20*time.Second, "mixed phase: length of the load")
 	tesseraFlags(flag.CommandLine, &c.Tessera)
 	flag.StringVar(&c.Provlogd, "provlogd", "", "provlogd `binary` (default: built from the module in the current directory)")
-	flag.StringVar(&c.GRPCAddr, "grpc", "", "gRPC `address` of a running provlogd to load instead of starting one")
+	flag.StringVar(&c.GRPCAddr, "grpc", "", "gRPC `address` of a running provlogd to load instead of starting one (run it with --admission open; give -http and -verifier-key too)")
 	flag.StringVar(&c.HTTPURL, "http", "", "HTTP base `URL` of that provlogd")
 	flag.StringVar(&c.VerifierKey, "verifier-key", "", "note verifier `key` of that provlogd")
 	flag.StringVar(&c.Out, "out", "", "`directory` for results.json, summary.md and the plots")
