@@ -80,7 +80,7 @@ func (kv *KV) Get(key []byte) ([]byte, error) {
 
 // Set writes key durably: synced before it returns.
 func (kv *KV) Set(key, value []byte) error {
-	if err := kv.db.Set(key, value, pebble.Sync); err != nil {
+	if _, err := pebbleWrite(func() error { return kv.db.Set(key, value, pebble.Sync) }); err != nil {
 		return fmt.Errorf("writing %q: %w", key, err)
 	}
 	return nil

@@ -692,7 +692,10 @@ func (w *runWriter) finish() error {
 	}
 	err := w.f.Close()
 	w.f = nil
-	return err
+	if err != nil {
+		return fmt.Errorf("closing leaf-hash run %s: %w", w.name, err)
+	}
+	return nil
 }
 
 // abort closes and removes a run not finished.
@@ -1158,7 +1161,7 @@ func (s *Store) migrateLeafHashes(fs vfs.FS, dbDir string) error {
 	}()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'h'}, UpperBound: []byte{'h' + 1}})
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the schema-3 leaf-hash index: %w", err)
 	}
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
@@ -1192,13 +1195,13 @@ func (s *Store) migrateLeafHashes(fs vfs.FS, dbDir string) error {
 		w.abort(fs) // an empty tree has no run
 	}
 	if err := b.Set(keyLeafRuns, encodeManifest(runs), nil); err != nil {
-		return err
+		return fmt.Errorf("batching the leaf-hash manifest: %w", err)
 	}
 	if err := b.DeleteRange([]byte{'h'}, []byte{'h' + 1}, nil); err != nil {
-		return err
+		return fmt.Errorf("batching the deletion of the schema-3 leaf-hash index: %w", err)
 	}
 	if err := b.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), nil); err != nil {
-		return err
+		return fmt.Errorf("batching schema version %d: %w", schemaVersion, err)
 	}
 	if err := s.commitSync(b); err != nil {
 		return fmt.Errorf("committing the schema-4 leaf-hash index: %w", err)

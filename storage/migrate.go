@@ -59,7 +59,7 @@ func (s *Store) migrateV1() error {
 		b := s.db.NewBatch()
 		err := s.migrateRange(b, start, end, buf)
 		if err == nil {
-			err = b.Commit(pebble.NoSync)
+			err = s.recoverFatal(func() error { return b.Commit(pebble.NoSync) })
 		}
 		b.Close()
 		if err != nil {
@@ -72,7 +72,7 @@ func (s *Store) migrateV1() error {
 		}
 	}
 	if from < st.Size {
-		if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		if err := s.recoverFatal(func() error { return s.db.LogData(nil, pebble.Sync) }); err != nil {
 			return fmt.Errorf("syncing the migration: %w", err)
 		}
 		// Drop the old keys' values from the disk now rather than when

@@ -82,12 +82,12 @@ func (s *Store) ReadState() (State, error) {
 // the record no longer says what was published.
 func (s *Store) SetPublished(cp []byte) error {
 	if cp == nil {
-		if err := s.db.Delete(keyPublished, pebble.Sync); err != nil {
+		if err := s.recoverFatal(func() error { return s.db.Delete(keyPublished, pebble.Sync) }); err != nil {
 			return fmt.Errorf("removing published checkpoint: %w", err)
 		}
 		return nil
 	}
-	if err := s.db.Set(keyPublished, cp, pebble.Sync); err != nil {
+	if err := s.recoverFatal(func() error { return s.db.Set(keyPublished, cp, pebble.Sync) }); err != nil {
 		return fmt.Errorf("writing published checkpoint: %w", err)
 	}
 	return nil
@@ -254,20 +254,30 @@ func (s *Store) commitSync(b *pebble.Batch) error {
 	return s.recoverFatal(func() error { return b.Commit(pebble.Sync) })
 }
 
-// recoverFatal runs a Pebble write, turning Pebble's fatal commit error (a
-// pebbleFatal panic from pebbleLogger.Fatalf in this goroutine) into an
-// ErrFatal error and failing the store for good: Pebble's commit pipeline,
-// shared by every write, is then unusable.
-func (s *Store) recoverFatal(write func() error) (err error) {
+// recoverFatal runs a Pebble write, turning Pebble's fatal commit error
+// into an ErrFatal error (pebbleWrite) and failing the store for good:
+// Pebble's commit pipeline, shared by every write, is then unusable.
+func (s *Store) recoverFatal(write func() error) error {
+	fatal, err := pebbleWrite(write)
+	if fatal {
+		s.failed.Store(true)
+	}
+	return err
+}
+
+// pebbleWrite runs a Pebble write, turning Pebble's fatal commit error (a
+// pebbleFatal panic from pebbleLogger.Fatalf in this goroutine: a failed
+// WAL write or sync) into an error wrapping ErrFatal, with fatal set, so
+// that no write of ours panics out of the package.
+func pebbleWrite(write func() error) (fatal bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(pebbleFatal)
 			if !ok {
 				panic(r)
 			}
-			s.failed.Store(true)
-			err = fmt.Errorf("%w: %s", ErrFatal, f.msg)
+			fatal, err = true, fmt.Errorf("%w: %s", ErrFatal, f.msg)
 		}
 	}()
-	return write()
+	return false, write()
 }

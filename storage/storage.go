@@ -331,7 +331,12 @@ func (s *Store) startIndex(fs vfs.FS, dir string) error {
 func (s *Store) checkVersion(fs vfs.FS, dir string) error {
 	v, err := s.get(keyVersion)
 	if errors.Is(err, ErrNotFound) {
-		return s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync)
+		if err := s.recoverFatal(func() error {
+			return s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, schemaVersion), pebble.Sync)
+		}); err != nil {
+			return fmt.Errorf("writing schema version %d: %w", schemaVersion, err)
+		}
+		return nil
 	}
 	if err != nil {
 		return err
@@ -344,7 +349,9 @@ func (s *Store) checkVersion(fs vfs.FS, dir string) error {
 		// Raised to 3 first, so that an older provlog, which could not
 		// read the bundles in files, refuses the store; migrateLeafHashes
 		// raises it to 4.
-		if err := s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, 3), pebble.Sync); err != nil {
+		if err := s.recoverFatal(func() error {
+			return s.db.Set(keyVersion, binary.BigEndian.AppendUint32(nil, 3), pebble.Sync)
+		}); err != nil {
 			return fmt.Errorf("writing schema version 3: %w", err)
 		}
 		fallthrough
@@ -448,7 +455,7 @@ func (s *Store) Origin() (string, error) {
 // SetOrigin records the log's origin, synced. It is written once, when a
 // log is created.
 func (s *Store) SetOrigin(origin string) error {
-	if err := s.db.Set(keyOrigin, []byte(origin), pebble.Sync); err != nil {
+	if err := s.recoverFatal(func() error { return s.db.Set(keyOrigin, []byte(origin), pebble.Sync) }); err != nil {
 		return fmt.Errorf("writing origin: %w", err)
 	}
 	return nil

@@ -8,9 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -132,5 +135,70 @@ func TestKV(t *testing.T) {
 	defer kv.Close()
 	if v, err := kv.Get([]byte("b/1")); err != nil || string(v) != "vb/1" {
 		t.Errorf("after reopen: %q, %v", v, err)
+	}
+}
+
+// walSyncFaults returns an in-memory FS on which syncing Pebble's WAL
+// fails while armed is set.
+func walSyncFaults(armed *atomic.Bool) vfs.FS {
+	return errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if armed.Load() && strings.HasSuffix(op.Path, ".log") &&
+			(op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData || op.Kind == errorfs.OpFileSyncTo) {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
+
+// TestSyncedWritesFailWithoutPanic fails the WAL's sync under each of the
+// store's single synced writes: Pebble reports it as fatal (Fatalf, which
+// panics in pebbleLogger), and each returns an error wrapping ErrFatal
+// instead of panicking out of the package; the store then takes no
+// commit. (Found by review: Open of a new store, SetPublished and
+// SetOrigin panicked.)
+func TestSyncedWritesFailWithoutPanic(t *testing.T) {
+	t.Run("open", func(t *testing.T) {
+		var armed atomic.Bool
+		armed.Store(true)
+		if s, err := Open("db", Options{FS: walSyncFaults(&armed), Logger: quiet}); !errors.Is(err, ErrFatal) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("Open of a new store with WAL syncs failing: %v, want ErrFatal", err)
+		}
+	})
+	for name, write := range map[string]func(*Store) error{
+		"SetPublished":      func(s *Store) error { return s.SetPublished([]byte("cp")) },
+		"SetPublished(nil)": func(s *Store) error { return s.SetPublished(nil) },
+		"SetOrigin":         func(s *Store) error { return s.SetOrigin("example.com/log") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var armed atomic.Bool
+			s := openMem(t, walSyncFaults(&armed))
+			defer s.Close()
+			armed.Store(true)
+			if err := write(s); !errors.Is(err, ErrFatal) {
+				t.Fatalf("%s with WAL syncs failing: %v, want ErrFatal", name, err)
+			}
+			armed.Store(false)
+			if err := s.Commit(round(0, 2)); !errors.Is(err, ErrFatal) {
+				t.Errorf("Commit after a fatal write: %v, want ErrFatal", err)
+			}
+		})
+	}
+}
+
+// TestKVSetFailsWithoutPanic: KV.Set under a failing WAL sync returns an
+// error wrapping ErrFatal rather than panicking.
+func TestKVSetFailsWithoutPanic(t *testing.T) {
+	var armed atomic.Bool
+	kv, err := OpenKV("kv", 1, Options{FS: walSyncFaults(&armed), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	armed.Store(true)
+	if err := kv.Set([]byte("k"), []byte("v")); !errors.Is(err, ErrFatal) {
+		t.Fatalf("KV.Set with WAL syncs failing: %v, want ErrFatal", err)
 	}
 }
