@@ -768,7 +768,7 @@ func (x *leafIndex) run(ctx context.Context, filter *leafFilter, filled func(err
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		filled(x.fill(ctx, filter))
+		filled(x.fillRetrying(ctx, filter))
 		x.loop(ctx, "merging leaf-hash index runs", x.mergeKick, &x.mergeFault, func() (bool, error) { return false, x.merge(ctx) })
 	})
 	x.loop(ctx, "writing a leaf-hash index run", x.kick, &x.flushFault, func() (bool, error) {
@@ -824,6 +824,26 @@ func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{},
 		case <-ctx.Done():
 			return
 		case <-kick:
+		}
+	}
+}
+
+// fillRetrying fills the filter (fill), trying again leafRetry after a
+// failure that may pass (a read error, not a damaged run: ErrCorrupt)
+// until it succeeds, ctx is done or the store fails: until then every
+// dedup lookup reads the runs. Adding a hash twice to the filter is
+// harmless, so a retry starts over.
+func (x *leafIndex) fillRetrying(ctx context.Context, filter *leafFilter) error {
+	for {
+		err := x.fill(ctx, filter)
+		if err == nil || errors.Is(err, ErrCorrupt) || ctx.Err() != nil || x.failed() {
+			return err
+		}
+		x.logger.Error("loading the leaf-hash filter failed; dedup lookups read the index's runs until it loads, and it is tried again", "err", err, "retry", leafRetry)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(leafRetry):
 		}
 	}
 }

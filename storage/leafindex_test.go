@@ -437,6 +437,56 @@ func TestLeafIndexBacklogBounded(t *testing.T) {
 	}
 }
 
+// TestLeafFilterFillRetries fails the filter's fill (reading the runs'
+// first blocks) at Open: the fill is tried again, every leafRetry, and
+// once the reads succeed the filter is ready and lookups are exact. A
+// damaged run (ErrCorrupt) is not tried again: TestLeafIndexCorrupt.
+// (Found by review: a failed fill was never retried, and every dedup
+// lookup read the runs until a restart.)
+func TestLeafFilterFillRetries(t *testing.T) {
+	defer SetLeafFlushEntries(16)()
+	defer SetLeafBacklog(16, time.Second, 20*time.Millisecond)()
+	mem := vfs.NewMem()
+	s := openMem(t, mem)
+	want := map[string]uint64{}
+	for size := uint64(0); size < 200; size += 10 {
+		if err := s.Commit(leafRound(size, 10, nil, want)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(t, s)
+	s.Close()
+
+	var armed atomic.Bool
+	var injected atomic.Int32
+	armed.Store(true)
+	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if armed.Load() && strings.HasSuffix(op.Path, ".run") && op.Kind == errorfs.OpFileReadAt && op.Offset == 0 {
+			injected.Add(1)
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	s2 := openMem(t, fs)
+	defer s2.Close()
+	for d := time.Now().Add(10 * time.Second); injected.Load() < 3 && time.Now().Before(d); {
+		time.Sleep(time.Millisecond)
+	}
+	if injected.Load() < 3 || s2.filterReady.Load() {
+		t.Fatalf("%d failed fills, filter ready %v; want at least 3 tries and no filter yet", injected.Load(), s2.filterReady.Load())
+	}
+	armed.Store(false)
+	select {
+	case <-s2.filterDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the filter did not load once the runs could be read")
+	}
+	if !s2.filterReady.Load() {
+		t.Fatal("filter not ready after a fill that succeeded")
+	}
+	checkLeaves(t, s2, want)
+}
+
 // TestLeafIndexMigration opens a schema-3 store (leaf hashes as 'h' keys;
 // one hash is the leaf of two entries, and schema 3 kept one key for it, at
 // the later index, so the migrated run holds a record fewer than its

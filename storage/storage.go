@@ -310,7 +310,7 @@ func (s *Store) startIndex(fs vfs.FS, dir string) error {
 		s.leaves.run(ctx, s.filter, func(err error) {
 			defer close(s.filterDone)
 			if err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil { // else closed: not a failure
 					s.logger.Error("loading the leaf-hash filter failed; dedup lookups read the index", "err", err)
 				}
 				return
