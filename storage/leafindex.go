@@ -108,7 +108,10 @@ var (
 // takes rounds again once a run is written.
 var ErrIndexBehind = errors.New("leaf-hash index behind")
 
-var keyLeafRuns = []byte{'L'}
+var (
+	keyLeafRuns    = []byte{'L'}
+	keyLeafRebuild = []byte{'R'}
+)
 
 func journalKey(start uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{'H'}, start)
@@ -204,6 +207,8 @@ type leafIndex struct {
 	kick, mergeKick, flushed chan struct{}
 	working                  atomic.Int32
 	flushFault, mergeFault   atomic.Pointer[error]
+	// damaged is the error of a damaged run the fill found (markRebuild).
+	damaged atomic.Pointer[error]
 }
 
 // openLeafIndex opens the index of a store whose tree has size entries:
@@ -467,6 +472,9 @@ func (x *leafIndex) backlog() (uint64, error) {
 	}
 	if p := x.mergeFault.Load(); p != nil {
 		errs = append(errs, fmt.Errorf("merging runs: %w", *p))
+	}
+	if p := x.damaged.Load(); p != nil {
+		errs = append(errs, fmt.Errorf("a run is damaged, rebuilt at the next start: %w", *p))
 	}
 	return n, errors.Join(errs...)
 }
@@ -836,6 +844,9 @@ func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{},
 func (x *leafIndex) fillRetrying(ctx context.Context, filter *leafFilter) error {
 	for {
 		err := x.fill(ctx, filter)
+		if errors.Is(err, ErrCorrupt) {
+			x.markRebuild(err)
+		}
 		if err == nil || errors.Is(err, ErrCorrupt) || ctx.Err() != nil || x.failed() {
 			return err
 		}
@@ -844,6 +855,23 @@ func (x *leafIndex) fillRetrying(ctx context.Context, filter *leafFilter) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(leafRetry):
+		}
+	}
+}
+
+// markRebuild records that a run is damaged (err): LeafIndexBacklog
+// reports it, and a durable mark ('R') makes the next Open rebuild the
+// index from the entries (rebuildLeafIndex). Until then lookups that
+// read the damaged block fail.
+func (x *leafIndex) markRebuild(err error) {
+	x.damaged.Store(&err)
+	x.logger.Error("a leaf-hash index run is damaged: dedup lookups that read it fail; the index is rebuilt from the entries at the next start", "err", err)
+	b := x.db.NewBatch()
+	defer b.Close()
+	if serr := b.Set(keyLeafRebuild, []byte{1}, nil); serr == nil {
+		serr = x.commit(b)
+		if serr != nil {
+			x.logger.Error("recording that the leaf-hash index is to be rebuilt failed", "err", serr)
 		}
 	}
 }

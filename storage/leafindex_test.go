@@ -237,9 +237,13 @@ func TestLeafIndexCrash(t *testing.T) {
 	}
 }
 
-// TestLeafIndexCorrupt damages run files: a changed record fails the
-// lookups that read its block (and the filter's load) with ErrCorrupt; a
-// cut or missing run fails Open.
+// TestLeafIndexCorrupt damages the leaf-hash index. A changed record
+// fails the lookups that read its block, and the filter's load, with
+// ErrCorrupt; LeafIndexBacklog reports it, and the next Open rebuilds the
+// index from the entries. A run cut short, with a damaged trailer or
+// missing, or a manifest that is not one, is found by Open, which
+// rebuilds the index at once. Lookups are then exact and the runs cover
+// the tree.
 func TestLeafIndexCorrupt(t *testing.T) {
 	defer SetLeafFlushEntries(64)()
 	build := func() (vfs.FS, map[string]uint64, string) {
@@ -297,7 +301,45 @@ func TestLeafIndexCorrupt(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) {
 		t.Errorf("lookups through a damaged block: %v, want ErrCorrupt", err)
 	}
+	if _, err := s.LeafIndexBacklog(); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("LeafIndexBacklog with a damaged run: %v, want ErrCorrupt", err)
+	}
 	s.Close()
+	checkRebuilt := func(t *testing.T, fs vfs.FS, want map[string]uint64) {
+		t.Helper()
+		s, err := Open("db", Options{FS: fs, Logger: quiet})
+		if err != nil {
+			t.Fatalf("Open of a store with a damaged leaf-hash index: %v", err)
+		}
+		defer s.Close()
+		<-s.filterDone
+		if !s.filterReady.Load() {
+			t.Error("the filter did not load from the rebuilt index")
+		}
+		checkLeaves(t, s, want)
+		if _, err := s.get(keyLeafRebuild); !errors.Is(err, ErrNotFound) {
+			t.Errorf("rebuild mark after the rebuild: %v, want ErrNotFound", err)
+		}
+		if _, err := s.LeafIndexBacklog(); err != nil {
+			t.Errorf("LeafIndexBacklog after the rebuild: %v", err)
+		}
+		// The rebuilt runs (merged since) cover [0, 200), no journal left.
+		settle(t, s)
+		files, ranges := listRuns(t, fs, s)
+		if len(files) != len(ranges) || len(ranges) == 0 || ranges[0][0] != 0 || ranges[len(ranges)-1][1] != 200 {
+			t.Errorf("after the rebuild: files %v, manifest %v", files, ranges)
+		}
+		if _, err := s.firstKey([]byte{'H'}, []byte{'H' + 1}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("journal after the rebuild: %v, want none", err)
+		}
+		// And it takes rounds.
+		r := leafRound(200, 10, nil, want)
+		if err := s.Commit(r); err != nil {
+			t.Fatal(err)
+		}
+		checkLeaves(t, s, want)
+	}
+	checkRebuilt(t, fs, want)
 
 	for _, c := range []struct {
 		name   string
@@ -308,15 +350,63 @@ func TestLeafIndexCorrupt(t *testing.T) {
 			rewrite(fs, name, func(b []byte) []byte { b[len(b)-33] ^= 1; return b })
 		}},
 		{"missing", func(fs vfs.FS, name string) { fs.Remove(name) }},
-	} {
-		fs, _, name := build()
-		c.damage(fs, name)
-		if s, err := Open("db", Options{FS: fs, Logger: quiet}); !errors.Is(err, ErrCorrupt) {
-			if err == nil {
-				s.Close()
+		{"manifest", func(fs vfs.FS, name string) {
+			db, err := pebble.Open("db", &pebble.Options{FS: fs, FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{quiet}})
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Errorf("%s run: Open: %v, want ErrCorrupt", c.name, err)
+			db.Set(keyLeafRuns, []byte("not a manifest"), pebble.Sync)
+			db.Close()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs, want, name := build()
+			c.damage(fs, name)
+			checkRebuilt(t, fs, want)
+		})
+	}
+}
+
+// TestLeafIndexRebuildStopped stops a rebuild part way (creating its
+// second run fails, after the old runs are removed and the first is
+// written): Open fails, and the next Open rebuilds the index whole.
+func TestLeafIndexRebuildStopped(t *testing.T) {
+	defer SetLeafFlushEntries(64)()
+	mem := vfs.NewMem()
+	s := openMem(t, mem)
+	want := map[string]uint64{}
+	for size := uint64(0); size < 300; size += 10 {
+		if err := s.Commit(leafRound(size, 10, nil, want)); err != nil {
+			t.Fatal(err)
 		}
+	}
+	settle(t, s)
+	files, _ := listRuns(t, mem, s)
+	s.Close()
+	if len(files) == 0 {
+		t.Fatal("no run written")
+	}
+	mem.Remove(mem.PathJoin("db", "leaves", files[0]))
+
+	var creates atomic.Int32
+	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.HasSuffix(op.Path, ".run") && creates.Add(1) == 2 {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	if s, err := Open("db", Options{FS: fs, Logger: quiet}); !errors.Is(err, errorfs.ErrInjected) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open with the rebuild's second run failing: %v, want the injected error", err)
+	}
+	s2 := openMem(t, mem)
+	defer s2.Close()
+	checkLeaves(t, s2, want)
+	settle(t, s2)
+	if files, ranges := listRuns(t, mem, s2); len(files) != len(ranges) || ranges[len(ranges)-1][1] != 300 {
+		t.Errorf("after the second rebuild: files %v, manifest %v", files, ranges)
 	}
 }
 

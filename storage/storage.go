@@ -46,6 +46,9 @@
 //	'L'                         → the leaf-hash index's manifest: its runs,
 //	                              first uint64 || end uint64 || level
 //	                              uint64 each
+//	'R'                         → present when a damaged run was found
+//	                              after Open: the next Open rebuilds the
+//	                              leaf-hash index from the entries
 //	'h' || leaf hash [32]byte   → index uint64: the leaf-hash index of
 //	                              schema 3 and before, moved into a run
 //	                              at Open
@@ -291,7 +294,26 @@ func (s *Store) startIndex(fs vfs.FS, dir string) error {
 	if err != nil {
 		return err
 	}
-	if s.leaves, err = openLeafIndex(fs, dir, s.db, st.Size, s.logger); err != nil {
+	s.leaves, err = openLeafIndex(fs, dir, s.db, st.Size, s.logger)
+	if err == nil {
+		if _, merr := s.get(keyLeafRebuild); merr == nil {
+			s.leaves.close()
+			err = fmt.Errorf("a damaged run was found after the last Open: %w", ErrCorrupt)
+		} else if !errors.Is(merr, ErrNotFound) {
+			s.leaves.close()
+			return merr
+		}
+	}
+	if errors.Is(err, ErrCorrupt) {
+		// The index is derived from the entries: rebuild it from them
+		// rather than refuse a log whose entries are whole.
+		s.logger.Error("the leaf-hash (dedup) index is damaged; rebuilding it from the entries", "err", err, "entries", st.Size)
+		if err := s.rebuildLeafIndex(fs, dir, st.Size); err != nil {
+			return fmt.Errorf("rebuilding the damaged leaf-hash index: %w", err)
+		}
+		s.leaves, err = openLeafIndex(fs, dir, s.db, st.Size, s.logger)
+	}
+	if err != nil {
 		return err
 	}
 	s.leaves.commit, s.leaves.failed = s.commitSync, s.failed.Load

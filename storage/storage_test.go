@@ -27,7 +27,9 @@ func openMem(t *testing.T, fs vfs.FS) *Store {
 	return s
 }
 
-func hash(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
+// hash is the RFC 6962 leaf hash of b, SHA-256(0x00 || b): what a Round's
+// LeafHashes hold, and what the leaf-hash index is rebuilt from.
+func hash(b []byte) []byte { h := sha256.Sum256(append([]byte{0}, b...)); return h[:] }
 
 // round builds a round of n entries after start; its state and tiles are
 // arbitrary but recognisable.
