@@ -175,6 +175,11 @@ func launchProvlogd(t testing.TB, l launch) (*provlogd, error) {
 	if err := d.waitHealthy(ctx, l.answering); err != nil {
 		return nil, err
 	}
+	// Open rebuilds a damaged leaf-hash index (before provlogd serves):
+	// no test damages one, so a rebuild is a crash or fault that did.
+	if b, err := os.ReadFile(d.logPath); err == nil && bytes.Contains(b, []byte("index is damaged; rebuilding it")) {
+		return nil, fmt.Errorf("provlogd found its leaf-hash index damaged at start and rebuilt it:\n%s", tail(d.logPath, 30))
+	}
 	d.conn, err = grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("dialling provlogd gRPC at %s: %w", d.GRPCAddr, err)

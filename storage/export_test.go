@@ -21,3 +21,8 @@ func SetLeafBacklog(runs uint64, wait, retry time.Duration) (restore func()) {
 	leafBacklogRuns, leafBacklogWait, leafRetry = runs, wait, retry
 	return func() { leafBacklogRuns, leafBacklogWait, leafRetry = oldRuns, oldWait, oldRetry }
 }
+
+// RebuiltLeafIndex reports whether Open rebuilt a damaged leaf-hash index
+// from the entries: a crash or fault test that finds it set has found
+// the index damaged.
+func (s *Store) RebuiltLeafIndex() bool { return s.rebuiltIndex }

@@ -90,6 +90,10 @@ func openLog(dir string, fs vfs.FS, signer note.Signer, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, nil, err
 	}
+	if st.RebuiltLeafIndex() {
+		st.Close()
+		return nil, nil, errors.New("Open found the leaf-hash index damaged and rebuilt it: a crash or fault damaged it")
+	}
 	l, err := plog.Open(context.Background(), plog.Config{
 		Origin: faultOrigin, Signer: signer, Admission: storagetest.TermAdmission{}, Logger: logger,
 	}, st)

@@ -312,6 +312,9 @@ func TestLeafIndexCorrupt(t *testing.T) {
 			t.Fatalf("Open of a store with a damaged leaf-hash index: %v", err)
 		}
 		defer s.Close()
+		if !s.rebuiltIndex {
+			t.Error("Open did not rebuild the damaged index")
+		}
 		<-s.filterDone
 		if !s.filterReady.Load() {
 			t.Error("the filter did not load from the rebuilt index")
@@ -401,7 +404,10 @@ func TestLeafIndexRebuildStopped(t *testing.T) {
 		}
 		t.Fatalf("Open with the rebuild's second run failing: %v, want the injected error", err)
 	}
-	s2 := openMem(t, mem)
+	s2, err := Open("db", Options{FS: mem, Logger: quiet})
+	if err != nil || !s2.rebuiltIndex {
+		t.Fatalf("Open after a stopped rebuild: %v, rebuilt %v; want it rebuilt", err, err == nil && s2.rebuiltIndex)
+	}
 	defer s2.Close()
 	checkLeaves(t, s2, want)
 	settle(t, s2)
@@ -677,6 +683,9 @@ func TestLeafIndexManifestSyncFails(t *testing.T) {
 	s2, err := Open("db", Options{FS: mem, Logger: quiet})
 	if err != nil {
 		t.Fatalf("reopening after a failed manifest sync: %v", err)
+	}
+	if s2.rebuiltIndex {
+		t.Error("reopening after a failed manifest sync found the index damaged and rebuilt it")
 	}
 	defer s2.Close()
 	checkLeaves(t, s2, want)

@@ -171,6 +171,9 @@ type Store struct {
 	filter      *leafFilter
 	filterReady atomic.Bool
 	filterDone  chan struct{}
+	// rebuiltIndex is set when Open rebuilt a damaged leaf-hash index:
+	// crash and fault tests check that none of theirs needed it.
+	rebuiltIndex bool
 	// leaves is the leaf-hash index (leafindex.go); its worker runs until
 	// stopIndex, then closes indexDone.
 	leaves    *leafIndex
@@ -306,11 +309,13 @@ func (s *Store) startIndex(fs vfs.FS, dir string) error {
 	}
 	if errors.Is(err, ErrCorrupt) {
 		// The index is derived from the entries: rebuild it from them
-		// rather than refuse a log whose entries are whole.
+		// rather than refuse a log whose entries are whole. (Integration
+		// tests look for this message: none of theirs damages an index.)
 		s.logger.Error("the leaf-hash (dedup) index is damaged; rebuilding it from the entries", "err", err, "entries", st.Size)
 		if err := s.rebuildLeafIndex(fs, dir, st.Size); err != nil {
 			return fmt.Errorf("rebuilding the damaged leaf-hash index: %w", err)
 		}
+		s.rebuiltIndex = true
 		s.leaves, err = openLeafIndex(fs, dir, s.db, st.Size, s.logger)
 	}
 	if err != nil {

@@ -24,6 +24,10 @@ func openMem(t *testing.T, fs vfs.FS) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.rebuiltIndex {
+		s.Close()
+		t.Fatal("Open found the leaf-hash index damaged and rebuilt it")
+	}
 	return s
 }
 
