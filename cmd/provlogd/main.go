@@ -345,7 +345,7 @@ func registerLeafIndexMetrics(reg prometheus.Registerer, s *storage.Store) {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "provlog_leaf_index_failing",
-			Help: "1 if the dedup index's last attempt to write or merge run files failed (it retries; rounds are refused once its memory is full).",
+			Help: "1 if the dedup index's last attempt to write or merge run files failed (it retries; rounds are refused once its memory is full), or a damaged run file was found (rebuilt at the next start).",
 		}, func() float64 {
 			if _, err := s.LeafIndexBacklog(); err != nil {
 				return 1
