@@ -102,6 +102,12 @@ var (
 	leafRetry              = 5 * time.Second
 )
 
+// errIndexAhead marks an index that covers entries past the tree: not a
+// damaged index but a tree state that went back (entries that were
+// committed are no longer in it), which Open refuses rather than rebuild
+// the index over.
+var errIndexAhead = errors.New("the leaf-hash index is ahead of the tree")
+
 // ErrIndexBehind is returned (wrapped) by Commit when the leaf-hash
 // index's runs cannot be written and the entries waiting for one fill the
 // memory allowed them: nothing of the round is written, and the store
@@ -251,7 +257,7 @@ func openLeafIndex(fs vfs.FS, dbDir string, db *pebble.DB, size uint64, logger *
 		w = rg[1]
 	}
 	if w > size {
-		return nil, fmt.Errorf("leaf-hash index runs cover [0, %d), beyond the tree's %d entries: %w", w, size, ErrCorrupt)
+		return nil, fmt.Errorf("leaf-hash index runs cover [0, %d), beyond the tree's %d entries: %w: %w", w, size, errIndexAhead, ErrCorrupt)
 	}
 	if err := x.removeUnlisted(); err != nil {
 		return nil, err
@@ -347,6 +353,9 @@ func (x *leafIndex) loadJournal(size uint64) error {
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("reading the leaf-hash journal: %w", err)
+	}
+	if x.end > size {
+		return fmt.Errorf("leaf-hash index and journal cover [0, %d) of a tree of %d entries: %w: %w", x.end, size, errIndexAhead, ErrCorrupt)
 	}
 	if x.end != size {
 		return fmt.Errorf("leaf-hash index and journal cover [0, %d) of a tree of %d entries: %w", x.end, size, ErrCorrupt)
@@ -453,7 +462,9 @@ func (x *leafIndex) admit() error {
 			if err == nil {
 				err = errors.New("no run written in time")
 			}
-			return fmt.Errorf("%w: %d entries wait in memory for a run (at most %d are kept), the last attempt: %w",
+			// The faults are described, not wrapped: the round is refused
+			// for the backlog, whatever the runs' trouble is.
+			return fmt.Errorf("%w: %d entries wait in memory for a run (at most %d are kept), the last attempt: %v",
 				ErrIndexBehind, backlog, limit, err)
 		}
 	}
@@ -836,18 +847,23 @@ func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{},
 	}
 }
 
+// leafFillTries is how many times the filter's fill is tried: merges
+// wait for it (they close the runs it reads), so a read error that lasts
+// must not hold them back for good.
+const leafFillTries = 4
+
 // fillRetrying fills the filter (fill), trying again leafRetry after a
-// failure that may pass (a read error, not a damaged run: ErrCorrupt)
-// until it succeeds, ctx is done or the store fails: until then every
-// dedup lookup reads the runs. Adding a hash twice to the filter is
-// harmless, so a retry starts over.
+// failure that may pass (a read error, not a damaged run: ErrCorrupt), at
+// most leafFillTries times, until ctx is done or the store fails: until
+// it succeeds every dedup lookup reads the runs. Adding a hash twice to
+// the filter is harmless, so a retry starts over.
 func (x *leafIndex) fillRetrying(ctx context.Context, filter *leafFilter) error {
-	for {
+	for try := 1; ; try++ {
 		err := x.fill(ctx, filter)
 		if errors.Is(err, ErrCorrupt) {
 			x.markRebuild(err)
 		}
-		if err == nil || errors.Is(err, ErrCorrupt) || ctx.Err() != nil || x.failed() {
+		if err == nil || errors.Is(err, ErrCorrupt) || ctx.Err() != nil || x.failed() || try == leafFillTries {
 			return err
 		}
 		x.logger.Error("loading the leaf-hash filter failed; dedup lookups read the index's runs until it loads, and it is tried again", "err", err, "retry", leafRetry)
@@ -866,6 +882,9 @@ func (x *leafIndex) fillRetrying(ctx context.Context, filter *leafFilter) error 
 func (x *leafIndex) markRebuild(err error) {
 	x.damaged.Store(&err)
 	x.logger.Error("a leaf-hash index run is damaged: dedup lookups that read it fail; the index is rebuilt from the entries at the next start", "err", err)
+	if x.failed() {
+		return // Pebble's commit pipeline may be unusable; Open finds the run
+	}
 	b := x.db.NewBatch()
 	defer b.Close()
 	if serr := b.Set(keyLeafRebuild, []byte{1}, nil); serr == nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -494,6 +495,9 @@ func TestLeafIndexBacklogBounded(t *testing.T) {
 		r := round(size, 10)
 		err := s.Commit(r)
 		if errors.Is(err, ErrIndexBehind) {
+			if errors.Is(err, errorfs.ErrInjected) {
+				t.Errorf("the refused round's error wraps the run writes' fault: %v", err)
+			}
 			refused = r
 			break
 		}
@@ -564,12 +568,13 @@ func TestLeafFilterFillRetries(t *testing.T) {
 		return nil
 	}))
 	s2 := openMem(t, fs)
-	defer s2.Close()
-	for d := time.Now().Add(10 * time.Second); injected.Load() < 3 && time.Now().Before(d); {
+	closeS2 := sync.OnceValue(s2.Close)
+	defer closeS2()
+	for d := time.Now().Add(10 * time.Second); injected.Load() < 2 && time.Now().Before(d); {
 		time.Sleep(time.Millisecond)
 	}
-	if injected.Load() < 3 || s2.filterReady.Load() {
-		t.Fatalf("%d failed fills, filter ready %v; want at least 3 tries and no filter yet", injected.Load(), s2.filterReady.Load())
+	if injected.Load() < 2 || s2.filterReady.Load() {
+		t.Fatalf("%d failed fills, filter ready %v; want at least 2 tries and no filter yet", injected.Load(), s2.filterReady.Load())
 	}
 	armed.Store(false)
 	select {
@@ -581,6 +586,50 @@ func TestLeafFilterFillRetries(t *testing.T) {
 		t.Fatal("filter not ready after a fill that succeeded")
 	}
 	checkLeaves(t, s2, want)
+
+	// Reads that keep failing: the fill gives up after leafFillTries, so
+	// that the merges that wait for it start.
+	injected.Store(0)
+	armed.Store(true)
+	closeS2()
+	s3 := openMem(t, fs)
+	defer s3.Close()
+	select {
+	case <-s3.filterDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fill did not give up while reads kept failing")
+	}
+	if n := injected.Load(); n != leafFillTries || s3.filterReady.Load() {
+		t.Errorf("%d failed fills, filter ready %v; want %d and no filter", n, s3.filterReady.Load(), leafFillTries)
+	}
+}
+
+// TestLeafIndexAhead rolls the tree state back below what the leaf-hash
+// index covers: Open refuses the store (ErrCorrupt) rather than rebuild
+// the index over a tree that lost committed entries.
+func TestLeafIndexAhead(t *testing.T) {
+	defer SetLeafFlushEntries(16)()
+	mem := vfs.NewMem()
+	s := openMem(t, mem)
+	for size := uint64(0); size < 100; size += 10 {
+		if err := s.Commit(round(size, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(t, s)
+	s.Close()
+	db, err := pebble.Open("db", &pebble.Options{FS: mem, FormatMajorVersion: pebble.FormatNewest, Logger: pebbleLogger{quiet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Set(keyState, encodeState(State{Size: 50}), pebble.Sync)
+	db.Close()
+	if s, err := Open("db", Options{FS: mem, Logger: quiet}); !errors.Is(err, ErrCorrupt) || !errors.Is(err, errIndexAhead) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open of a tree rolled back below its index: %v, want ErrCorrupt (index ahead), not a rebuild", err)
+	}
 }
 
 // TestLeafIndexMigration opens a schema-3 store (leaf hashes as 'h' keys;

@@ -17,9 +17,9 @@ import (
 // be refused for it. It removes every run file, writes runs of
 // leafFlushEntries entries (level 0, merged later as flushes' runs are),
 // syncs them and their directory, then commits in one synced batch the
-// manifest listing them, the deletion of the journal and of the mark.
-// Stopped part way, it leaves a manifest naming files it removed, and
-// the next Open rebuilds again. An entry that cannot be read fails it.
+// manifest listing them, the deletion of the journal and of the mark,
+// which it set first: stopped part way, it is done again at the next
+// Open. An entry that cannot be read fails it.
 func (s *Store) rebuildLeafIndex(fs vfs.FS, dbDir string, size uint64) error {
 	x := &leafIndex{fs: fs, dir: fs.PathJoin(dbDir, "leaves"), db: s.db, logger: s.logger}
 	if err := fs.MkdirAll(x.dir, 0o755); err != nil {
@@ -27,6 +27,18 @@ func (s *Store) rebuildLeafIndex(fs vfs.FS, dbDir string, size uint64) error {
 	}
 	if err := syncDir(fs, dbDir); err != nil {
 		return fmt.Errorf("syncing the directory %s: %w", dbDir, err)
+	}
+	// The mark first, synced: a rebuild stopped part way is done again
+	// at the next Open even if the old manifest then looks whole (a run
+	// recreated under its old name, torn).
+	mark := s.db.NewBatch()
+	err := mark.Set(keyLeafRebuild, []byte{1}, nil)
+	if err == nil {
+		err = s.commitSync(mark)
+	}
+	mark.Close()
+	if err != nil {
+		return fmt.Errorf("recording the rebuild: %w", err)
 	}
 	if err := x.removeUnlisted(); err != nil { // no runs listed: every file
 		return err

@@ -307,7 +307,7 @@ func (s *Store) startIndex(fs vfs.FS, dir string) error {
 			return merr
 		}
 	}
-	if errors.Is(err, ErrCorrupt) {
+	if errors.Is(err, ErrCorrupt) && !errors.Is(err, errIndexAhead) {
 		// The index is derived from the entries: rebuild it from them
 		// rather than refuse a log whose entries are whole. (Integration
 		// tests look for this message: none of theirs damages an index.)
