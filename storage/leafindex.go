@@ -816,7 +816,8 @@ func (x *leafIndex) loop(ctx context.Context, what string, kick <-chan struct{},
 			did, err = step()
 			x.working.Add(-1)
 			if err != nil && ctx.Err() == nil {
-				fault.Store(&err)
+				e := err // a copy: err is the loop's
+				fault.Store(&e)
 			} else if err == nil {
 				fault.Store(nil)
 			}

@@ -446,7 +446,8 @@ func (s *Store) Close() error {
 
 // LeafIndexBacklog returns how many entries the leaf-hash index holds in
 // memory, not yet written to a run, and the error of the index's last
-// attempt to write or merge runs if that attempt failed (nil otherwise).
+// attempt to write or merge runs if that attempt failed, and of a damaged
+// run if one was found (to be rebuilt at the next Open); nil otherwise.
 // Rounds are refused (ErrIndexBehind) once the backlog reaches its bound.
 func (s *Store) LeafIndexBacklog() (uint64, error) { return s.leaves.backlog() }
 
