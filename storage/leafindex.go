@@ -886,14 +886,20 @@ func (x *leafIndex) markRebuild(err error) {
 	if x.failed() {
 		return // Pebble's commit pipeline may be unusable; Open finds the run
 	}
-	b := x.db.NewBatch()
-	defer b.Close()
-	if serr := b.Set(keyLeafRebuild, []byte{1}, nil); serr == nil {
-		serr = x.commit(b)
-		if serr != nil {
-			x.logger.Error("recording that the leaf-hash index is to be rebuilt failed", "err", serr)
-		}
+	if serr := writeRebuildMark(x.db, x.commit); serr != nil {
+		x.logger.Error("recording that the leaf-hash index is to be rebuilt failed", "err", serr)
 	}
+}
+
+// writeRebuildMark commits the mark ('R') that makes Open rebuild the
+// leaf-hash index, with commit (a synced commit).
+func writeRebuildMark(db *pebble.DB, commit func(*pebble.Batch) error) error {
+	b := db.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyLeafRebuild, []byte{1}, nil); err != nil {
+		return err
+	}
+	return commit(b)
 }
 
 // fill adds every hash of the runs to the filter; the maps' hashes are

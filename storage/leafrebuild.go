@@ -31,13 +31,7 @@ func (s *Store) rebuildLeafIndex(fs vfs.FS, dbDir string, size uint64) error {
 	// The mark first, synced: a rebuild stopped part way is done again
 	// at the next Open even if the old manifest then looks whole (a run
 	// recreated under its old name, torn).
-	mark := s.db.NewBatch()
-	err := mark.Set(keyLeafRebuild, []byte{1}, nil)
-	if err == nil {
-		err = s.commitSync(mark)
-	}
-	mark.Close()
-	if err != nil {
+	if err := writeRebuildMark(s.db, s.commitSync); err != nil {
 		return fmt.Errorf("recording the rebuild: %w", err)
 	}
 	if err := x.removeUnlisted(); err != nil { // no runs listed: every file
