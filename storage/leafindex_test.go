@@ -238,6 +238,29 @@ func TestLeafIndexCrash(t *testing.T) {
 	}
 }
 
+// indexedStore commits entries [0, n) to a new store on fs in rounds of
+// 10, waits until its index's runs are written and merged, and closes
+// it: it returns the leaf hashes (want) and the run files, at least one.
+func indexedStore(t *testing.T, fs vfs.FS, n uint64) (map[string]uint64, []string) {
+	t.Helper()
+	s := openMem(t, fs)
+	want := map[string]uint64{}
+	for size := uint64(0); size < n; size += 10 {
+		if err := s.Commit(leafRound(size, 10, nil, want)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(t, s)
+	files, _ := listRuns(t, fs, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no run written")
+	}
+	return want, files
+}
+
 // TestLeafIndexCorrupt damages the leaf-hash index. A changed record
 // fails the lookups that read its block, and the filter's load, with
 // ErrCorrupt; LeafIndexBacklog reports it, and the next Open rebuilds the
@@ -249,24 +272,7 @@ func TestLeafIndexCorrupt(t *testing.T) {
 	defer SetLeafFlushEntries(64)()
 	build := func() (vfs.FS, map[string]uint64, string) {
 		fs := vfs.NewMem()
-		s := openMem(t, fs)
-		want := map[string]uint64{}
-		var size uint64
-		for size < 200 {
-			r := leafRound(size, 10, nil, want)
-			if err := s.Commit(r); err != nil {
-				t.Fatal(err)
-			}
-			size = r.State.Size
-		}
-		settle(t, s)
-		files, _ := listRuns(t, fs, s)
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if len(files) == 0 {
-			t.Fatal("no run written")
-		}
+		want, files := indexedStore(t, fs, 200)
 		return fs, want, fs.PathJoin("db", "leaves", files[0])
 	}
 	rewrite := func(fs vfs.FS, name string, fn func([]byte) []byte) {
@@ -377,19 +383,7 @@ func TestLeafIndexCorrupt(t *testing.T) {
 func TestLeafIndexRebuildStopped(t *testing.T) {
 	defer SetLeafFlushEntries(64)()
 	mem := vfs.NewMem()
-	s := openMem(t, mem)
-	want := map[string]uint64{}
-	for size := uint64(0); size < 300; size += 10 {
-		if err := s.Commit(leafRound(size, 10, nil, want)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	settle(t, s)
-	files, _ := listRuns(t, mem, s)
-	s.Close()
-	if len(files) == 0 {
-		t.Fatal("no run written")
-	}
+	want, files := indexedStore(t, mem, 300)
 	mem.Remove(mem.PathJoin("db", "leaves", files[0]))
 
 	var creates atomic.Int32
@@ -547,15 +541,7 @@ func TestLeafFilterFillRetries(t *testing.T) {
 	defer SetLeafFlushEntries(16)()
 	defer SetLeafBacklog(16, time.Second, 20*time.Millisecond)()
 	mem := vfs.NewMem()
-	s := openMem(t, mem)
-	want := map[string]uint64{}
-	for size := uint64(0); size < 200; size += 10 {
-		if err := s.Commit(leafRound(size, 10, nil, want)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	settle(t, s)
-	s.Close()
+	want, _ := indexedStore(t, mem, 200)
 
 	var armed atomic.Bool
 	var injected atomic.Int32
